@@ -1,0 +1,357 @@
+"""The `bench` command: thin click wrappers that build a run spec and call the runner."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+
+from bench.errors import BenchError, ConfigError
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def _console() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+def _out() -> Console:
+    """stdout console; when piped (no terminal) use a width that fits the tables."""
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 120)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    _console().print(f"[bold red]error:[/] {message}")
+    sys.exit(code)
+
+
+def _parse_columns(text: str | None) -> dict[str, str]:
+    if not text:
+        return {}
+    out: dict[str, str] = {}
+    roles = ("user", "item", "rating", "timestamp")
+    for part in text.split(","):
+        role, eq, col = part.partition("=")
+        role = role.strip()
+        if not eq or role not in roles or not col.strip():
+            raise ConfigError(
+                f"--columns expects role=column pairs with roles {', '.join(roles)} "
+                f"(e.g. user=uid,item=movie), got '{part}'"
+            )
+        out[role] = col.strip()
+    return out
+
+
+def _parse_scale(text: str | None) -> tuple[float, float, float | None] | None:
+    if not text:
+        return None
+    try:
+        parts = [float(x) for x in text.split(",")]
+    except ValueError:
+        parts = []
+    if len(parts) not in (2, 3) or parts[0] >= parts[1]:
+        raise ConfigError(f"--rating-scale expects LOW,HIGH[,STEP] with LOW < HIGH, got '{text}'")
+    return parts[0], parts[1], parts[2] if len(parts) == 3 else None
+
+
+def _parse_seeds(text: str) -> list[int]:
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        seeds = []
+    if not seeds:
+        raise ConfigError(f"--seeds expects comma-separated integers (e.g. 0,1,2), got '{text}'")
+    return seeds
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(package_name="ratingbench")
+def main() -> None:
+    """Rating-prediction benchmarks on identical chronological leave-last-out splits."""
+
+
+@main.command("run", context_settings=CONTEXT)
+@click.option(
+    "--models",
+    "-m",
+    default="all",
+    show_default=True,
+    help="Comma-separated model specs with options on the name, e.g. "
+    "'user-mean,recent-k:k=10,bias'; 'all' for every registered model.",
+)
+@click.option(
+    "--dataset",
+    "-d",
+    default=None,
+    help="A catalog dataset (see `bench list`) or 'synthetic'. "
+    "Default: ml-latest-small (unless --ratings is given).",
+)
+@click.option(
+    "--ratings",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Any ratings table: .csv, .tsv, '::'-separated .dat, or .parquet.",
+)
+@click.option(
+    "--catalog",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Optional movie catalog for --ratings (movieId,title,genres).",
+)
+@click.option(
+    "--columns",
+    default=None,
+    help="Column names of --ratings, e.g. 'user=uid,item=movie,rating=stars,"
+    "timestamp=ts' (default userId,movieId,rating,timestamp).",
+)
+@click.option("--sep", default=None, help="Field separator of --ratings (default: from suffix).")
+@click.option(
+    "--rating-scale",
+    default=None,
+    help="LOW,HIGH[,STEP] (default: from the dataset manifest or the data).",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    envvar="RATINGBENCH_DATA_DIR",
+    help="Folder holding extracted datasets (e.g. DIR/ml-latest-small/); env RATINGBENCH_DATA_DIR.",
+)
+@click.option("--offline", is_flag=True, help="Never download; use local copies only.")
+@click.option(
+    "--users",
+    type=click.IntRange(min=10),
+    default=2000,
+    show_default=True,
+    help="Synthetic dataset: number of users (200000 = the notebook's full scale).",
+)
+@click.option(
+    "--data-seed", type=int, default=0, show_default=True, help="Synthetic dataset: generator seed."
+)
+@click.option(
+    "--protocol",
+    type=click.Choice(["default", "notebook"]),
+    default="default",
+    show_default=True,
+    help="Split preset; 'notebook' samples 2,000 users with seed 42 as the notebook did.",
+)
+@click.option("--min-history", type=int, default=None, help="Users need min_history+1 events (10).")
+@click.option("--max-history", type=int, default=None, help="Model history window (30).")
+@click.option(
+    "--samples-per-user",
+    default=None,
+    help="Training targets per user, evenly spaced, or 'all' (5).",
+)
+@click.option(
+    "--sample-users", type=int, default=None, help="Keep N users, drawn with --split-seed."
+)
+@click.option("--split-seed", type=int, default=None, help="Seed of the user sample (42).")
+@click.option(
+    "--seed",
+    "--seeds",
+    "seeds",
+    default="0",
+    show_default=True,
+    help="Model seed(s), comma-separated: each model runs once per seed.",
+)
+@click.option(
+    "--reference",
+    default="user-mean",
+    show_default=True,
+    help="Model the paired differences are taken against.",
+)
+@click.option(
+    "--resamples",
+    type=int,
+    default=2000,
+    show_default=True,
+    help="Bootstrap resamples for the confidence intervals.",
+)
+@click.option("--confidence", type=float, default=0.95, show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("results"),
+    show_default=True,
+    help="Folder for the results JSON and predictions sidecar.",
+)
+@click.option(
+    "--chunk-size",
+    type=int,
+    default=50_000,
+    show_default=True,
+    help="Test queries per predict call (bounds memory).",
+)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or mps.")
+def run_cmd(**opts: Any) -> None:
+    """Fit every chosen model on one split and print RMSE/MAE with bootstrap CIs."""
+    from bench.compare import build_comparison, render_rich
+    from bench.loading import DataSource
+    from bench.runner import RunSpec, execute
+    from bench.split import PROTOCOLS
+    from predictors.registry import parse_models
+
+    console = _console()
+    try:
+        if opts["ratings"] is not None and opts["dataset"] is not None:
+            raise ConfigError("give either --dataset or --ratings, not both")
+        dataset = None if opts["ratings"] is not None else (opts["dataset"] or "ml-latest-small")
+        source = DataSource(
+            dataset=dataset,
+            ratings=opts["ratings"],
+            catalog=opts["catalog"],
+            columns=_parse_columns(opts["columns"]),
+            sep=opts["sep"],
+            rating_scale=_parse_scale(opts["rating_scale"]),
+            data_dir=opts["data_dir"],
+            download=not opts["offline"],
+            synthetic={"n_users": opts["users"], "seed": opts["data_seed"]},
+        )
+        base = PROTOCOLS[opts["protocol"]]
+        spu = opts["samples_per_user"]
+        if spu is not None:
+            if spu == "all":
+                spu_value: int | None = None
+            else:
+                try:
+                    spu_value = int(spu)
+                except ValueError as e:
+                    raise ConfigError(
+                        f"--samples-per-user must be an integer >= 1 or 'all', got '{spu}'"
+                    ) from e
+        else:
+            spu_value = base.samples_per_user
+        from bench.split import SplitParams
+
+        split = SplitParams(
+            min_history=opts["min_history"]
+            if opts["min_history"] is not None
+            else base.min_history,
+            max_history=opts["max_history"]
+            if opts["max_history"] is not None
+            else base.max_history,
+            samples_per_user=spu_value,
+            sample_users=opts["sample_users"]
+            if opts["sample_users"] is not None
+            else base.sample_users,
+            seed=opts["split_seed"] if opts["split_seed"] is not None else base.seed,
+        )
+        try:
+            models = parse_models(opts["models"])
+        except ValueError as e:
+            raise ConfigError(f"--models: {e}") from e
+        spec = RunSpec(
+            source=source,
+            split=split,
+            models=models,
+            protocol=opts["protocol"],
+            seeds=_parse_seeds(opts["seeds"]),
+            reference=opts["reference"],
+            n_resamples=opts["resamples"],
+            confidence=opts["confidence"],
+            out_dir=opts["out"],
+            chunk_size=opts["chunk_size"],
+            device=opts["device"],
+            command=["bench", *sys.argv[1:]] if sys.argv else [],
+        )
+        try:
+            outcome = execute(spec, console)
+        except ValueError as e:
+            if isinstance(e, BenchError):
+                raise
+            raise ConfigError(str(e)) from e
+    except BenchError as e:
+        _fail(str(e))
+        return
+    out = _out()
+    for table in render_rich(build_comparison([outcome.path], n_resamples=spec.n_resamples)):
+        out.print(table)
+    console.print(f"results: {outcome.path}")
+    if outcome.interrupted:
+        console.print("[yellow]run interrupted: results marked incomplete[/]")
+        sys.exit(130)
+    if outcome.failed:
+        console.print(
+            f"[red]{len(outcome.failed)} model(s) failed:[/] "
+            + ", ".join(r.key for r in outcome.failed)
+        )
+        sys.exit(1)
+
+
+@main.command("compare", context_settings=CONTEXT)
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--reference", default=None, help="Reference model (default: the first run's).")
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "markdown"]), default="table", show_default=True
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write the table to this file instead of the terminal.",
+)
+@click.option("--resamples", type=int, default=2000, show_default=True)
+def compare_cmd(
+    files: tuple[Path, ...], reference: str | None, fmt: str, out: Path | None, resamples: int
+) -> None:
+    """Align models across results files scored on the same split; paired CIs."""
+    from bench.compare import build_comparison, render_markdown, render_rich
+    from bench.results import atomic_write
+
+    try:
+        comp = build_comparison(list(files), reference=reference, n_resamples=resamples)
+        if fmt == "markdown" or out is not None:
+            text = render_markdown(comp)
+            if out is not None:
+                try:
+                    atomic_write(out, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+                except OSError as e:
+                    raise ConfigError(f"--out {out}: cannot write ({e.strerror})") from e
+                _console().print(f"wrote {out}")
+            else:
+                click.echo(text, nl=False)
+        else:
+            console = _out()
+            for t in render_rich(comp):
+                console.print(t)
+            for n in comp.notes:
+                console.print(f"[yellow]note:[/] {n}")
+    except BenchError as e:
+        _fail(str(e))
+
+
+@main.command("list", context_settings=CONTEXT)
+def list_cmd() -> None:
+    """Models, datasets, protocols and embeddings, one line each."""
+    from bench.datasets import list_datasets
+    from bench.split import PROTOCOLS
+    from predictors.registry import describe
+
+    console = Console(highlight=False)
+    console.print("[bold]models[/]")
+    for name, summary in describe():
+        console.print(f"  {name:<14} {summary}")
+    console.print("[bold]datasets[/]")
+    for m in list_datasets():
+        console.print(f"  {m.name:<16} {m.description}")
+    console.print(
+        f"  {'synthetic':<16} generated: users with tastes, drift and sessions "
+        "(--users N, --data-seed S)"
+    )
+    console.print("[bold]protocols[/]")
+    for name, p in PROTOCOLS.items():
+        console.print(
+            f"  {name:<10} min_history={p.min_history} max_history={p.max_history} "
+            f"samples_per_user={p.samples_per_user} sample_users={p.sample_users} seed={p.seed}"
+        )
+    console.print("[bold]embeddings[/]")
+    console.print(
+        f"  {'synthetic':<10} noisy views of the latent movie factors (with --dataset synthetic)"
+    )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

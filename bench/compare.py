@@ -1,0 +1,354 @@
+"""Tables from results files: one run's models, or several runs aligned on the same split.
+
+Runs are only compared when they scored the same queries: equal dataset and split hashes.
+Differences are paired bootstraps over the shared test queries, computed from the
+predictions sidecars; a mark (better / worse / no clear difference) is set only when the
+interval says so, and left empty when a sidecar is missing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from rich import box
+from rich.table import Table
+from tabulate import tabulate
+
+from bench import stats
+from bench.errors import ResultsError
+from bench.results import load_results, read_predictions
+
+__all__ = ["Comparison", "build_comparison", "render_markdown", "render_rich"]
+
+MARKS = {"better": "better", "worse": "worse", "no clear difference": "~"}
+
+
+@dataclass
+class Row:
+    run: str  # short run name (file stem)
+    key: str
+    status: str
+    rmse: dict[str, Any] | None
+    mae: dict[str, Any] | None
+    d_rmse: dict[str, Any] | None = None  # vs reference, with "verdict"
+    d_mae: dict[str, Any] | None = None
+    n_fallback: int | None = None
+    fit_s: float | None = None
+    predict_s: float | None = None
+    error: str | None = None
+    flags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CrossRow:
+    key: str
+    base_run: str
+    other_run: str
+    ratio_rmse: float
+    d_rmse: dict[str, Any] | None  # other - base, paired, with verdict
+
+
+@dataclass
+class Comparison:
+    reference: str | None
+    rows: list[Row]
+    cross: list[CrossRow]
+    notes: list[str]
+    dataset: str
+    split_hash: str
+    n_test: int
+    legend: dict[str, str] = field(default_factory=dict)  # run label -> results file
+
+
+def _interval(d: dict[str, Any] | None) -> str:
+    if not d:
+        return "–"
+    return f"{d['estimate']:.4f} [{d['low']:.3f}, {d['high']:.3f}]"
+
+
+def _diff(d: dict[str, Any] | None) -> str:
+    if not d:
+        return "–"
+    return f"{d['estimate']:+.4f} [{d['low']:+.3f}, {d['high']:+.3f}]"
+
+
+def _mark(d: dict[str, Any] | None) -> str:
+    if not d:
+        return ""
+    return MARKS.get(d.get("verdict", ""), "")
+
+
+def _check_same(docs: list[tuple[Path, dict[str, Any]]]) -> None:
+    p0, d0 = docs[0]
+    for p, d in docs[1:]:
+        if d["dataset"].get("hash") != d0["dataset"].get("hash"):
+            raise ResultsError(
+                f"{p.name} and {p0.name} were run on different datasets "
+                f"({d['dataset'].get('name')} {d['dataset'].get('hash')} vs "
+                f"{d0['dataset'].get('name')} {d0['dataset'].get('hash')}); "
+                "refusing to compare them"
+            )
+        if d["split"].get("hash") != d0["split"].get("hash"):
+            raise ResultsError(
+                f"{p.name} and {p0.name} scored different splits "
+                f"({d['split'].get('hash')} vs {d0['split'].get('hash')}: split parameters "
+                "differ); refusing to compare them"
+            )
+
+
+def _align(base: pd.DataFrame, other: pd.DataFrame) -> pd.DataFrame:
+    keys = ["user_id", "movie_id", "target_time"]
+    merged = base.merge(other, on=keys, suffixes=("", "__other"), validate="one_to_one")
+    if len(merged) != len(base):
+        raise ResultsError("predictions sidecars do not cover the same test queries")
+    return merged
+
+
+def build_comparison(
+    paths: list[Path],
+    *,
+    reference: str | None = None,
+    n_resamples: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> Comparison:
+    if not paths:
+        raise ResultsError("no results file given")
+    docs = [(Path(p), load_results(Path(p))) for p in paths]
+    _check_same(docs)
+    # short run labels (#1, #2, ...) keep the tables narrow; the legend maps them to files
+    names = [f"#{i + 1}" for i in range(len(docs))] if len(docs) > 1 else [docs[0][0].stem]
+    legend = {n: str(p) for n, (p, _) in zip(names, docs, strict=True)}
+    d0 = docs[0][1]
+    reference = reference or d0.get("statistics", {}).get("reference")
+    notes: list[str] = []
+    frames = [read_predictions(p, d) for p, d in docs]
+    kw = {"n_resamples": n_resamples, "confidence": confidence, "seed": seed}
+
+    # the reference predictions: first run that has the reference model with a sidecar
+    ref_pred = None
+    truth = None
+    base_frame = next((f for f in frames if f is not None), None)
+    if base_frame is not None:
+        truth = base_frame["truth"].to_numpy(np.float32)
+        for f in frames:
+            if f is not None and reference and f"pred:{reference}" in f.columns:
+                ref_pred = _align(base_frame, f)[f"pred:{reference}"].to_numpy(np.float32)
+                break
+    if len(docs) > 1 and reference and ref_pred is None:
+        notes.append(
+            f"reference '{reference}' has no predictions in any run: no paired differences"
+        )
+
+    rows: list[Row] = []
+    for (_path, doc), name, frame in zip(docs, names, frames, strict=True):
+        if doc.get("status") != "complete":
+            notes.append(f"{name}: run is {doc.get('status')} (interrupted); finished models shown")
+        if frame is None:
+            notes.append(f"{name}: predictions sidecar missing; differences taken from its JSON")
+        aligned = (
+            _align(base_frame, frame) if (frame is not None and base_frame is not None) else None
+        )
+        for m in doc["models"]:
+            metrics = m.get("metrics") or {}
+            row = Row(
+                run=name,
+                key=m["key"],
+                status=m["status"],
+                rmse=metrics.get("rmse"),
+                mae=metrics.get("mae"),
+                n_fallback=m.get("n_fallback"),
+                fit_s=(m.get("timings") or {}).get("fit_s"),
+                predict_s=(m.get("timings") or {}).get("predict_s"),
+                error=m.get("error"),
+            )
+            col = f"pred:{m['key']}"
+            if (
+                len(docs) > 1
+                and m["status"] == "ok"
+                and m["key"] != reference
+                and aligned is not None
+                and ref_pred is not None
+                and truth is not None
+                and col in aligned.columns
+            ):
+                diffs = stats.paired_diff_cis(
+                    truth, aligned[col].to_numpy(np.float32), ref_pred, **kw
+                )
+                row.d_rmse = {**diffs["rmse"].to_dict(), "verdict": stats.verdict(diffs["rmse"])}
+                row.d_mae = {**diffs["mae"].to_dict(), "verdict": stats.verdict(diffs["mae"])}
+            elif m.get("vs_reference"):
+                row.d_rmse = m["vs_reference"].get("rmse")
+                row.d_mae = m["vs_reference"].get("mae")
+            rows.append(row)
+
+    cross: list[CrossRow] = []
+    if len(docs) > 1:
+        _base_path, base_doc = docs[0]
+        base_models = {m["key"]: m for m in base_doc["models"] if m["status"] == "ok"}
+        for (_, doc), name, frame in zip(docs[1:], names[1:], frames[1:], strict=True):
+            for m in doc["models"]:
+                b = base_models.get(m["key"])
+                if m["status"] != "ok" or b is None:
+                    continue
+                ratio = m["metrics"]["rmse"]["estimate"] / b["metrics"]["rmse"]["estimate"]
+                d = None
+                if frames[0] is not None and frame is not None and truth is not None:
+                    al = _align(frames[0], frame)
+                    col = f"pred:{m['key']}"
+                    if col in al.columns and f"{col}__other" in al.columns:
+                        iv = stats.paired_diff_cis(
+                            truth,
+                            al[f"{col}__other"].to_numpy(np.float32),
+                            al[col].to_numpy(np.float32),
+                            **kw,
+                        )["rmse"]
+                        d = {**iv.to_dict(), "verdict": stats.verdict(iv)}
+                cross.append(CrossRow(m["key"], names[0], name, ratio, d))
+    return Comparison(
+        reference=reference,
+        rows=rows,
+        cross=cross,
+        notes=notes,
+        dataset=str(d0["dataset"].get("name")),
+        split_hash=str(d0["split"].get("hash")),
+        n_test=int(d0["split"].get("counts", {}).get("test", 0)),
+        legend=legend if len(docs) > 1 else {},
+    )
+
+
+def _table_rows(c: Comparison, multi: bool) -> tuple[list[str], list[list[str]]]:
+    ref = c.reference or "reference"
+    head = (["run"] if multi else []) + [
+        "model",
+        "RMSE [95% CI]",
+        "MAE [95% CI]",
+        f"ΔRMSE vs {ref}",
+        "",
+        f"ΔMAE vs {ref}",
+        " ",
+        "fallbacks",
+        "fit s",
+    ]
+    body = []
+    for r in c.rows:
+        if r.status != "ok":
+            cells = [r.key, f"{r.status}: {r.error or ''}"[:60], "–", "–", "", "–", "", "–", "–"]
+        else:
+            cells = [
+                r.key,
+                _interval(r.rmse),
+                _interval(r.mae),
+                "(reference)" if r.key == c.reference else _diff(r.d_rmse),
+                "" if r.key == c.reference else _mark(r.d_rmse),
+                "(reference)" if r.key == c.reference else _diff(r.d_mae),
+                "" if r.key == c.reference else _mark(r.d_mae),
+                "–" if r.n_fallback is None else f"{r.n_fallback:,}",
+                "–" if r.fit_s is None else f"{r.fit_s:.2f}",
+            ]
+        body.append(([r.run] if multi else []) + cells)
+    return head, body
+
+
+def _cell(d: dict[str, Any] | None) -> str:
+    if not d:
+        return "–"
+    return f"{d['estimate']:.4f}\n[{d['low']:.3f}, {d['high']:.3f}]"
+
+
+def _dcell(d: dict[str, Any] | None) -> str:
+    if not d:
+        return "–"
+    mark = _mark(d)
+    style = {"better": "green", "worse": "red"}.get(mark, "")
+    mark_txt = f" [{style}]{mark}[/]" if style else f" {mark}" if mark else ""
+    return f"{d['estimate']:+.4f}{mark_txt}\n[{d['low']:+.3f}, {d['high']:+.3f}]"
+
+
+def render_rich(c: Comparison) -> list[Table]:
+    """Terminal tables: intervals on a second line inside each cell, to fit ~100 columns."""
+    multi = len({r.run for r in c.rows}) > 1
+    ref = c.reference or "reference"
+    t = Table(
+        title=f"{c.dataset} · split {c.split_hash} · {c.n_test:,} test queries",
+        caption=f"95% bootstrap CIs; Δ = model − {ref} on the same queries (paired); "
+        "better/worse only when the CI excludes 0, ~ otherwise",
+        box=box.SIMPLE_HEAD,
+    )
+    if multi:
+        t.add_column("run", no_wrap=True)
+    t.add_column("model", no_wrap=True)
+    for h in ("RMSE", "MAE", f"ΔRMSE vs {ref}", f"ΔMAE vs {ref}", "fallbacks", "fit s"):
+        t.add_column(h, justify="right", no_wrap=True)
+    for r in c.rows:
+        lead = [r.run] if multi else []
+        if r.status != "ok":
+            t.add_row(*lead, r.key, f"[red]{r.status}[/]", (r.error or "")[:40], "", "", "", "")
+            continue
+        is_ref = r.key == c.reference
+        t.add_row(
+            *lead,
+            r.key,
+            _cell(r.rmse),
+            _cell(r.mae),
+            "(reference)" if is_ref else _dcell(r.d_rmse),
+            "(reference)" if is_ref else _dcell(r.d_mae),
+            "–" if r.n_fallback is None else f"{r.n_fallback:,}",
+            "–" if r.fit_s is None else f"{r.fit_s:.2f}",
+        )
+    tables = [t]
+    if c.cross:
+        x = Table(
+            title=f"same model across runs (vs {c.cross[0].base_run})",
+            caption="runs: " + ", ".join(f"{k} = {v}" for k, v in c.legend.items()),
+            box=box.SIMPLE_HEAD,
+        )
+        for h in ("model", "run", "RMSE ratio", "ΔRMSE [95% CI]"):
+            x.add_column(h, no_wrap=True)
+        for cr in c.cross:
+            x.add_row(cr.key, cr.other_run, f"{cr.ratio_rmse:.4f}", _dcell(cr.d_rmse))
+        tables.append(x)
+    return tables
+
+
+def render_markdown(c: Comparison) -> str:
+    multi = len({r.run for r in c.rows}) > 1
+    head, body = _table_rows(c, multi)
+    parts = [
+        f"## {c.dataset} · split `{c.split_hash}` · {c.n_test:,} test queries",
+        "",
+        tabulate(body, headers=head, tablefmt="github", disable_numparse=True),
+        "",
+        "Δ = model − reference on the same test queries (paired bootstrap, 95% CI); "
+        "'better'/'worse' only when the interval excludes 0, '~' otherwise.",
+    ]
+    if c.legend:
+        parts += ["", "Runs: " + "; ".join(f"{k} = `{v}`" for k, v in c.legend.items())]
+    if c.cross:
+        parts += [
+            "",
+            f"### Same model across runs (vs {c.cross[0].base_run})",
+            "",
+            tabulate(
+                [
+                    [
+                        cr.key,
+                        cr.other_run,
+                        f"{cr.ratio_rmse:.4f}",
+                        _diff(cr.d_rmse),
+                        _mark(cr.d_rmse),
+                    ]
+                    for cr in c.cross
+                ],
+                headers=["model", "run", "RMSE ratio", "ΔRMSE [95% CI]", "mark"],
+                tablefmt="github",
+                disable_numparse=True,
+            ),
+        ]
+    if c.notes:
+        parts += ["", *[f"- {n}" for n in c.notes]]
+    return "\n".join(parts) + "\n"

@@ -1,0 +1,230 @@
+"""Chronological leave-last-out split, vectorised (no per-user Python loop).
+
+For every user with at least ``min_history + 1`` events (oldest first, positions 0..n-1):
+
+- the test target is position ``n - 1``;
+- the validation target is position ``n - 2`` when ``n >= min_history + 2``;
+- training targets are positions ``min_history .. n - 3``; with ``samples_per_user = S``
+  and more than S of them, the notebook's evenly spaced choice
+  ``positions[::len(positions) // S][:S]`` is kept;
+- a target's history is every earlier event of the same user.
+
+What fitting may see (``TrainSet.events``) is each kept user's events before the
+validation target (before the test target for users without one). Users with fewer events
+are dropped entirely, as the notebook did. ``sample_users = N`` keeps N users drawn like
+the notebook's ``userId.drop_duplicates().sample(n=N, random_state=seed)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from bench.data import Interactions, hash_arrays
+from bench.errors import ConfigError, DataError
+from predictors.types import EventStore, HistoryBatch, ItemEmbeddings, Queries, TrainSet
+
+__all__ = ["PROTOCOLS", "Split", "SplitParams", "make_split"]
+
+
+@dataclass(frozen=True)
+class SplitParams:
+    min_history: int = 10
+    max_history: int = 30  # the model window; recorded and passed to models, not used here
+    samples_per_user: int | None = 5  # None: every eligible training position
+    sample_users: int | None = None  # None: every user
+    seed: int = 42  # only used to sample users
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.min_history, int) or self.min_history < 1:
+            raise ConfigError(f"--min-history must be an integer >= 1, got {self.min_history!r}")
+        if not isinstance(self.max_history, int) or self.max_history < 1:
+            raise ConfigError(f"--max-history must be an integer >= 1, got {self.max_history!r}")
+        if self.samples_per_user is not None and (
+            not isinstance(self.samples_per_user, int) or self.samples_per_user < 1
+        ):
+            raise ConfigError(
+                "--samples-per-user must be an integer >= 1 or 'all', "
+                f"got {self.samples_per_user!r}"
+            )
+        if self.sample_users is not None and (
+            not isinstance(self.sample_users, int) or self.sample_users < 1
+        ):
+            raise ConfigError(f"--sample-users must be an integer >= 1, got {self.sample_users!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# Named presets. "notebook" reproduces the research notebook's quick-test protocol.
+PROTOCOLS: dict[str, SplitParams] = {
+    "default": SplitParams(),
+    "notebook": SplitParams(sample_users=2000, seed=42),
+}
+
+
+@dataclass(frozen=True)
+class Split:
+    """Target positions as absolute rows of the ``Interactions`` they were built from."""
+
+    params: SplitParams
+    dataset_hash: str
+    n_users_total: int
+    kept_users: NDArray[np.int32]  # (K,) int32 users with a test target, ascending
+    test_user: NDArray[np.int32]  # (K,) int32
+    test_pos: NDArray[np.int64]  # (K,) int64
+    val_user: NDArray[np.int32]  # (V,) int32
+    val_pos: NDArray[np.int64]  # (V,) int64
+    train_user: NDArray[np.int32]  # (T,) int32
+    train_pos: NDArray[np.int64]  # (T,) int64
+    fit_len: NDArray[np.int64]  # (n_users,) int64 leading events per user that fit may see
+    hash: str
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "users": int(self.kept_users.shape[0]),
+            "train": int(self.train_pos.shape[0]),
+            "val": int(self.val_pos.shape[0]),
+            "test": int(self.test_pos.shape[0]),
+            "fit_events": int(self.fit_len.sum()),
+        }
+
+    def summary(self) -> dict[str, Any]:
+        return {"params": self.params.to_dict(), "hash": self.hash, "counts": self.counts()}
+
+    # -- views ---------------------------------------------------------------------------
+    def fit_store(self, inter: Interactions) -> EventStore:
+        """The events fitting may see: each user's first ``fit_len[u]`` events."""
+        self._check(inter)
+        starts = inter.user_offsets[:-1]
+        offsets = np.zeros(inter.n_users + 1, dtype=np.int64)
+        np.cumsum(self.fit_len, out=offsets[1:])
+        lens = self.fit_len
+        idx = np.arange(int(offsets[-1]), dtype=np.int64) + np.repeat(starts - offsets[:-1], lens)
+        return EventStore(
+            user_offsets=offsets,
+            item=inter.item[idx],
+            rating=inter.rating[idx],
+            timestamp=inter.timestamp[idx],
+        )
+
+    def train_set(
+        self,
+        inter: Interactions,
+        *,
+        embeddings: ItemEmbeddings | None = None,
+        seed: int = 0,
+    ) -> TrainSet:
+        store = self.fit_store(inter)
+        # absolute row -> row in the fit store (same user, same position within the user)
+        shift = store.user_offsets[:-1] - inter.user_offsets[:-1]
+        train_pos = self.train_pos + shift[self.train_user]
+        val_batch = HistoryBatch.from_store(inter.store(), self.val_user, self.val_pos)
+        val = Queries(batch=val_batch, rating=inter.rating[self.val_pos].copy())
+        return TrainSet(
+            events=store,
+            train_user=self.train_user,
+            train_pos=train_pos,
+            val=val,
+            n_items=inter.n_items,
+            scale=inter.scale,
+            embeddings=embeddings,
+            seed=seed,
+            meta={
+                "max_history": self.params.max_history,
+                "min_history": self.params.min_history,
+                "n_users": inter.n_users,
+            },
+        )
+
+    def test_batches(
+        self, inter: Interactions, chunk: int = 50_000
+    ) -> Iterator[tuple[slice, HistoryBatch]]:
+        """Test queries in bounded chunks, as (slice into the test arrays, batch)."""
+        self._check(inter)
+        store = inter.store()
+        n = self.test_pos.shape[0]
+        for lo in range(0, n, chunk):
+            sl = slice(lo, min(n, lo + chunk))
+            yield sl, HistoryBatch.from_store(store, self.test_user[sl], self.test_pos[sl])
+
+    def test_truth(self, inter: Interactions) -> NDArray[np.float32]:
+        """(K,) float32 the test ratings: for the metrics code only."""
+        self._check(inter)
+        return inter.rating[self.test_pos]
+
+    def _check(self, inter: Interactions) -> None:
+        if inter.hash != self.dataset_hash:
+            raise ValueError("this split was built from a different dataset")
+
+
+def _sample_users(inter: Interactions, n: int, seed: int) -> NDArray[np.bool_]:
+    keep = np.zeros(inter.n_users, dtype=bool)
+    if n >= inter.n_users:
+        keep[:] = True
+        return keep
+    order = pd.Series(inter.user_first_seen)
+    chosen = order.sample(n=n, random_state=seed).to_numpy()
+    keep[chosen] = True
+    return keep
+
+
+def make_split(inter: Interactions, params: SplitParams | None = None) -> Split:
+    """Build the leave-last-out split. Raises ``DataError`` when no user is long enough."""
+    p = params or SplitParams()
+    lens = np.diff(inter.user_offsets)
+    starts = inter.user_offsets[:-1]
+    eligible = lens >= p.min_history + 1
+    if p.sample_users is not None:
+        eligible &= _sample_users(inter, p.sample_users, p.seed)
+    kept = np.flatnonzero(eligible).astype(np.int32)
+    if kept.size == 0:
+        raise DataError(
+            f"{inter.name}: no user has at least min_history + 1 = {p.min_history + 1} ratings "
+            f"(longest history: {int(lens.max()) if lens.size else 0}); lower --min-history"
+        )
+    k_len = lens[kept]
+    k_start = starts[kept]
+    test_pos = k_start + k_len - 1
+    has_val = k_len >= p.min_history + 2
+    val_user = kept[has_val]
+    val_pos = (k_start + k_len - 2)[has_val]
+    # training targets: local positions min_history .. n-3
+    n_pos = np.maximum(k_len - 2 - p.min_history, 0)
+    if p.samples_per_user is None:
+        take = n_pos
+        step = np.ones_like(n_pos)
+    else:
+        s = p.samples_per_user
+        many = n_pos > s
+        take = np.where(many, s, n_pos)
+        step = np.where(many, n_pos // s, 1)
+    t_user = np.repeat(kept, take)
+    grp_start = np.zeros(take.shape[0] + 1, dtype=np.int64)
+    np.cumsum(take, out=grp_start[1:])
+    j = np.arange(int(grp_start[-1]), dtype=np.int64) - np.repeat(grp_start[:-1], take)
+    t_pos = np.repeat(k_start + p.min_history, take) + j * np.repeat(step, take)
+    fit_len = np.zeros(inter.n_users, dtype=np.int64)
+    fit_len[kept] = np.where(has_val, k_len - 2, k_len - 1)
+    digest = hash_arrays(
+        test_pos, val_pos, t_pos, extra=inter.hash + repr(sorted(p.to_dict().items()))
+    )
+    return Split(
+        params=p,
+        dataset_hash=inter.hash,
+        n_users_total=inter.n_users,
+        kept_users=kept,
+        test_user=kept,
+        test_pos=test_pos.astype(np.int64),
+        val_user=val_user.astype(np.int32),
+        val_pos=val_pos.astype(np.int64),
+        train_user=t_user.astype(np.int32),
+        train_pos=t_pos.astype(np.int64),
+        fit_len=fit_len,
+        hash=digest,
+    )

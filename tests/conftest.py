@@ -1,0 +1,70 @@
+"""Shared fixtures: a hand-made tiny log, and the real ml-latest-small when present."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.data import Interactions, RawRatings, build_interactions
+from predictors.types import RatingScale
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared_data_dir() -> Path | None:
+    """The folder that holds ml-latest-small/: $RATINGBENCH_DATA_DIR, else ../shared/data."""
+    env = os.environ.get("RATINGBENCH_DATA_DIR")
+    for cand in ([Path(env)] if env else []) + [REPO.parent / "shared" / "data"]:
+        if (cand / "ml-latest-small" / "ratings.csv").is_file():
+            return cand
+    return None
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    d = shared_data_dir()
+    if d is None:
+        pytest.skip(
+            "ml-latest-small not found: set RATINGBENCH_DATA_DIR to the folder holding "
+            "ml-latest-small/ (or place it at ../shared/data)"
+        )
+    return d
+
+
+def make_raw(rows: list[tuple[int, int, float, int]], scale=(0.5, 5.0, 0.5)) -> RawRatings:
+    a = np.array(rows, dtype=np.float64)
+    return RawRatings(
+        user_id=a[:, 0].astype(np.int64),
+        item_id=a[:, 1].astype(np.int64),
+        rating=a[:, 2].astype(np.float32),
+        timestamp=a[:, 3].astype(np.int64),
+        scale=RatingScale(*scale),
+        source="tiny",
+    )
+
+
+def tiny_rows() -> list[tuple[int, int, float, int]]:
+    """Three users, written out of order on purpose. User 7 has 14 events, user 3 has 12,
+    user 5 has 4 (too short for min_history=10). Ratings are chosen so that every mean is
+    easy to compute by hand."""
+    rows: list[tuple[int, int, float, int]] = []
+    # user 7: items 100..113 at times 1000..1013, ratings cycle 1,2,3,4,5
+    for j in range(14):
+        rows.append((7, 100 + j, float(1 + j % 5), 1000 + j))
+    # user 3: items 100..111 at times 2000+10*j, rating 4 except the last two (2 and 5)
+    for j in range(12):
+        r = 4.0 if j < 10 else (2.0 if j == 10 else 5.0)
+        rows.append((3, 100 + j, r, 2000 + 10 * j))
+    # user 5: 4 events
+    for j in range(4):
+        rows.append((5, 200 + j, 3.0, 500 + j))
+    rows.reverse()  # file order must not matter
+    return rows
+
+
+@pytest.fixture
+def tiny() -> Interactions:
+    return build_interactions(make_raw(tiny_rows()), name="tiny")

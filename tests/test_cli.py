@@ -1,0 +1,253 @@
+"""The CLI, in-process (click's CliRunner): run, compare, list, and its error messages."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from bench.cli import main
+from tests.conftest import tiny_rows
+
+
+def _ratings_csv(tmp_path: Path, rows=None, header="userId,movieId,rating,timestamp") -> Path:
+    p = tmp_path / "ratings.csv"
+    rows = rows if rows is not None else tiny_rows()
+    lines = [header] + [f"{u},{i},{r},{t}" for u, i, r, t in rows]
+    p.write_text("\n".join(lines) + "\n")
+    return p
+
+
+def _run(args, **kw):
+    return CliRunner().invoke(main, args, catch_exceptions=False, **kw)
+
+
+def test_run_on_a_ratings_file_writes_json_and_sidecar(tmp_path):
+    csv = _ratings_csv(tmp_path)
+    out = tmp_path / "res"
+    r = _run(
+        [
+            "run",
+            "--ratings",
+            str(csv),
+            "--models",
+            "user-mean,recent-k:k=2,bias",
+            "--out",
+            str(out),
+            "--resamples",
+            "200",
+        ]
+    )
+    assert r.exit_code == 0, r.output
+    files = sorted(out.glob("*.json"))
+    assert len(files) == 1
+    doc = json.loads(files[0].read_text())
+    assert [m["key"] for m in doc["models"]] == ["user-mean", "recent-k:k=2", "bias"]
+    assert doc["split"]["counts"]["test"] == 2
+    assert doc["dataset"]["scale"] == {"low": 1.0, "high": 5.0, "step": 1.0}
+    assert doc["status"] == "complete" and doc["statistics"]["reference"] == "user-mean"
+    for key in ("git", "versions", "command", "seeds", "device"):
+        assert key in doc
+    side = pd.read_parquet(out / doc["predictions_file"])
+    assert len(side) == 2 and {"pred:bias", "fallback:bias", "truth"} <= set(side.columns)
+    # user 7's test history mean: 36/13 (hand-computed in test_baselines)
+    row = side[side.user_id == 7]
+    assert row["pred:user-mean"].item() == pytest.approx(36 / 13, rel=1e-6)
+    assert "user-mean" in r.output and "bias" in r.output
+
+
+def test_reference_is_added_when_not_chosen(tmp_path):
+    csv = _ratings_csv(tmp_path)
+    r = _run(
+        [
+            "run",
+            "--ratings",
+            str(csv),
+            "--models",
+            "recent-k",
+            "--out",
+            str(tmp_path),
+            "--resamples",
+            "200",
+        ]
+    )
+    assert r.exit_code == 0, r.output
+    doc = json.loads(next(tmp_path.glob("ratings*.json")).read_text())
+    assert [m["key"] for m in doc["models"]] == ["user-mean", "recent-k"]
+    assert doc["models"][1]["vs_reference"]["rmse"]["verdict"] in (
+        "better",
+        "worse",
+        "no clear difference",
+    )
+
+
+def test_same_seed_same_predictions_and_compare(tmp_path):
+    csv = _ratings_csv(tmp_path)
+    args = [
+        "run",
+        "--ratings",
+        str(csv),
+        "--models",
+        "all",
+        "--out",
+        str(tmp_path / "r"),
+        "--resamples",
+        "200",
+        "--seed",
+        "3",
+    ]
+    assert _run(args).exit_code == 0
+    assert _run(args).exit_code == 0
+    files = sorted((tmp_path / "r").glob("*.json"))
+    assert len(files) == 2  # the second run never overwrote the first
+    a, b = (pd.read_parquet(f.with_name(f.stem + ".predictions.parquet")) for f in files)
+    pd.testing.assert_frame_equal(a, b)
+    r = _run(["compare", *map(str, files), "--format", "markdown"])
+    assert r.exit_code == 0
+    assert "| bias" in r.output and "RMSE ratio" in r.output
+    md = tmp_path / "cmp.md"
+    r = _run(["compare", *map(str, files), "--out", str(md)])
+    assert r.exit_code == 0 and md.read_text().startswith("## ")
+
+
+def test_compare_refuses_different_splits(tmp_path):
+    csv = _ratings_csv(tmp_path)
+    base = ["run", "--ratings", str(csv), "--models", "user-mean", "--resamples", "200"]
+    assert _run([*base, "--out", str(tmp_path / "a")]).exit_code == 0
+    assert _run([*base, "--out", str(tmp_path / "b"), "--min-history", "3"]).exit_code == 0
+    files = [next((tmp_path / d).glob("*.json")) for d in ("a", "b")]
+    r = CliRunner().invoke(main, ["compare", *map(str, files)])
+    assert r.exit_code == 2
+    assert "different splits" in r.output
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--models", "usermean"], "unknown model 'usermean'. Did you mean 'user-mean'"),
+        (["--models", "recent-k:kk=3"], "unknown option 'kk' for model 'recent-k'"),
+        (["--models", "recent-k:k=0"], "k must be an integer >= 1"),
+        (["--min-history", "100"], "no user has at least min_history + 1 = 101"),
+        (["--samples-per-user", "some"], "--samples-per-user must be an integer >= 1 or 'all'"),
+        (["--columns", "usr=x"], "--columns expects role=column pairs"),
+        (["--seeds", "a,b"], "--seeds expects comma-separated integers"),
+        (["--rating-scale", "5,1"], "--rating-scale expects LOW,HIGH"),
+    ],
+)
+def test_bad_options_one_line_errors(tmp_path, extra, message):
+    csv = _ratings_csv(tmp_path)
+    out = tmp_path / "res"
+    r = CliRunner().invoke(main, ["run", "--ratings", str(csv), "--out", str(out), *extra])
+    assert r.exit_code == 2, r.output
+    assert message in " ".join(r.output.split())
+    assert not out.exists() or not any(out.iterdir())  # nothing half-written
+
+
+def test_rating_outside_scale_and_missing_file(tmp_path):
+    rows = [*tiny_rows(), (9, 1, 7.0, 1)]
+    csv = _ratings_csv(tmp_path, rows)
+    r = CliRunner().invoke(
+        main,
+        ["run", "--ratings", str(csv), "--rating-scale", "0.5,5", "--out", str(tmp_path / "o")],
+    )
+    assert r.exit_code == 2 and "outside the rating scale" in r.output
+    r = CliRunner().invoke(main, ["run", "--ratings", str(tmp_path / "none.csv")])
+    assert r.exit_code == 2 and "none.csv" in r.output
+
+
+def test_failed_model_is_recorded_and_exit_is_nonzero(tmp_path, monkeypatch):
+    from predictors import baselines
+
+    def boom(self, train):
+        raise RuntimeError("exploded on purpose")
+
+    monkeypatch.setattr(baselines.RecentK, "_fit", boom)
+    csv = _ratings_csv(tmp_path)
+    r = CliRunner().invoke(
+        main,
+        [
+            "run",
+            "--ratings",
+            str(csv),
+            "--models",
+            "user-mean,recent-k",
+            "--out",
+            str(tmp_path / "o"),
+            "--resamples",
+            "200",
+        ],
+    )
+    assert r.exit_code == 1
+    doc = json.loads(next((tmp_path / "o").glob("*.json")).read_text())
+    failed = {m["key"]: m for m in doc["models"]}["recent-k"]
+    assert failed["status"] == "failed" and "exploded on purpose" in failed["error"]
+    assert {m["key"]: m for m in doc["models"]}["user-mean"]["status"] == "ok"
+
+
+def test_synthetic_run(tmp_path):
+    r = _run(
+        [
+            "run",
+            "--dataset",
+            "synthetic",
+            "--users",
+            "200",
+            "--models",
+            "all",
+            "--out",
+            str(tmp_path),
+            "--resamples",
+            "200",
+        ]
+    )
+    assert r.exit_code == 0, r.output
+    doc = json.loads(next(tmp_path.glob("synthetic*.json")).read_text())
+    assert doc["dataset"]["noise_floor_rmse"] > 0
+    rmse = {m["key"]: m["metrics"]["rmse"]["estimate"] for m in doc["models"]}
+    assert rmse["bias"] < rmse["global-mean"]
+
+
+def test_list_names_everything():
+    r = _run(["list"])
+    assert r.exit_code == 0
+    for name in (
+        "global-mean",
+        "user-mean",
+        "recent-k",
+        "bias",
+        "ml-latest-small",
+        "ml-25m",
+        "synthetic",
+        "notebook",
+    ):
+        assert name in r.output
+
+
+def test_real_dataset_offline(data_dir, tmp_path):
+    r = _run(
+        [
+            "run",
+            "--dataset",
+            "ml-latest-small",
+            "--data-dir",
+            str(data_dir),
+            "--offline",
+            "--protocol",
+            "notebook",
+            "--models",
+            "all",
+            "--out",
+            str(tmp_path),
+            "--resamples",
+            "500",
+        ]
+    )
+    assert r.exit_code == 0, r.output
+    doc = json.loads(next(tmp_path.glob("*.json")).read_text())
+    assert doc["split"]["counts"]["train"] == 3050
+    assert doc["dataset"]["n_ratings"] == 100_836
+    assert np.isfinite(doc["models"][0]["metrics"]["rmse"]["estimate"])

@@ -1,0 +1,321 @@
+"""Readers: every format on tiny hand-written files, scale inference, and every DataError."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from bench.data import build_interactions
+from bench.errors import ConfigError, DataError
+from bench.readers import infer_format, infer_scale, read_catalog, read_ratings, read_tags
+from predictors.types import RatingScale
+
+HEADER = "userId,movieId,rating,timestamp"
+
+
+def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+def csv_file(tmp_path: Path, rows: list[str], name: str = "ratings.csv") -> Path:
+    return write(tmp_path / name, "\r\n".join([HEADER, *rows]) + "\r\n")
+
+
+# --------------------------------------------------------------------------- formats
+
+
+def test_csv_with_crlf(tmp_path: Path) -> None:
+    p = csv_file(tmp_path, ["1,10,4.0,100", "1,20,3.5,200", "2,10,5.0,150"])
+    r = read_ratings(p)
+    np.testing.assert_array_equal(r.user_id, [1, 1, 2])
+    np.testing.assert_array_equal(r.item_id, [10, 20, 10])
+    np.testing.assert_array_equal(r.rating, np.array([4.0, 3.5, 5.0], dtype=np.float32))
+    np.testing.assert_array_equal(r.timestamp, [100, 200, 150])
+    assert (r.user_id.dtype, r.item_id.dtype) == (np.int64, np.int64)
+    assert (r.rating.dtype, r.timestamp.dtype) == (np.float32, np.int64)
+    assert r.scale == RatingScale(3.5, 5.0, 0.5)
+    assert r.source == str(p)
+    assert len(r) == 3
+
+
+def test_catalog_csv_with_quoted_commas_and_crlf(tmp_path: Path) -> None:
+    p = write(
+        tmp_path / "movies.csv",
+        'movieId,title,genres\r\n'
+        '11,"American President, The (1995)",Comedy|Drama|Romance\r\n'
+        '12,"Say ""Hi"", Again (2000)",(no genres listed)\r\n'
+        '13,Heat (1995),\r\n',
+    )
+    c = read_catalog(p)
+    np.testing.assert_array_equal(c.item_id, [11, 12, 13])
+    assert c.title.tolist() == [
+        "American President, The (1995)", 'Say "Hi", Again (2000)', "Heat (1995)"
+    ]
+    assert c.genres.tolist() == ["Comedy|Drama|Romance", "(no genres listed)", ""]
+    assert c.tags is None
+    assert c.titles_by_id()[12] == 'Say "Hi", Again (2000)'
+
+
+def test_tsv_u_data_without_header(tmp_path: Path) -> None:
+    p = write(
+        tmp_path / "u.data",
+        "196\t242\t3\t881250949\n186\t302\t3\t891717742\n22\t377\t1\t878887116\n",
+    )
+    r = read_ratings(p, header=False)
+    np.testing.assert_array_equal(r.user_id, [196, 186, 22])
+    np.testing.assert_array_equal(r.item_id, [242, 302, 377])
+    np.testing.assert_array_equal(r.rating, [3, 3, 1])
+    np.testing.assert_array_equal(r.timestamp, [881250949, 891717742, 878887116])
+    assert r.scale == RatingScale(1.0, 3.0, 1.0)
+
+
+def test_dat_double_colon_ratings_and_latin1_movies(tmp_path: Path) -> None:
+    rp = write(
+        tmp_path / "ratings.dat",
+        "1::1193::5::978300760\n1::661::3::978302109\n2::1193::4::978298413\n",
+    )
+    r = read_ratings(rp, header=False, names=["u", "m", "r", "t"],
+                     columns={"user": "u", "item": "m", "rating": "r", "timestamp": "t"})
+    np.testing.assert_array_equal(r.user_id, [1, 1, 2])
+    np.testing.assert_array_equal(r.item_id, [1193, 661, 1193])
+    np.testing.assert_array_equal(r.rating, [5, 3, 4])
+    np.testing.assert_array_equal(r.timestamp, [978300760, 978302109, 978298413])
+    # titles hold ':' and '"' and a latin-1 byte; genres are already pipe-separated
+    mp = write(
+        tmp_path / "movies.dat",
+        '1::Toy Story (1995)::Animation|Comedy\n'
+        '2::Star Wars: Episode IV (1977)::Action|Sci-Fi\n'
+        '3::"Great Performances" Cats (1998)::Musical\n'
+        '4::Café Society (1995)::Drama\n',
+        encoding="latin-1",
+    )
+    c = read_catalog(mp, header=False, names=["movieId", "title", "genres"], encoding="latin-1",
+                     quoting=False)
+    assert c.title.tolist() == [
+        "Toy Story (1995)", "Star Wars: Episode IV (1977)", '"Great Performances" Cats (1998)',
+        "Café Society (1995)",
+    ]
+    assert c.genres.tolist() == ["Animation|Comedy", "Action|Sci-Fi", "Musical", "Drama"]
+
+
+def test_pipe_catalog_with_genre_flags(tmp_path: Path) -> None:
+    # u.item style: id|title|date|flag A|flag B|flag C, latin-1, no header
+    p = write(
+        tmp_path / "u.item",
+        "1|Toy Story (1995)|01-Jan-1995|1|0|1\n2|Unknown (1996)||0|0|0\n3|Café (1997)|x|0|1|0\n",
+        encoding="latin-1",
+    )
+    c = read_catalog(
+        p, format="csv", sep="|", header=False, quoting=False, encoding="latin-1",
+        names=["movieId", "title", "date", "A", "B", "C"], columns={"item": "movieId"},
+        genre_flags=["A", "B", "C"],
+    )
+    np.testing.assert_array_equal(c.item_id, [1, 2, 3])
+    assert c.title.tolist() == ["Toy Story (1995)", "Unknown (1996)", "Café (1997)"]
+    assert c.genres.tolist() == ["A|C", "", "B"]
+
+
+def test_parquet_custom_columns_and_datetime(tmp_path: Path) -> None:
+    p = tmp_path / "log.parquet"
+    ts = pd.to_datetime(
+        ["2020-01-01T00:00:00Z", "2020-01-01T00:00:01.9Z", "1970-01-02T00:00:00Z"],
+        format="ISO8601",
+    )
+    pq.write_table(pa.table({
+        "who": pa.array([7, 7, 8], pa.int32()),
+        "what": pa.array([3, 4, 3], pa.int64()),
+        "stars": pa.array([1.0, 2.5, 10.0]),
+        "when": pa.array(ts),
+        "extra": ["a", "b", "c"],
+    }), p)
+    roles = {"user": "who", "item": "what", "rating": "stars", "timestamp": "when"}
+    r = read_ratings(p, columns=roles)
+    np.testing.assert_array_equal(r.user_id, [7, 7, 8])
+    np.testing.assert_array_equal(r.item_id, [3, 4, 3])
+    np.testing.assert_array_equal(r.rating, [1.0, 2.5, 10.0])
+    # 2020-01-01 is 1577836800 s; sub-seconds floor; 1970-01-02 is 86400 s
+    np.testing.assert_array_equal(r.timestamp, [1577836800, 1577836801, 86400])
+    assert r.scale == RatingScale(1.0, 10.0, 0.5)
+
+
+def test_csv_iso_timestamps_and_custom_names(tmp_path: Path) -> None:
+    p = write(
+        tmp_path / "r.csv",
+        "u,i,score,time\n1,2,4,2020-01-01T00:00:00Z\n1,3,2,2020-01-02 00:00:00\n",
+    )
+    r = read_ratings(p, columns={"user": "u", "item": "i", "rating": "score", "timestamp": "time"})
+    np.testing.assert_array_equal(r.timestamp, [1577836800, 1577836800 + 86400])
+
+
+def test_float_ids_that_are_integers_are_accepted(tmp_path: Path) -> None:
+    # the typed fast path fails on "1.0" as int64; the string path accepts integral values
+    p = csv_file(tmp_path, ["1.0,10,4,100", "2,20.0,3,200"])
+    r = read_ratings(p)
+    np.testing.assert_array_equal(r.user_id, [1, 2])
+    np.testing.assert_array_equal(r.item_id, [10, 20])
+
+
+def test_same_user_item_at_different_times_is_not_a_duplicate(tmp_path: Path) -> None:
+    r = read_ratings(csv_file(tmp_path, ["1,10,4,100", "1,10,5,101"]))
+    assert len(r) == 2
+
+
+def test_given_scale_is_kept_and_range_is_checked_by_build_interactions(tmp_path: Path) -> None:
+    p = csv_file(tmp_path, ["1,10,0.5,100", "2,10,4,100"])
+    r = read_ratings(p, scale=RatingScale(1, 5, 1), source="mine")
+    assert r.scale == RatingScale(1, 5, 1) and r.source == "mine"
+    with pytest.raises(DataError, match=r"mine: column 'rating' has 1 value\(s\) outside"):
+        build_interactions(r)
+
+
+def test_read_tags_drops_empty_tags(tmp_path: Path) -> None:
+    p = write(tmp_path / "tags.csv", 'userId,movieId,tag,timestamp\r\n2,60756,funny,1445714994\r\n'
+              '2,89774,"Tom Hardy, again",1445715205\r\n3,5,,1\r\n')
+    t = read_tags(p)
+    assert t["item_id"].tolist() == [60756, 89774]
+    assert t["tag"].tolist() == ["funny", "Tom Hardy, again"]
+    assert t["item_id"].dtype == np.int64
+
+
+# --------------------------------------------------------------------------- scale inference
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ([1, 2, 5], RatingScale(1, 5, 1.0)),
+        ([0.5, 3.0, 5.0], RatingScale(0.5, 5, 0.5)),
+        ([0.25, 1.0], RatingScale(0.25, 1.0, None)),
+        ([-10, 10], RatingScale(-10, 10, 1.0)),
+    ],
+)
+def test_infer_scale(values: list[float], expected: RatingScale) -> None:
+    assert infer_scale(np.array(values, dtype=np.float32)) == expected
+
+
+def test_infer_scale_needs_two_distinct_values() -> None:
+    with pytest.raises(DataError, match=r"every rating equals 3\.0"):
+        infer_scale(np.array([3.0, 3.0]))
+    with pytest.raises(DataError, match="empty"):
+        infer_scale(np.array([]))
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"nope\.csv: file not found"):
+        read_ratings(tmp_path / "nope.csv")
+
+
+def test_unknown_suffix_lists_supported(tmp_path: Path) -> None:
+    p = write(tmp_path / "r.xlsx", "x")
+    with pytest.raises(
+        DataError, match=r"r\.xlsx: cannot tell the format .*'\.xlsx'.*\.csv \(csv\)"
+    ):
+        read_ratings(p)
+    with pytest.raises(
+        DataError, match=r"unknown format 'json'; supported: csv, tsv, dat, parquet"
+    ):
+        read_ratings(p, format="json")
+    assert infer_format("a.data") == "tsv" and infer_format("a.PQ") == "parquet"
+
+
+def test_parquet_that_is_not_parquet(tmp_path: Path) -> None:
+    p = csv_file(tmp_path, ["1,10,4,100"], name="fake.parquet")
+    with pytest.raises(DataError, match=r"fake\.parquet: not a readable parquet file"):
+        read_ratings(p)
+
+
+def test_binary_file_claiming_csv(tmp_path: Path) -> None:
+    p = tmp_path / "bin.csv"
+    p.write_bytes(b"userId,movieId,rating,timestamp\n\xff\xfe\x00\x01,2,3,4\n")
+    with pytest.raises(DataError, match=r"bin\.csv: "):
+        read_ratings(p)
+
+
+def test_missing_column_suggests_nearest(tmp_path: Path) -> None:
+    p = write(tmp_path / "r.csv", "userId,movieId,ratings,timestamp\r\n1,2,3,4\r\n")
+    with pytest.raises(
+        DataError,
+        match=r"r\.csv: missing column 'rating' \(role rating\); columns found: userId, movieId, "
+        r"ratings, timestamp; did you mean 'ratings'\?",
+    ):
+        read_ratings(p)
+
+
+def test_missing_column_in_parquet(tmp_path: Path) -> None:
+    p = tmp_path / "r.parquet"
+    pq.write_table(pa.table({"userId": [1], "movieId": [2], "rating": [3.0]}), p)
+    with pytest.raises(
+        DataError, match=r"missing column 'timestamp'.*found: userId, movieId, rating"
+    ):
+        read_ratings(p)
+
+
+def test_unknown_role_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="unknown column role 'score'"):
+        read_ratings(csv_file(tmp_path, ["1,2,3,4"]), columns={"score": "rating"})
+
+
+@pytest.mark.parametrize(
+    ("row", "pattern"),
+    [
+        ("1,10,abc,100", r"column 'rating' has a non-numeric value 'abc' at data row 2; exp"),
+        ("x1,10,4,100", r"column 'userId' has a non-numeric value 'x1' at data row 2; expected"),
+        ("1,m10,4,100", r"column 'movieId' has a non-numeric value 'm10' at data row 2"),
+        ("1,10,4,yesterday", r"column 'timestamp' has a non-numeric value 'yesterday' at data"),
+        ("1,10,nan,100", r"column 'rating' has 1 NaN/missing value\(s\) \(first at data row 2\)"),
+        ("1,10,inf,100", r"column 'rating' has 1 NaN/inf value\(s\) \(first: inf at data row 2\)"),
+        ("-3,10,4,100", r"column 'userId' has 1 negative value\(s\) \(first: -3 at data row 2\)"),
+        ("1,10.5,4,100", r"column 'movieId' has a non-integer value 10.5 at data row 2"),
+        ("1,10,4,100.5", r"column 'timestamp' has a non-integer value 100.5 at data row 2"),
+        (",10,4,100", r"column 'userId' has 1 missing value\(s\) \(first at data row 2\)"),
+    ],
+)
+def test_bad_values(tmp_path: Path, row: str, pattern: str) -> None:
+    p = csv_file(tmp_path, ["7,70,3,50", row])
+    with pytest.raises(DataError, match=r"ratings\.csv: " + pattern):
+        read_ratings(p)
+
+
+def test_duplicate_rows(tmp_path: Path) -> None:
+    p = csv_file(tmp_path, ["1,10,4,100", "2,10,4,100", "1,10,5,100", "2,10,1,100", "3,1,1,1"])
+    with pytest.raises(
+        DataError,
+        match=r"2 duplicate \(userId, movieId, timestamp\) row\(s\); first: userId=1, movieId=10, "
+        r"timestamp=100 at data rows 1 and 3",
+    ):
+        read_ratings(p)
+
+
+def test_empty_table(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"ratings\.csv: no ratings \(the table is empty\)"):
+        read_ratings(csv_file(tmp_path, []))
+    p = tmp_path / "empty.parquet"
+    pq.write_table(pa.table({c: pa.array([], pa.int64()) for c in HEADER.split(",")}), p)
+    with pytest.raises(DataError, match="no ratings"):
+        read_ratings(p)
+
+
+def test_catalog_duplicate_ids(tmp_path: Path) -> None:
+    p = write(tmp_path / "movies.csv", "movieId,title,genres\n1,A,x\n2,B,y\n1,C,z\n")
+    with pytest.raises(
+        DataError, match=r"column 'movieId' has 1 duplicate id\(s\) \(first: 1 at data row 3\)"
+    ):
+        read_catalog(p)
+
+
+def test_headerless_file_defaults_to_role_names(tmp_path: Path) -> None:
+    p = write(tmp_path / "m.dat", "1::A: the movie::x|y\n2::B::\n")
+    c = read_catalog(p, header=False)  # columns movieId, title, genres in that order
+    assert c.title.tolist() == ["A: the movie", "B"] and c.genres.tolist() == ["x|y", ""]
+    wide = write(tmp_path / "w.dat", "1::A::x::extra\n")
+    with pytest.raises(DataError, match=r"w\.dat: not a valid dat file .*Expected 3 columns"):
+        read_catalog(wide, header=False)

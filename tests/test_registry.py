@@ -1,0 +1,55 @@
+"""Model specs on the command line, and the registry's messages."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from predictors.registry import REGISTRY, ModelSpec, create, parse_models, parse_spec
+
+
+def test_parse_spec_with_options():
+    s = parse_spec("recent-k:k=10")
+    assert s == ModelSpec("recent-k", {"k": 10})
+    assert s.label == "recent-k:k=10"
+    b = parse_spec("bias:item_damping=2.5:refit=false")
+    assert b.options == {"item_damping": 2.5, "refit": False}
+
+
+def test_parse_models_all_and_dedup():
+    specs = parse_models("all,user-mean")
+    assert [s.name for s in specs] == list(REGISTRY)
+
+
+def test_unknown_model_lists_known_ones_and_suggests():
+    with pytest.raises(ValueError, match=r"Did you mean 'user-mean'.*Known models: global-mean"):
+        parse_spec("usermean")
+
+
+def test_unknown_option_lists_accepted():
+    with pytest.raises(ValueError, match=r"unknown option .kk. for model .recent-k..*Accepted: k"):
+        create("recent-k:kk=3")
+
+
+def test_malformed_option():
+    with pytest.raises(ValueError, match="not key=value"):
+        parse_spec("recent-k:10")
+
+
+def test_context_fills_only_accepted_parameters():
+    m = create("recent-k", context={"seed": 3, "device": "cpu", "k": 7})
+    assert m.get_config() == {"k": 7}
+    assert create("recent-k:k=2", context={"k": 7}).k == 2
+
+
+def test_registry_imports_no_torch():
+    import subprocess
+
+    code = (
+        "import sys, predictors.registry as r; "
+        "[r.get_class(n) for n in ('global-mean','user-mean','recent-k','bias')]; "
+        "import bench.cli; print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

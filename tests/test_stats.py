@@ -1,0 +1,259 @@
+"""Behaviour of bench.stats on hand-computed numbers and seeded simulations."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from bench.errors import ConfigError
+from bench.stats import (
+    BCA_MAX_N,
+    Interval,
+    mae,
+    metric_cis,
+    paired_diff_cis,
+    rmse,
+    seed_spread,
+    verdict,
+)
+
+# errors pred - truth = [1, 0, 2, -1]: squares [1, 0, 4, 1], absolutes [1, 0, 2, 1]
+TRUTH4 = np.array([1.0, 2.0, 3.0, 4.0])
+PRED4 = np.array([2.0, 2.0, 5.0, 3.0])
+
+
+def _model(n: int, sigma: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(truth, pred) float32 with Gaussian errors of scale sigma; (n,) each."""
+    rng = np.random.default_rng(seed)
+    truth = rng.uniform(0.5, 5.0, n).astype(np.float32)
+    pred = (truth + rng.normal(0.0, sigma, n)).astype(np.float32)
+    return truth, pred
+
+
+# --------------------------------------------------------------------------- point metrics
+
+
+def test_rmse_mae_on_hand_example() -> None:
+    assert rmse(TRUTH4, PRED4) == pytest.approx(math.sqrt(6 / 4), rel=1e-15)
+    assert mae(TRUTH4, PRED4) == pytest.approx(4 / 4, rel=1e-15)
+    assert isinstance(rmse(TRUTH4, PRED4), float)
+
+
+@pytest.mark.parametrize(
+    ("truth", "pred", "match"),
+    [
+        (TRUTH4, PRED4[:3], "shape mismatch"),
+        (np.array([]), np.array([]), "empty"),
+        (TRUTH4, np.array([2.0, np.nan, 5.0, 3.0]), "1 missing or non-finite"),
+        (TRUTH4, np.array([2.0, 2.0, np.inf, 3.0]), "first at query 2"),
+        (TRUTH4.reshape(2, 2), PRED4.reshape(2, 2), "must be 1-D"),
+        (np.array([1.0, np.nan, 3.0, 4.0]), PRED4, "truth has 1 non-finite"),
+    ],
+)
+def test_metrics_reject_bad_input(truth: np.ndarray, pred: np.ndarray, match: str) -> None:
+    for fn in (rmse, mae, metric_cis):
+        with pytest.raises(ValueError, match=match):
+            fn(truth, pred)
+
+
+def test_nan_prediction_raises_in_paired_diff_naming_the_model() -> None:
+    bad = PRED4.copy()
+    bad[1] = np.nan
+    with pytest.raises(ValueError, match="pred_b has 1 missing"):
+        paired_diff_cis(TRUTH4, PRED4, bad)
+
+
+def test_unknown_method_lists_known_ones() -> None:
+    with pytest.raises(ConfigError, match="known: auto, bca, percentile, basic"):
+        metric_cis(TRUTH4, PRED4, method="studentized")
+    with pytest.raises(ConfigError, match="confidence"):
+        metric_cis(TRUTH4, PRED4, confidence=95)
+    with pytest.raises(ConfigError, match="n_resamples"):
+        paired_diff_cis(TRUTH4, PRED4, PRED4, n_resamples=0)
+
+
+# --------------------------------------------------------------------------- metric CIs
+
+
+def test_ci_contains_estimate_and_narrows_with_n() -> None:
+    widths = {}
+    for n in (200, 20_000):
+        truth, pred = _model(n, 1.0, seed=3)
+        cis = metric_cis(truth, pred, n_resamples=1000, seed=0)
+        assert cis["rmse"].estimate == pytest.approx(rmse(truth, pred), rel=1e-12)
+        assert cis["mae"].estimate == pytest.approx(mae(truth, pred), rel=1e-12)
+        for iv in cis.values():
+            assert iv.low < iv.estimate < iv.high
+        widths[n] = {k: iv.high - iv.low for k, iv in cis.items()}
+    # width ~ 1/sqrt(n): 100x the queries gives ~10x narrower intervals
+    for k in ("rmse", "mae"):
+        assert 5 < widths[200][k] / widths[20_000][k] < 20
+
+
+def test_auto_method_is_bca_up_to_threshold_then_percentile() -> None:
+    truth, pred = _model(BCA_MAX_N + 1, 1.0, seed=4)
+    small = metric_cis(truth[:BCA_MAX_N], pred[:BCA_MAX_N], n_resamples=200)
+    large = metric_cis(truth, pred, n_resamples=200)
+    assert {iv.method for iv in small.values()} == {"bca"}
+    assert {iv.method for iv in large.values()} == {"percentile"}
+    for forced in ("bca", "percentile", "basic"):
+        cis = metric_cis(truth[:500], pred[:500], n_resamples=200, method=forced)
+        assert {iv.method for iv in cis.values()} == {forced}
+
+
+def test_same_seed_same_intervals_other_seed_differs() -> None:
+    truth, pred = _model(300, 1.0, seed=5)
+    first = metric_cis(truth, pred, n_resamples=500, seed=7)
+    assert metric_cis(truth, pred, n_resamples=500, seed=7) == first
+    other = metric_cis(truth, pred, n_resamples=500, seed=8)
+    assert other["rmse"].low != first["rmse"].low
+
+
+def test_models_share_resamples_for_same_n_and_seed() -> None:
+    # With truth 0, model b's errors are exactly twice model a's, so on the *same*
+    # resampled queries every bootstrap RMSE/MAE of b is exactly twice a's.
+    _, pred_a = _model(300, 1.0, seed=6)
+    truth = np.zeros_like(pred_a, dtype=np.float64)
+    pred_b = 2.0 * pred_a.astype(np.float64)
+    cis_a = metric_cis(truth, pred_a, n_resamples=500, seed=1, method="percentile")
+    cis_b = metric_cis(truth, pred_b, n_resamples=500, seed=1, method="percentile")
+    for k in ("rmse", "mae"):
+        assert cis_b[k].low == 2 * cis_a[k].low
+        assert cis_b[k].high == 2 * cis_a[k].high
+
+
+@pytest.mark.filterwarnings("error")  # no scipy DegenerateDataWarning / numpy warnings leak
+def test_degenerate_cases_return_point_estimate_without_nan() -> None:
+    one = metric_cis([3.0], [4.5])
+    assert one["rmse"] == Interval(1.5, 1.5, 1.5, "degenerate")
+    assert one["mae"] == Interval(1.5, 1.5, 1.5, "degenerate")
+    # every error has magnitude 0.5: every resample has RMSE = MAE = 0.5
+    truth = np.arange(40, dtype=np.float64) % 5
+    pred = truth + np.where(np.arange(40) % 2 == 0, 0.5, -0.5)
+    for method in ("auto", "bca", "percentile", "basic"):
+        cis = metric_cis(truth, pred, n_resamples=200, method=method)
+        for iv in cis.values():
+            assert iv == Interval(0.5, 0.5, 0.5, "degenerate")
+
+
+def test_interval_to_dict() -> None:
+    iv = Interval(estimate=1.0, low=0.5, high=1.5, method="bca")
+    assert iv.to_dict() == {"estimate": 1.0, "low": 0.5, "high": 1.5, "method": "bca"}
+
+
+def test_coverage_of_true_rmse_and_mae() -> None:
+    # Errors ~ N(0, 1): true RMSE = 1, true MAE = sqrt(2 / pi). 200 samples of 60 queries.
+    reps, n = 200, 60
+    rng = np.random.default_rng(2024)
+    truth = np.zeros(n)
+    hits = {"rmse": 0, "mae": 0}
+    true = {"rmse": 1.0, "mae": math.sqrt(2 / math.pi)}
+    for rep in range(reps):
+        cis = metric_cis(truth, rng.normal(0.0, 1.0, n), n_resamples=999, seed=rep)
+        for k, iv in cis.items():
+            hits[k] += iv.low <= true[k] <= iv.high
+    for k in hits:
+        assert 0.85 <= hits[k] / reps <= 1.0, (k, hits[k] / reps)
+
+
+# --------------------------------------------------------------------------- paired diffs
+
+
+@pytest.mark.filterwarnings("error")
+def test_paired_diff_of_model_against_itself_is_exactly_zero() -> None:
+    truth, pred = _model(2000, 1.0, seed=9)
+    for method in ("auto", "percentile"):
+        diff = paired_diff_cis(truth, pred, pred.copy(), n_resamples=300, method=method)
+        for iv in diff.values():
+            assert iv == Interval(0.0, 0.0, 0.0, "degenerate")
+            assert verdict(iv) == "no clear difference"
+
+
+def test_constant_margin_on_every_query_is_better_and_reverse_is_worse() -> None:
+    rng = np.random.default_rng(10)
+    n, margin = 500, 0.1
+    truth = rng.uniform(1.0, 5.0, n)
+    err = rng.choice([-1.0, 1.0], n) * rng.uniform(0.2, 1.5, n)  # |err| > margin
+    pred_b = truth + err
+    pred_a = truth + np.sign(err) * (np.abs(err) - margin)  # |err_a| = |err_b| - margin
+    diff = paired_diff_cis(truth, pred_a, pred_b, n_resamples=500)
+    assert verdict(diff["rmse"]) == "better"
+    assert verdict(diff["mae"]) == "better"
+    # the MAE difference is -margin on every query: no sampling variability at all
+    assert diff["mae"].method == "degenerate"
+    assert diff["mae"].estimate == pytest.approx(-margin, abs=1e-12)
+    assert diff["mae"].low == diff["mae"].high == diff["mae"].estimate
+    reverse = paired_diff_cis(truth, pred_b, pred_a, n_resamples=500)
+    assert verdict(reverse["rmse"]) == verdict(reverse["mae"]) == "worse"
+
+
+def test_tiny_random_perturbation_is_no_clear_difference() -> None:
+    truth, pred_a = _model(1000, 1.0, seed=11)
+    pred_b = pred_a + np.random.default_rng(12).normal(0.0, 1e-3, pred_a.size)
+    diff = paired_diff_cis(truth, pred_a, pred_b, n_resamples=1000)
+    for iv in diff.values():
+        assert iv.method == "bca"
+        assert iv.low < 0 < iv.high
+        assert verdict(iv) == "no clear difference"
+
+
+def test_pairing_detects_a_difference_that_separate_cis_cannot() -> None:
+    # b's errors are 0.98x a's on every query: the marginal CIs overlap, yet on the same
+    # resampled queries a is worse every time, and the paired bootstrap says so.
+    truth, pred_a = _model(2000, 1.0, seed=13)
+    truth = truth.astype(np.float64)
+    pred_b = truth + 0.98 * (pred_a - truth)
+    ci_a = metric_cis(truth, pred_a, n_resamples=1000)["rmse"]
+    ci_b = metric_cis(truth, pred_b, n_resamples=1000)["rmse"]
+    assert ci_b.high > ci_a.low  # marginal intervals overlap
+    diff = paired_diff_cis(truth, pred_a, pred_b, n_resamples=1000)
+    assert diff["rmse"].estimate == pytest.approx(ci_a.estimate - ci_b.estimate, rel=1e-12)
+    assert verdict(diff["rmse"]) == "worse"
+    assert verdict(diff["mae"]) == "worse"
+
+
+@pytest.mark.filterwarnings("error")
+def test_bca_failure_falls_back_to_percentile_on_same_resamples() -> None:
+    # Two queries, errors a = (1, 0), b = (1.5, 0.5). Leave-one-out RMSE diffs are both
+    # 1 - 1.5 = 0 - 0.5 = -0.5, so BCa's acceleration is 0/0; resamples give -0.5 (one query
+    # twice) or sqrt(0.5) - sqrt(1.25) (both queries): the percentile interval spans them.
+    diff = paired_diff_cis([0.0, 0.0], [1.0, 0.0], [1.5, 0.5], n_resamples=500)
+    both = math.sqrt(0.5) - math.sqrt(1.25)
+    assert diff["rmse"] == Interval(pytest.approx(both), -0.5, pytest.approx(both), "percentile")
+    assert diff["mae"] == Interval(-0.5, -0.5, -0.5, "degenerate")  # |a| - |b| = -0.5 each
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "expected"),
+    [
+        (-0.3, -0.1, "better"),
+        (0.1, 0.3, "worse"),
+        (-0.1, 0.1, "no clear difference"),
+        (0.0, 0.2, "no clear difference"),
+        (-0.2, 0.0, "no clear difference"),
+    ],
+)
+def test_verdict(low: float, high: float, expected: str) -> None:
+    assert verdict(Interval((low + high) / 2, low, high, "percentile")) == expected
+
+
+# --------------------------------------------------------------------------- seeds
+
+
+def test_seed_spread_on_hand_example() -> None:
+    # mean 2.5; squared deviations 2.25 + 0.25 + 0.25 + 2.25 = 5; ddof=1 -> 5/3
+    out = seed_spread([1.0, 2.0, 3.0, 4.0])
+    assert out == {
+        "mean": 2.5,
+        "std": pytest.approx(math.sqrt(5 / 3)),
+        "min": 1.0,
+        "max": 4.0,
+        "n": 4,
+    }
+    assert seed_spread([0.83]) == {"mean": 0.83, "std": 0.0, "min": 0.83, "max": 0.83, "n": 1}
+    with pytest.raises(ValueError, match="at least one"):
+        seed_spread([])
+    with pytest.raises(ValueError, match="non-finite"):
+        seed_spread([0.8, float("nan")])
