@@ -7,6 +7,7 @@ the metrics, never handed to a model.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import platform
@@ -34,6 +35,7 @@ from bench.loading import DataSource, Loaded, load_source
 from bench.results import SCHEMA, SCHEMA_VERSION, new_results_path, write_results
 from bench.split import Split, SplitParams, make_split
 from predictors.registry import ModelSpec, create, parse_spec
+from predictors.types import TrainSet
 
 __all__ = ["ModelRun", "RunOutcome", "RunSpec", "execute"]
 
@@ -225,12 +227,13 @@ def _fit_predict(
     split: Split,
     spec: RunSpec,
     device: str,
+    base_train: TrainSet,
 ) -> None:
     inter = loaded.interactions
     with PeakRSS() as mem:
         model = create(run.spec, context={"seed": run.seed, "device": device})
         run.config = model.get_config()
-        train = split.train_set(inter, embeddings=loaded.embeddings, seed=run.seed)
+        train = dataclasses.replace(base_train, seed=run.seed)
         t0 = time.perf_counter()
         model.fit(train)
         run.fit_s = time.perf_counter() - t0
@@ -404,6 +407,8 @@ def execute(spec: RunSpec, console: Console | None = None) -> RunOutcome:
         f"{c['test']:,} test targets from {c['users']:,} users"
     )
     truth = split.test_truth(inter)
+    # built once and shared: models must not mutate it (the contract tests check)
+    base_train = split.train_set(inter, embeddings=loaded.embeddings, seed=spec.seeds[0])
 
     runs: list[ModelRun] = []
     requested = {m.label for m in spec.models}
@@ -431,7 +436,7 @@ def execute(spec: RunSpec, console: Console | None = None) -> RunOutcome:
             for r in runs:
                 progress.update(task, description=f"fitting {r.key}")
                 try:
-                    _fit_predict(r, loaded, split, spec, device)
+                    _fit_predict(r, loaded, split, spec, device, base_train)
                     console.print(
                         f"  [green]ok[/] {r.key}: fit {r.fit_s:.2f}s, predict {r.predict_s:.2f}s"
                     )

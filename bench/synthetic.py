@@ -25,7 +25,8 @@ Users::
 
 Who rated what: user ``u`` rates ``n_u`` distinct movies drawn without replacement with
 probabilities ``p`` (successive sampling: first ``n_u`` distinct movies of an i.i.d. stream
-from ``p``; Gumbel-top-k for very active users), in random chronological order.
+from ``p``; Gumbel-top-k for users who need over a quarter of the movies), in random
+chronological order.
 
 When: the user's ``j``-th rating starts a new session with probability ``1 / session_len``
 (the first always does). With ``S_u`` sessions, session ``s = 0..S_u-1`` has::
@@ -61,6 +62,14 @@ rating-irrelevant "content" dimensions)::
 
 with ``f = emb_fidelity``, a fixed random ``W ~ N(0, 1)`` and ``ν, ω ~ N(0, 1)``. A linear
 model on ``E`` recovers about a fraction ``f`` of the variance of each item latent.
+
+Calibration (defaults, checked against ml-latest-small): mean ≈ 3.50, std ≈ 1.07 (so the
+global mean's RMSE ≈ 1.07), noise floor ≈ 0.76; ≈ 73% of ratings on whole stars (half the
+half-star roundings land on whole stars too; MovieLens: 70%); the most popular movie is rated
+by ~45% of users at full scale, the median movie by ~14; the mean of a user's last 5 ratings
+predicts the next one ~4% better (RMSE) than the user's long-run mean, as on MovieLens.
+Ids are codes + 1. Output rows are sorted by (user, timestamp), timestamps strictly
+increasing within a user.
 
 Everything is deterministic under ``seed``: the same arguments give byte-identical arrays.
 """
