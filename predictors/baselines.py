@@ -154,10 +154,16 @@ class Bias(BasePredictor):
         best: tuple[float, float, float] = (np.inf, item_grid[0], user_grid[0])
         scores: list[dict[str, Any]] = []
         if len(val.batch) and (len(item_grid) > 1 or len(user_grid) > 1):
+            n = val.batch.hist_lengths()
             for di in item_grid:
                 b_item, _ = self._item_bias(train.events, train.n_items, mu, di)
+                # the history residual sums do not depend on the user damping: once per di
+                res_sum = _history_sums(
+                    val.batch, val.batch.hist_rating - mu - b_item[val.batch.hist_item]
+                )
+                base = mu + b_item[val.batch.target_item]
                 for du in user_grid:
-                    p = train.scale.clip(self._predict_with(val.batch, mu, b_item, du))
+                    p = train.scale.clip(base + res_sum / (n + du + 1e-12 * (n == 0)))
                     rmse = float(np.sqrt(np.mean((p - val.rating) ** 2, dtype=np.float64)))
                     scores.append({"item_damping": di, "user_damping": du, "val_rmse": rmse})
                     if rmse < best[0]:
