@@ -186,9 +186,44 @@ def main() -> None:
     help="Test queries per predict call (bounds memory).",
 )
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or mps.")
+@click.option(
+    "--embedding",
+    "-e",
+    default=None,
+    help="Movie embeddings by name or parquet file (movieId, embedding), several "
+    "comma-separated for an ablation: models that use embeddings run once per "
+    "embedding on the same split. Names: genre, bert, kg_gnn, kg_gnn_bert, random. "
+    "Default: the dataset's own (synthetic), else kg_gnn when a model needs one.",
+)
+@click.option(
+    "--embedding-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Folder where NAME resolves to emb_NAME.parquet before the builders.",
+)
+@click.option(
+    "--missing-embedding",
+    type=click.Choice(["drop", "zero", "mean"]),
+    default="drop",
+    show_default=True,
+    help="Movies without an embedding: drop their ratings before splitting (as the "
+    "notebook did), or give them a zero / mean vector.",
+)
+@click.option(
+    "--resume",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Finish an interrupted run from its results JSON (same split, verified); "
+    "other options are taken from that file.",
+)
+@click.option(
+    "--report",
+    "make_report",
+    is_flag=True,
+    help="Also write the figures and report.md for this run.",
+)
 def run_cmd(**opts: Any) -> None:
     """Fit every chosen model on one split and print RMSE/MAE with bootstrap CIs."""
-    from bench.compare import build_comparison, render_rich
     from bench.loading import DataSource
     from bench.runner import RunSpec, execute
     from bench.split import PROTOCOLS
@@ -243,6 +278,16 @@ def run_cmd(**opts: Any) -> None:
             models = parse_models(opts["models"])
         except ValueError as e:
             raise ConfigError(f"--models: {e}") from e
+        if opts["resume"] is not None:
+            from bench.results import load_results
+
+            old = load_results(opts["resume"])
+            if "run_spec" not in old:
+                raise ConfigError(f"{opts['resume']}: has no run_spec to resume from")
+            spec = RunSpec.from_dict(old["run_spec"], command=["bench", *sys.argv[1:]])
+            outcome = execute(spec, console, resume=opts["resume"])
+            _finish_run(outcome, spec, console, opts["make_report"])
+            return
         spec = RunSpec(
             source=source,
             split=split,
@@ -255,6 +300,9 @@ def run_cmd(**opts: Any) -> None:
             out_dir=opts["out"],
             chunk_size=opts["chunk_size"],
             device=opts["device"],
+            embeddings=[e.strip() for e in (opts["embedding"] or "").split(",") if e.strip()],
+            embedding_dir=opts["embedding_dir"],
+            missing_embedding=opts["missing_embedding"],
             command=["bench", *sys.argv[1:]] if sys.argv else [],
         )
         try:
@@ -266,12 +314,33 @@ def run_cmd(**opts: Any) -> None:
     except BenchError as e:
         _fail(str(e))
         return
+    _finish_run(outcome, spec, console, opts["make_report"])
+
+
+def _finish_run(outcome: Any, spec: Any, console: Console, make_report: bool) -> None:
+    from bench.compare import build_comparison, render_rich
+
     out = _out()
     for table in render_rich(build_comparison([outcome.path], n_resamples=spec.n_resamples)):
         out.print(table)
+    flagged = [r for r in outcome.runs if r.flags]
+    for r in flagged:
+        for f in r.flags:
+            console.print(f"[yellow]warning:[/] {r.key}: {f}")
     console.print(f"results: {outcome.path}")
+    if make_report:
+        try:
+            from bench.report import write_report
+
+            md = write_report(outcome.path)
+            console.print(f"report: {md}")
+        except BenchError as e:
+            console.print(f"[red]report failed:[/] {e}")
     if outcome.interrupted:
-        console.print("[yellow]run interrupted: results marked incomplete[/]")
+        console.print(
+            "[yellow]run interrupted: results marked incomplete; finish it with "
+            f"`bench run --resume {outcome.path}`[/]"
+        )
         sys.exit(130)
     if outcome.failed:
         console.print(
@@ -279,6 +348,36 @@ def run_cmd(**opts: Any) -> None:
             + ", ".join(r.key for r in outcome.failed)
         )
         sys.exit(1)
+
+
+@main.command("rerun", context_settings=CONTEXT)
+@click.argument("results", type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Folder for the new results (default: the original run's).",
+)
+def rerun_cmd(results: Path, out: Path | None) -> None:
+    """Run again exactly what RESULTS.json ran (same data, split, models, seeds): a new file."""
+    from bench.results import load_results
+    from bench.runner import RunSpec, execute
+
+    console = _console()
+    try:
+        doc = load_results(results)
+        if "run_spec" not in doc:
+            raise ConfigError(f"{results}: has no run_spec to rerun")
+        spec = RunSpec.from_dict(doc["run_spec"], command=["bench", *sys.argv[1:]])
+        if out is not None:
+            spec.out_dir = out
+        outcome = execute(spec, console)
+        if outcome.doc["split"]["hash"] != doc["split"]["hash"]:
+            console.print("[yellow]warning:[/] the split differs from the original run's")
+    except BenchError as e:
+        _fail(str(e))
+        return
+    _finish_run(outcome, spec, console, False)
 
 
 @main.command("compare", context_settings=CONTEXT)

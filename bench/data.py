@@ -7,6 +7,7 @@ sorted by (user, timestamp) with a stable tie-break (file order), CSR user offse
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +19,14 @@ from numpy.typing import NDArray
 from bench.errors import DataError
 from predictors.types import EventStore, RatingScale
 
-__all__ = ["Catalog", "Interactions", "RawRatings", "build_interactions", "hash_arrays"]
+__all__ = [
+    "Catalog",
+    "Interactions",
+    "RawRatings",
+    "build_interactions",
+    "drop_items",
+    "hash_arrays",
+]
 
 
 @dataclass(frozen=True)
@@ -171,3 +179,30 @@ def build_interactions(raw: RawRatings, *, name: str | None = None) -> Interacti
         name=name or raw.source,
         hash=digest,
     )
+
+
+def drop_items(inter: Interactions, drop: NDArray[np.bool_]) -> Interactions:
+    """``inter`` without the ratings of items where ``drop`` (n_items,) is True, re-coded
+    densely. Event order (user, time, original tie order) and the users' first-seen order are
+    kept, so seeded user samples stay comparable. Raises ``DataError`` if nothing is left."""
+    keep_ev = ~np.asarray(drop, dtype=bool)[inter.item]
+    if not keep_ev.any():
+        raise DataError(f"{inter.name}: no rating is left after dropping the items")
+    raw = RawRatings(
+        user_id=inter.user_ids[inter.user[keep_ev]],
+        item_id=inter.item_ids[inter.item[keep_ev]],
+        rating=inter.rating[keep_ev],
+        timestamp=inter.timestamp[keep_ev],
+        scale=inter.scale,
+        source=inter.name,
+    )
+    out = build_interactions(raw, name=inter.name)
+    # first-seen order: the surviving users in the original first-seen order
+    new_code = np.full(inter.n_users, -1, dtype=np.int64)
+    surviving = np.searchsorted(out.user_ids, inter.user_ids)
+    surviving = np.minimum(surviving, out.n_users - 1)
+    hit = out.user_ids[surviving] == inter.user_ids
+    new_code[hit] = surviving[hit]
+    order = new_code[inter.user_first_seen]
+    first_seen = order[order >= 0].astype(np.int32)
+    return dataclasses.replace(out, user_first_seen=first_seen, meta=dict(inter.meta))

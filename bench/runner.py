@@ -30,12 +30,24 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 import bench
 from bench import stats
-from bench.errors import ConfigError
+from bench.data import Interactions, drop_items, hash_arrays
+from bench.errors import ConfigError, ResultsError
 from bench.loading import DataSource, Loaded, load_source
-from bench.results import SCHEMA, SCHEMA_VERSION, new_results_path, write_results
+from bench.results import (
+    SCHEMA,
+    SCHEMA_VERSION,
+    load_results,
+    new_results_path,
+    read_predictions,
+    write_results,
+)
 from bench.split import Split, SplitParams, make_split
-from predictors.registry import ModelSpec, create, parse_spec
-from predictors.types import TrainSet
+from predictors.registry import ModelSpec, create, get_class, parse_spec
+from predictors.types import ItemEmbeddings, TrainSet, gather_ranges
+
+# built from the movie catalog with no extra dependency; used when a model needs embeddings
+# and none was given
+DEFAULT_EMBEDDING = "kg_gnn"
 
 __all__ = ["ModelRun", "RunOutcome", "RunSpec", "execute"]
 
@@ -54,17 +66,75 @@ class RunSpec:
     out_dir: Path = Path("results")
     chunk_size: int = 50_000
     device: str = "auto"
+    embeddings: list[str] = field(default_factory=list)  # names or parquet paths
+    embedding_dir: Path | None = None
+    missing_embedding: str = "drop"
     command: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.seeds:
             raise ConfigError("--seeds needs at least one seed")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(f"--seeds has repeated values: {self.seeds}")
         if self.n_resamples < 100:
             raise ConfigError(f"--resamples must be >= 100, got {self.n_resamples}")
         if not 0.5 < self.confidence < 1:
             raise ConfigError(f"--confidence must be in (0.5, 1), got {self.confidence}")
         if self.chunk_size < 1:
             raise ConfigError(f"--chunk-size must be >= 1, got {self.chunk_size}")
+        if self.missing_embedding not in ("drop", "zero", "mean"):
+            raise ConfigError(
+                f"--missing-embedding must be drop, zero or mean, got '{self.missing_embedding}'"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able; ``from_dict`` rebuilds the identical spec (``bench rerun``/``--resume``)."""
+        src = dataclasses.asdict(self.source)
+        for k in ("ratings", "catalog", "data_dir"):
+            src[k] = None if src[k] is None else str(src[k])
+        return {
+            "source": src,
+            "split": self.split.to_dict(),
+            "models": [m.label for m in self.models],
+            "protocol": self.protocol,
+            "seeds": list(self.seeds),
+            "reference": self.reference,
+            "n_resamples": self.n_resamples,
+            "confidence": self.confidence,
+            "stats_seed": self.stats_seed,
+            "out_dir": str(self.out_dir),
+            "chunk_size": self.chunk_size,
+            "device": self.device,
+            "embeddings": list(self.embeddings),
+            "embedding_dir": None if self.embedding_dir is None else str(self.embedding_dir),
+            "missing_embedding": self.missing_embedding,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], *, command: list[str] | None = None) -> RunSpec:
+        src = dict(d["source"])
+        for k in ("ratings", "catalog", "data_dir"):
+            src[k] = None if src.get(k) is None else Path(src[k])
+        if src.get("rating_scale") is not None:
+            src["rating_scale"] = tuple(src["rating_scale"])
+        return cls(
+            source=DataSource(**src),
+            split=SplitParams(**d["split"]),
+            models=[parse_spec(m) for m in d["models"]],
+            protocol=d.get("protocol", "default"),
+            seeds=list(d["seeds"]),
+            reference=d["reference"],
+            n_resamples=d["n_resamples"],
+            confidence=d["confidence"],
+            stats_seed=d.get("stats_seed", 0),
+            out_dir=Path(d.get("out_dir", "results")),
+            chunk_size=d.get("chunk_size", 50_000),
+            device=d.get("device", "auto"),
+            embeddings=list(d.get("embeddings", [])),
+            embedding_dir=None if d.get("embedding_dir") is None else Path(d["embedding_dir"]),
+            missing_embedding=d.get("missing_embedding", "drop"),
+            command=command or [],
+        )
 
 
 @dataclass
@@ -72,7 +142,8 @@ class ModelRun:
     key: str
     spec: ModelSpec
     seed: int
-    status: str = "pending"  # ok | failed
+    embedding: str | None = None
+    status: str = "pending"  # ok | failed | not run
     error: str | None = None
     traceback: str | None = None
     config: dict[str, Any] = field(default_factory=dict)
@@ -83,6 +154,9 @@ class ModelRun:
     predict_s: float = 0.0
     peak_rss_mb: float | None = None
     rss_delta_mb: float | None = None
+    val_rmse: float | None = None
+    n_clipped: int | None = None
+    flags: list[str] = field(default_factory=list)
     pred: NDArray[np.float32] | None = None
     fallback: NDArray[np.bool_] | None = None
     metrics: dict[str, Any] | None = None
@@ -95,6 +169,7 @@ class ModelRun:
             "name": self.spec.name,
             "options": dict(self.spec.options),
             "seed": self.seed,
+            "embedding": self.embedding,
             "status": self.status,
             "error": self.error,
             "traceback": self.traceback,
@@ -104,10 +179,31 @@ class ModelRun:
             "learning_curve": self.learning_curve,
             "timings": {"fit_s": self.fit_s, "predict_s": self.predict_s},
             "memory": {"peak_rss_mb": self.peak_rss_mb, "rss_delta_mb": self.rss_delta_mb},
+            "val_rmse": self.val_rmse,
             "n_fallback": None if self.fallback is None else int(self.fallback.sum()),
+            "n_clipped": self.n_clipped,
+            "flags": self.flags,
             "metrics": self.metrics,
             "vs_reference": self.vs_reference,
         }
+
+    def restore(
+        self, d: dict[str, Any], pred: NDArray[np.float32], fallback: NDArray[np.bool_]
+    ) -> None:
+        """Take back a finished model from a results file (``--resume``)."""
+        self.status = "ok"
+        self.config = d.get("config") or {}
+        self.fit_info = d.get("fit_info") or {}
+        self.refit = bool(d.get("refit"))
+        self.learning_curve = d.get("learning_curve")
+        self.fit_s = (d.get("timings") or {}).get("fit_s", 0.0)
+        self.predict_s = (d.get("timings") or {}).get("predict_s", 0.0)
+        mem = d.get("memory") or {}
+        self.peak_rss_mb, self.rss_delta_mb = mem.get("peak_rss_mb"), mem.get("rss_delta_mb")
+        self.val_rmse = d.get("val_rmse")
+        self.n_clipped = d.get("n_clipped")
+        self.flags = list(d.get("flags") or [])
+        self.pred, self.fallback = pred, fallback
 
 
 @dataclass
@@ -217,182 +313,147 @@ def resolve_device(name: str) -> str:
 
 
 # -- the run ------------------------------------------------------------------------------
-def _model_key(spec: ModelSpec, seed: int, n_seeds: int) -> str:
-    return spec.label if n_seeds == 1 else f"{spec.label}@{seed}"
+@dataclass
+class Prepared:
+    """Everything derived from the spec and the data before any model runs."""
+
+    loaded: Loaded
+    split: Split
+    truth: NDArray[np.float32]
+    embeddings: dict[str, ItemEmbeddings]
+    embedding_info: dict[str, Any]
+    runs: list[ModelRun]
+    ref_key: str | None
+    timings: dict[str, float]
 
 
-def _fit_predict(
-    run: ModelRun,
-    loaded: Loaded,
-    split: Split,
-    spec: RunSpec,
-    device: str,
-    base_train: TrainSet,
-) -> None:
+def _plan_runs(
+    spec: RunSpec, models: list[ModelSpec], ref_label: str, emb_names: list[str]
+) -> list[ModelRun]:
+    """Every (model, embedding, seed) unit, the reference first. Keys: ``label``, plus
+    ``/embedding`` when the run has several embeddings, plus ``@seed`` with several seeds."""
+    requested = {m.label for m in spec.models}
+    ordered = sorted(models, key=lambda m: m.label != ref_label)  # stable: reference first
+    runs: list[ModelRun] = []
+    for m in ordered:
+        uses = bool(getattr(get_class(m.name), "uses_embeddings", False))
+        embs: list[str | None] = list(emb_names) if (uses and emb_names) else [None]
+        # an automatically added reference runs once; chosen models run once per seed
+        seeds = spec.seeds if m.label in requested else spec.seeds[:1]
+        for e in embs:
+            for s in seeds:
+                key = m.label
+                if e is not None and len(emb_names) > 1:
+                    key += f"/{e}"
+                if len(seeds) > 1:
+                    key += f"@{s}"
+                runs.append(ModelRun(key=key, spec=m, seed=s, embedding=e))
+    return runs
+
+
+def _prepare_embeddings(
+    spec: RunSpec, loaded: Loaded, need: bool, console: Console
+) -> tuple[Loaded, dict[str, ItemEmbeddings], dict[str, Any]]:
+    """Build/read every requested embedding, aligned to the item codes, and apply the
+    missing-embedding policy (``drop`` re-codes the data without those movies' ratings)."""
+    names = list(spec.embeddings)
+    if not names:
+        if loaded.embeddings is not None:
+            return (
+                loaded,
+                {loaded.embeddings.name: loaded.embeddings},
+                {
+                    "names": [loaded.embeddings.name],
+                    "default": True,
+                },
+            )
+        if not need:
+            return loaded, {}, {}
+        if loaded.catalog is None:
+            raise ConfigError(
+                "the chosen models need item embeddings: pass --embedding NAME|FILE.parquet "
+                "(this data source has no movie catalog to build one from)"
+            )
+        names = [DEFAULT_EMBEDDING]
+        console.print(f"no --embedding given: using '{DEFAULT_EMBEDDING}' built from the catalog")
+    from bench import embeddings as E
+
     inter = loaded.interactions
-    with PeakRSS() as mem:
-        model = create(run.spec, context={"seed": run.seed, "device": device})
-        run.config = model.get_config()
-        train = dataclasses.replace(base_train, seed=run.seed)
+    built: dict[str, ItemEmbeddings] = {}
+    build_s: dict[str, float] = {}
+    for name in names:
         t0 = time.perf_counter()
-        model.fit(train)
-        run.fit_s = time.perf_counter() - t0
-        preds, falls = [], []
-        t0 = time.perf_counter()
-        for _, batch in split.test_batches(inter, spec.chunk_size):
-            if hasattr(model, "predict_with_fallback"):
-                p, f = model.predict_with_fallback(batch)
-            else:
-                p = np.asarray(model.predict(batch), dtype=np.float32)
-                f = np.zeros(len(batch), dtype=bool)
-            preds.append(p)
-            falls.append(f)
-        run.predict_s = time.perf_counter() - t0
-    pred = np.concatenate(preds).astype(np.float32)
-    if not np.all(np.isfinite(pred)):
-        raise FloatingPointError(
-            f"{run.key}: {int((~np.isfinite(pred)).sum())} NaN/inf predictions"
-        )
-    run.pred = pred
-    run.fallback = np.concatenate(falls)
-    run.fit_info = dict(getattr(model, "fit_info_", {}) or {})
-    run.refit = bool(getattr(model, "refit_", False))
-    curve = getattr(model, "learning_curve_", None)
-    run.learning_curve = list(curve) if curve is not None else None
-    run.peak_rss_mb = mem.peak
-    run.rss_delta_mb = None if mem.start is None or mem.peak is None else mem.peak - mem.start
-    run.status = "ok"
-
-
-def _score(
-    runs: list[ModelRun], truth: NDArray[np.float32], spec: RunSpec, ref_key: str | None
-) -> None:
-    ref = next((r for r in runs if r.key == ref_key and r.status == "ok"), None)
-    kw = {"n_resamples": spec.n_resamples, "confidence": spec.confidence, "seed": spec.stats_seed}
-    for r in runs:
-        if r.status != "ok" or r.pred is None:
-            continue
-        cis = stats.metric_cis(truth, r.pred, **kw)
-        r.metrics = {k: v.to_dict() for k, v in cis.items()}
-        if ref is not None and r is not ref and ref.pred is not None:
-            diffs = stats.paired_diff_cis(truth, r.pred, ref.pred, **kw)
-            r.vs_reference = {
-                k: {**v.to_dict(), "verdict": stats.verdict(v)} for k, v in diffs.items()
-            }
-
-
-def _seed_summary(runs: list[ModelRun]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    by_label: dict[str, list[ModelRun]] = {}
-    for r in runs:
-        if r.status == "ok":
-            by_label.setdefault(r.spec.label, []).append(r)
-    for label, group in by_label.items():
-        if len(group) < 2:
-            continue
-        out[label] = {
-            m: stats.seed_spread([g.metrics[m]["estimate"] for g in group if g.metrics])
-            for m in ("rmse", "mae")
+        if name == "synthetic" and loaded.embeddings is not None:
+            emb = loaded.embeddings
+        else:
+            with console.status(f"embedding {name}"):
+                emb = E.build_embeddings(
+                    name,
+                    catalog=loaded.catalog,
+                    item_ids=inter.item_ids,
+                    embedding_dir=spec.embedding_dir,
+                    progress=console.is_terminal,
+                )
+        if emb.name in built:
+            raise ConfigError(f"--embedding: '{emb.name}' is given twice")
+        built[emb.name] = emb
+        build_s[emb.name] = time.perf_counter() - t0
+    info: dict[str, Any] = {
+        "names": list(built),
+        "policy": spec.missing_embedding,
+        "build_s": build_s,
+    }
+    missing = np.zeros(inter.n_items, dtype=bool)
+    for emb in built.values():
+        missing |= E.items_without_embedding(emb)
+    affected_ev = missing[inter.item]
+    info["missing"] = {
+        "items": int(missing.sum()),
+        "ratings": int(affected_ev.sum()),
+        "users": int(np.unique(inter.user[affected_ev]).shape[0]),
+    }
+    if spec.missing_embedding == "drop" and missing.any():
+        # test targets that the drop removes, counted on the split before the drop
+        before = make_split(inter, spec.split)
+        info["missing"]["test_targets"] = int(missing[inter.item[before.test_pos]].sum())
+        kept_items = ~missing
+        inter2 = drop_items(inter, missing)
+        built = {
+            n: ItemEmbeddings(
+                name=e.name,
+                vectors=e.vectors[kept_items],
+                present=e.present[kept_items],
+                hash=hash_arrays(inter2.item_ids, e.vectors[kept_items]),
+            )
+            for n, e in built.items()
         }
-    return out
+        loaded = dataclasses.replace(loaded, interactions=inter2)
+        console.print(
+            f"dropped {info['missing']['ratings']:,} ratings of {info['missing']['items']:,} "
+            f"movies without an embedding ({info['missing']['users']:,} users affected)"
+        )
+    else:
+        built = {n: E.apply_missing_policy(spec.missing_embedding, e) for n, e in built.items()}
+    return loaded, built, info
 
 
-def _predictions_frame(
-    loaded: Loaded, split: Split, truth: NDArray[np.float32], runs: list[ModelRun]
-) -> pd.DataFrame:
-    inter = loaded.interactions
-    cols: dict[str, Any] = {
-        "user_id": inter.user_ids[split.test_user],
-        "movie_id": inter.item_ids[inter.item[split.test_pos]],
-        "target_time": inter.timestamp[split.test_pos],
-        "truth": truth,
-    }
-    for r in runs:
-        if r.status == "ok" and r.pred is not None and r.fallback is not None:
-            cols[f"pred:{r.key}"] = r.pred
-            cols[f"fallback:{r.key}"] = r.fallback
-    return pd.DataFrame(cols)
-
-
-def _document(
-    spec: RunSpec,
-    loaded: Loaded,
-    split: Split,
-    runs: list[ModelRun],
-    ref_key: str | None,
-    device: str,
-    status: str,
-    started: str,
-    timings: dict[str, float],
-) -> dict[str, Any]:
-    models = []
-    for r in runs:
-        models.append(r.to_dict())
-    emb = loaded.embeddings
-    return {
-        "schema": SCHEMA,
-        "schema_version": SCHEMA_VERSION,
-        "status": status,
-        "created": started,
-        "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "command": spec.command,
-        "protocol": spec.protocol,
-        "git": _git_info(),
-        "versions": _versions(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "device": device,
-        "seeds": spec.seeds,
-        "dataset": {**loaded.interactions.summary(), **loaded.info},
-        "split": split.summary(),
-        "embeddings": None
-        if emb is None
-        else {
-            "name": emb.name,
-            "dim": emb.dim,
-            "hash": emb.hash,
-            "coverage": float(emb.present.mean()) if emb.present.size else 0.0,
-        },
-        "statistics": {
-            "metric_ci": "bootstrap over test queries",
-            "difference_ci": "paired bootstrap over the same resampled queries",
-            "n_resamples": spec.n_resamples,
-            "confidence": spec.confidence,
-            "seed": spec.stats_seed,
-            "reference": ref_key,
-        },
-        "timings": timings,
-        "models": models,
-        "seed_summary": _seed_summary(runs),
-    }
-
-
-def execute(spec: RunSpec, console: Console | None = None) -> RunOutcome:
-    """Load, split, fit and score every model, write the results. Raises ``BenchError`` on
-    bad data or options (before anything is written); model failures are recorded."""
-    console = console or Console(stderr=True)
-    started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+def _prepare(spec: RunSpec, console: Console) -> Prepared:
     timings: dict[str, float] = {}
-    # validate everything cheap before any heavy work
     ref_spec = parse_spec(spec.reference)
     models = list(spec.models)
     if ref_spec.label not in {m.label for m in models}:
         models.insert(0, ref_spec)  # the reference is always scored alongside
     for m in models:
         create(m)  # unknown options / bad values fail now, not after loading
-    out_dir = Path(spec.out_dir)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ConfigError(f"--out {out_dir}: cannot create the output folder ({e.strerror})") from e
-    if not os.access(out_dir, os.W_OK):
-        raise ConfigError(f"--out {out_dir}: the output folder is not writable")
-    device = resolve_device(spec.device)
+    need_emb = any(getattr(get_class(m.name), "uses_embeddings", False) for m in models)
 
     t0 = time.perf_counter()
     with console.status("loading data"):
         loaded = load_source(spec.source)
     timings["load_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    loaded, embs, emb_info = _prepare_embeddings(spec, loaded, need_emb, console)
+    timings["embeddings_s"] = time.perf_counter() - t0
     inter = loaded.interactions
     console.print(
         f"[bold]{inter.name}[/]: {len(inter):,} ratings, {inter.n_users:,} users, "
@@ -406,22 +467,263 @@ def execute(spec: RunSpec, console: Console | None = None) -> RunOutcome:
         f"split {split.hash}: {c['train']:,} train / {c['val']:,} validation / "
         f"{c['test']:,} test targets from {c['users']:,} users"
     )
-    truth = split.test_truth(inter)
-    # built once and shared: models must not mutate it (the contract tests check)
-    base_train = split.train_set(inter, embeddings=loaded.embeddings, seed=spec.seeds[0])
+    if embs:
+        from bench.embeddings import coverage
 
-    runs: list[ModelRun] = []
-    requested = {m.label for m in spec.models}
-    for m in models:
-        # an automatically added reference runs once; chosen models run once per seed
-        seeds = spec.seeds if m.label in requested else spec.seeds[:1]
-        for s in seeds:
-            runs.append(ModelRun(key=_model_key(m, s, len(seeds)), spec=m, seed=s))
+        test_items = inter.item[split.test_pos]
+        hist_items = inter.item[_fit_rows(split, inter)]
+        emb_info["coverage"] = {n: coverage(e, hist_items, test_items) for n, e in embs.items()}
+    runs = _plan_runs(spec, models, ref_spec.label, list(embs) if need_emb else [])
     ref_key = next((r.key for r in runs if r.spec.label == ref_spec.label), None)
+    return Prepared(
+        loaded=loaded,
+        split=split,
+        truth=split.test_truth(inter),
+        embeddings=embs,
+        embedding_info=emb_info,
+        runs=runs,
+        ref_key=ref_key,
+        timings=timings,
+    )
 
-    stem = f"{inter.name}-{started.replace(':', '').replace('-', '').replace('+0000', '')}"
-    path = new_results_path(out_dir, stem.replace("/", "_"))
+
+def _fit_rows(split: Split, inter: Interactions) -> NDArray[np.int64]:
+    """Rows of ``inter`` that are history of some query (the events fitting may see plus the
+    validation targets): what ``coverage`` calls history items."""
+    lens = split.fit_len.copy()
+    lens[split.val_user] += 1
+    idx, _ = gather_ranges(inter.user_offsets[:-1], inter.user_offsets[:-1] + lens)
+    return idx
+
+
+def _fit_predict(
+    run: ModelRun,
+    prep: Prepared,
+    spec: RunSpec,
+    device: str,
+    trains: dict[str | None, TrainSet],
+    gm_val_rmse: float,
+) -> None:
+    inter = prep.loaded.interactions
+    with PeakRSS() as mem:
+        model = create(run.spec, context={"seed": run.seed, "device": device})
+        run.config = model.get_config()
+        train = dataclasses.replace(trains[run.embedding], seed=run.seed)
+        t0 = time.perf_counter()
+        model.fit(train)
+        run.fit_s = time.perf_counter() - t0
+        run.fit_info = dict(getattr(model, "fit_info_", {}) or {})
+        run.refit = bool(getattr(model, "refit_", False))
+        # validation RMSE for the table's sanity flag; a model that refit on the validation
+        # targets reports the figure it chose its settings on instead
+        if not run.refit and len(train.val.batch):
+            vp = np.asarray(model.predict(train.val.batch), dtype=np.float64)
+            run.val_rmse = float(np.sqrt(np.mean((vp - train.val.rating) ** 2)))
+        elif isinstance(run.fit_info.get("val_rmse"), int | float):
+            run.val_rmse = float(run.fit_info["val_rmse"])
+        if hasattr(model, "n_clipped_"):
+            model.n_clipped_ = 0
+        preds, falls = [], []
+        t0 = time.perf_counter()
+        for _, batch in prep.split.test_batches(inter, spec.chunk_size):
+            if hasattr(model, "predict_with_fallback"):
+                p, f = model.predict_with_fallback(batch)
+            else:
+                p = np.asarray(model.predict(batch), dtype=np.float32)
+                f = np.zeros(len(batch), dtype=bool)
+            preds.append(p)
+            falls.append(f)
+        run.predict_s = time.perf_counter() - t0
+    pred = np.concatenate(preds).astype(np.float32)
+    if not np.all(np.isfinite(pred)):
+        raise FloatingPointError(
+            f"{run.key}: {int((~np.isfinite(pred)).sum())} NaN/inf predictions"
+        )
+    lo, hi = inter.scale.low, inter.scale.high
+    if pred.min() < lo or pred.max() > hi:  # a model outside BasePredictor: clip and count
+        run.n_clipped = int(((pred < lo) | (pred > hi)).sum())
+        pred = np.clip(pred, lo, hi)
+    else:
+        run.n_clipped = int(getattr(model, "n_clipped_", 0))
+    run.pred = pred
+    run.fallback = np.concatenate(falls)
+    curve = getattr(model, "learning_curve_", None)
+    run.learning_curve = list(curve) if curve is not None else None
+    run.peak_rss_mb = mem.peak
+    run.rss_delta_mb = None if mem.start is None or mem.peak is None else mem.peak - mem.start
+    run.flags = []
+    if (
+        run.spec.name != "global-mean"
+        and run.val_rmse is not None
+        and (run.val_rmse > gm_val_rmse + 1e-6)
+    ):
+        run.flags.append(
+            f"validation RMSE {run.val_rmse:.4f} is worse than global-mean's {gm_val_rmse:.4f}"
+        )
+    if run.n_clipped:
+        run.flags.append(f"{run.n_clipped} prediction(s) outside the scale were clipped")
+    run.status = "ok"
+
+
+def _score_one(r: ModelRun, prep: Prepared, spec: RunSpec) -> None:
+    if r.status != "ok" or r.pred is None:
+        return
+    kw = {"n_resamples": spec.n_resamples, "confidence": spec.confidence, "seed": spec.stats_seed}
+    cis = stats.metric_cis(prep.truth, r.pred, **kw)
+    r.metrics = {k: v.to_dict() for k, v in cis.items()}
+    ref = next((x for x in prep.runs if x.key == prep.ref_key and x.status == "ok"), None)
+    if ref is not None and r is not ref and ref.pred is not None:
+        diffs = stats.paired_diff_cis(prep.truth, r.pred, ref.pred, **kw)
+        r.vs_reference = {k: {**v.to_dict(), "verdict": stats.verdict(v)} for k, v in diffs.items()}
+
+
+def _seed_summary(runs: list[ModelRun]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    groups: dict[str, list[ModelRun]] = {}
+    for r in runs:
+        if r.status == "ok" and r.metrics:
+            base = r.key.rsplit("@", 1)[0] if "@" in r.key else r.key
+            groups.setdefault(base, []).append(r)
+    for base, group in groups.items():
+        if len(group) < 2:
+            continue
+        out[base] = {
+            "seeds": [g.seed for g in group],
+            **{
+                m: stats.seed_spread([g.metrics[m]["estimate"] for g in group if g.metrics])
+                for m in ("rmse", "mae")
+            },
+        }
+    return out
+
+
+def _predictions_frame(prep: Prepared) -> pd.DataFrame:
+    inter = prep.loaded.interactions
+    split = prep.split
+    cols: dict[str, Any] = {
+        "user_id": inter.user_ids[split.test_user],
+        "movie_id": inter.item_ids[inter.item[split.test_pos]],
+        "target_time": inter.timestamp[split.test_pos],
+        "truth": prep.truth,
+    }
+    for r in prep.runs:
+        if r.status == "ok" and r.pred is not None and r.fallback is not None:
+            cols[f"pred:{r.key}"] = r.pred
+            cols[f"fallback:{r.key}"] = r.fallback
+    return pd.DataFrame(cols)
+
+
+def _document(
+    spec: RunSpec, prep: Prepared, device: str, status: str, started: str
+) -> dict[str, Any]:
+    return {
+        "schema": SCHEMA,
+        "schema_version": SCHEMA_VERSION,
+        "status": status,
+        "created": started,
+        "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "command": spec.command,
+        "run_spec": spec.to_dict(),
+        "protocol": spec.protocol,
+        "ratingbench": bench.__version__,
+        "git": _git_info(),
+        "versions": _versions(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "device": device,
+        "seeds": spec.seeds,
+        "dataset": {**prep.loaded.interactions.summary(), **prep.loaded.info},
+        "split": prep.split.summary(),
+        "embeddings": prep.embedding_info or None,
+        "statistics": {
+            "metric_ci": "bootstrap over test queries",
+            "difference_ci": "paired bootstrap over the same resampled queries",
+            "n_resamples": spec.n_resamples,
+            "confidence": spec.confidence,
+            "seed": spec.stats_seed,
+            "reference": prep.ref_key,
+        },
+        "timings": prep.timings,
+        "models": [r.to_dict() for r in prep.runs],
+        "seed_summary": _seed_summary(prep.runs),
+    }
+
+
+def _check_out_dir(out_dir: Path) -> None:
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"--out {out_dir}: cannot create the output folder ({e.strerror})") from e
+    if not os.access(out_dir, os.W_OK):
+        raise ConfigError(f"--out {out_dir}: the output folder is not writable")
+
+
+def execute(
+    spec: RunSpec, console: Console | None = None, *, resume: Path | None = None
+) -> RunOutcome:
+    """Load, split, fit and score every model, writing the results after each model (so a
+    crash keeps what finished; the file says ``incomplete`` until the end). Raises
+    ``BenchError`` on bad data or options before anything is written; a model that fails is
+    recorded and the run goes on. With ``resume``, models finished in that results file are
+    taken back (after checking that the data and split hashes are identical) and only the
+    rest are run; the file is updated in place."""
+    console = console or Console(stderr=True)
+    started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    out_dir = Path(spec.out_dir) if resume is None else Path(resume).parent
+    _check_out_dir(out_dir)
+    device = resolve_device(spec.device)
+    prep = _prepare(spec, console)
+    inter = prep.loaded.interactions
+
+    if resume is not None:
+        path = Path(resume)
+        old = load_results(path)
+        if old["split"].get("hash") != prep.split.hash or old["dataset"].get("hash") != inter.hash:
+            raise ResultsError(
+                f"{path}: cannot resume: the data or split differ from the run's "
+                f"(split {old['split'].get('hash')} then, {prep.split.hash} now)"
+            )
+        started = old.get("created", started)
+        frame = read_predictions(path, old)
+        done = {m["key"]: m for m in old["models"] if m.get("status") == "ok"}
+        for r in prep.runs:
+            d = done.get(r.key)
+            if d is not None and frame is not None and f"pred:{r.key}" in frame.columns:
+                r.restore(
+                    d,
+                    frame[f"pred:{r.key}"].to_numpy(np.float32),
+                    frame[f"fallback:{r.key}"].to_numpy(bool),
+                )
+        n_done = sum(r.status == "ok" for r in prep.runs)
+        console.print(f"resuming {path.name}: {n_done} of {len(prep.runs)} model runs finished")
+    else:
+        stem = f"{inter.name}-{started.replace(':', '').replace('-', '').replace('+0000', '')}"
+        path = new_results_path(out_dir, stem.replace("/", "_"))
+
+    # one TrainSet per embedding, built once and shared (models must not mutate it)
+    base = prep.split.train_set(inter, embeddings=None, seed=spec.seeds[0])
+    trains: dict[str | None, TrainSet] = {None: base}
+    for name, emb in prep.embeddings.items():
+        trains[name] = dataclasses.replace(base, embeddings=emb)
+    if prep.embeddings and not any(r.embedding for r in prep.runs):
+        trains[None] = dataclasses.replace(base, embeddings=next(iter(prep.embeddings.values())))
+    gm = float(np.mean(base.events.rating, dtype=np.float64))
+    gm_val_rmse = (
+        float(np.sqrt(np.mean((gm - base.val.rating.astype(np.float64)) ** 2)))
+        if len(base.val.batch)
+        else float("inf")
+    )
+
+    written = resume is not None
+
+    def save(status: str) -> None:
+        nonlocal written
+        doc = _document(spec, prep, device, status, started)
+        write_results(path, doc, _predictions_frame(prep), overwrite=written)
+        written = True
+
     interrupted = False
+    todo = [r for r in prep.runs if r.status != "ok"]
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -430,13 +732,15 @@ def execute(spec: RunSpec, console: Console | None = None) -> RunOutcome:
         console=console,
         transient=True,
     )
+    t_models = time.perf_counter()
     try:
         with progress:
-            task = progress.add_task("models", total=len(runs))
-            for r in runs:
+            task = progress.add_task("models", total=len(todo))
+            for r in todo:
                 progress.update(task, description=f"fitting {r.key}")
                 try:
-                    _fit_predict(r, loaded, split, spec, device, base_train)
+                    _fit_predict(r, prep, spec, device, trains, gm_val_rmse)
+                    _score_one(r, prep, spec)
                     console.print(
                         f"  [green]ok[/] {r.key}: fit {r.fit_s:.2f}s, predict {r.predict_s:.2f}s"
                     )
@@ -447,18 +751,26 @@ def execute(spec: RunSpec, console: Console | None = None) -> RunOutcome:
                     r.error = f"{type(e).__name__}: {e}"
                     r.traceback = traceback.format_exc(limit=8)
                     console.print(f"  [red]failed[/] {r.key}: {r.error}")
+                save("incomplete")
                 progress.advance(task)
     except KeyboardInterrupt:
         interrupted = True
-        for r in runs:
+        for r in prep.runs:
             if r.status == "pending":
                 r.status = "not run"
-        console.print("[yellow]interrupted: writing the finished models[/]")
-    t0 = time.perf_counter()
-    _score(runs, truth, spec, ref_key)
-    timings["statistics_s"] = time.perf_counter() - t0
+        console.print("[yellow]interrupted: the finished models are kept[/]")
+    prep.timings["models_s"] = time.perf_counter() - t_models
+    # the reference may have been restored or finished after others: score any gaps
+    for r in prep.runs:
+        if r.status == "ok" and (
+            r.metrics is None or (r.vs_reference is None and r.key != prep.ref_key)
+        ):
+            _score_one(r, prep, spec)
     status = "incomplete" if interrupted else "complete"
-    doc = _document(spec, loaded, split, runs, ref_key, device, status, started, timings)
-    frame = _predictions_frame(loaded, split, truth, runs)
-    write_results(path, doc, frame)
-    return RunOutcome(path=path, doc=doc, runs=runs, interrupted=interrupted)
+    save(status)
+    return RunOutcome(
+        path=path,
+        doc=_document(spec, prep, device, status, started),
+        runs=prep.runs,
+        interrupted=interrupted,
+    )

@@ -43,12 +43,14 @@ class BasePredictor:
 
     - ``fit_info_`` (dict): tuned hyper-parameters, epochs, anything JSON-able;
     - ``refit_`` (bool): whether the model refit on training + validation events;
-    - ``learning_curve_`` (list of dict): per-epoch train loss / validation metrics.
+    - ``learning_curve_`` (list of dict): per-epoch train loss / validation metrics;
+    - ``n_clipped_`` (int): predictions that fell outside the scale and were clipped.
     """
 
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""  # one line for `bench list`
     uses_torch: ClassVar[bool] = False
+    uses_embeddings: ClassVar[bool] = False  # True: runs once per --embedding
 
     scale_: RatingScale
 
@@ -60,6 +62,7 @@ class BasePredictor:
         self.scale_ = train.scale
         self.fit_info_: dict[str, Any] = {}
         self.refit_ = False
+        self.n_clipped_ = 0
         self._fit(train)
         self._fitted = True
         return self
@@ -85,6 +88,10 @@ class BasePredictor:
             raise FloatingPointError(
                 f"{self.name}: {int((~np.isfinite(pred)).sum())} non-finite prediction(s)"
             )
+        # predictions outside the scale are clipped and counted (the count is reported)
+        tol = 1e-6 * self.scale_.width
+        out = (pred < self.scale_.low - tol) | (pred > self.scale_.high + tol)
+        self.n_clipped_ = getattr(self, "n_clipped_", 0) + int(out.sum())
         return self.scale_.clip(pred), np.asarray(fallback, dtype=bool)
 
     def _fit(self, train: TrainSet) -> None:  # pragma: no cover - abstract

@@ -251,3 +251,104 @@ def test_real_dataset_offline(data_dir, tmp_path):
     assert doc["split"]["counts"]["train"] == 3050
     assert doc["dataset"]["n_ratings"] == 100_836
     assert np.isfinite(doc["models"][0]["metrics"]["rmse"]["estimate"])
+
+
+def test_interrupted_run_keeps_finished_models_and_resumes(tmp_path, monkeypatch):
+    from predictors import baselines
+
+    csv = _ratings_csv(tmp_path)
+    out = tmp_path / "o"
+    original = baselines.Bias._fit
+
+    def interrupt(self, train):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(baselines.Bias, "_fit", interrupt)
+    args = [
+        "run",
+        "--ratings",
+        str(csv),
+        "--models",
+        "user-mean,recent-k,bias",
+        "--out",
+        str(out),
+        "--resamples",
+        "200",
+    ]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 130
+    path = next(out.glob("*.json"))
+    doc = json.loads(path.read_text())
+    assert doc["status"] == "incomplete"
+    status = {m["key"]: m["status"] for m in doc["models"]}
+    assert status == {"user-mean": "ok", "recent-k": "ok", "bias": "not run"}
+    first = pd.read_parquet(path.with_name(path.stem + ".predictions.parquet"))
+
+    monkeypatch.setattr(baselines.Bias, "_fit", original)
+    calls = []
+    orig_recent = baselines.RecentK._fit
+    monkeypatch.setattr(
+        baselines.RecentK, "_fit", lambda self, t: calls.append(1) or orig_recent(self, t)
+    )
+    r = CliRunner().invoke(main, ["run", "--resume", str(path)])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(path.read_text())
+    assert doc["status"] == "complete"
+    assert {m["key"]: m["status"] for m in doc["models"]} == dict.fromkeys(status, "ok")
+    assert calls == []  # finished models were taken back, not refitted
+    side = pd.read_parquet(path.with_name(path.stem + ".predictions.parquet"))
+    assert side["pred:recent-k"].tolist() == first["pred:recent-k"].tolist()
+    assert len(list(out.glob("*.json"))) == 1
+
+
+def test_resume_refuses_a_changed_dataset(tmp_path, monkeypatch):
+    csv = _ratings_csv(tmp_path)
+    out = tmp_path / "o"
+    assert (
+        _run(
+            [
+                "run",
+                "--ratings",
+                str(csv),
+                "--models",
+                "user-mean",
+                "--out",
+                str(out),
+                "--resamples",
+                "200",
+            ]
+        ).exit_code
+        == 0
+    )
+    path = next(out.glob("*.json"))
+    rows = [(u, i, 5.0 if r < 3 else r, t) for u, i, r, t in tiny_rows()]
+    _ratings_csv(tmp_path, rows)
+    r = CliRunner().invoke(main, ["run", "--resume", str(path)])
+    assert r.exit_code == 2 and "cannot resume" in r.output
+
+
+def test_rerun_gives_identical_predictions(tmp_path):
+    csv = _ratings_csv(tmp_path)
+    out = tmp_path / "o"
+    assert (
+        _run(
+            [
+                "run",
+                "--ratings",
+                str(csv),
+                "--models",
+                "all",
+                "--out",
+                str(out),
+                "--resamples",
+                "200",
+            ]
+        ).exit_code
+        == 0
+    )
+    path = next(out.glob("*.json"))
+    r = _run(["rerun", str(path)])
+    assert r.exit_code == 0, r.output
+    files = sorted(out.glob("*.predictions.parquet"))
+    assert len(files) == 2
+    pd.testing.assert_frame_equal(pd.read_parquet(files[0]), pd.read_parquet(files[1]))
