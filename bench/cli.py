@@ -220,7 +220,14 @@ def main() -> None:
     "--report",
     "make_report",
     is_flag=True,
-    help="Also write the figures and report.md for this run.",
+    help="Also write a report folder (figures + report.md) beside the results.",
+)
+@click.option(
+    "--blas-threads",
+    type=click.IntRange(min=0),
+    default=1,
+    show_default=True,
+    help="BLAS threads while a model runs (0: the library default).",
 )
 def run_cmd(**opts: Any) -> None:
     """Fit every chosen model on one split and print RMSE/MAE with bootstrap CIs."""
@@ -303,6 +310,7 @@ def run_cmd(**opts: Any) -> None:
             embeddings=[e.strip() for e in (opts["embedding"] or "").split(",") if e.strip()],
             embedding_dir=opts["embedding_dir"],
             missing_embedding=opts["missing_embedding"],
+            blas_threads=opts["blas_threads"] or None,
             command=["bench", *sys.argv[1:]] if sys.argv else [],
         )
         try:
@@ -329,13 +337,13 @@ def _finish_run(outcome: Any, spec: Any, console: Console, make_report: bool) ->
             console.print(f"[yellow]warning:[/] {r.key}: {f}")
     console.print(f"results: {outcome.path}")
     if make_report:
-        try:
-            from bench.report import write_report
+        from bench.report import write_report
 
-            md = write_report(outcome.path)
-            console.print(f"report: {md}")
-        except BenchError as e:
-            console.print(f"[red]report failed:[/] {e}")
+        try:
+            data_dir = getattr(spec.source, "data_dir", None)
+            console.print(f"report: {write_report(outcome.path, data_dir=data_dir)}")
+        except (BenchError, OSError) as e:
+            console.print(f"[yellow]report not written:[/] {e}")
     if outcome.interrupted:
         console.print(
             "[yellow]run interrupted: results marked incomplete; finish it with "
@@ -405,6 +413,14 @@ def compare_cmd(
         if fmt == "markdown" or out is not None:
             text = render_markdown(comp)
             if out is not None:
+                if len(files) > 1:
+                    from bench.report import compare_figure
+
+                    png = compare_figure(
+                        list(files), out.with_name(f"{out.stem}-rmse.png"), comparison=comp
+                    )
+                    text += f"\n![RMSE per model across runs]({png.name})\n"
+                    _console().print(f"wrote {png}")
                 try:
                     atomic_write(out, lambda tmp: tmp.write_text(text, encoding="utf-8"))
                 except OSError as e:
@@ -422,6 +438,54 @@ def compare_cmd(
         _fail(str(e))
 
 
+@main.command("report", context_settings=CONTEXT)
+@click.argument("results", type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Report folder (default: RESULTS-stem-report/ beside the file; an existing "
+    "folder is never overwritten: -2, -3... instead).",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    envvar="RATINGBENCH_DATA_DIR",
+    help="Folder holding extracted datasets, to reload the data for the bucket figures "
+    "and examples (never downloads); env RATINGBENCH_DATA_DIR.",
+)
+@click.option(
+    "--examples",
+    type=click.IntRange(min=0),
+    default=5,
+    show_default=True,
+    help="Prediction examples with movie titles.",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed choosing the example users and the scatter subsample.",
+)
+def report_cmd(
+    results: Path, out: Path | None, data_dir: Path | None, examples: int, seed: int
+) -> None:
+    """Figures and a Markdown report (report.md) for one results file."""
+    from bench.report import write_report
+
+    try:
+        md = write_report(results, out, data_dir=data_dir, examples=examples, seed=seed)
+    except BenchError as e:
+        _fail(str(e))
+        return
+    except OSError as e:
+        _fail(f"cannot write the report: {e}")
+        return
+    _console().print(f"report: {md}")
+
+
 @main.command("list", context_settings=CONTEXT)
 def list_cmd() -> None:
     """Models, datasets, protocols and embeddings, one line each."""
@@ -429,7 +493,7 @@ def list_cmd() -> None:
     from bench.split import PROTOCOLS
     from predictors.registry import describe
 
-    console = Console(highlight=False)
+    console = _out()
     console.print("[bold]models[/]")
     for name, summary in describe():
         console.print(f"  {name:<14} {summary}")
@@ -446,9 +510,13 @@ def list_cmd() -> None:
             f"  {name:<10} min_history={p.min_history} max_history={p.max_history} "
             f"samples_per_user={p.samples_per_user} sample_users={p.sample_users} seed={p.seed}"
         )
+    from bench.embeddings import list_embeddings
+
     console.print("[bold]embeddings[/]")
+    for name, summary in list_embeddings():
+        console.print(f"  {name:<14} {summary}")
     console.print(
-        f"  {'synthetic':<10} noisy views of the latent movie factors (with --dataset synthetic)"
+        f"  {'synthetic':<14} noisy views of the latent movie factors (with --dataset synthetic)"
     )
 
 

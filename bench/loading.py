@@ -31,16 +31,24 @@ class DataSource:
     synthetic: dict[str, Any] = field(default_factory=dict)  # make_synthetic options
 
     def describe(self) -> dict[str, Any]:
+        scale = None if self.rating_scale is None else list(self.rating_scale)
         if self.ratings is not None:
             return {
                 "kind": "file",
                 "ratings": str(self.ratings),
                 "catalog": None if self.catalog is None else str(self.catalog),
                 "columns": dict(self.columns),
+                "sep": self.sep,
+                "rating_scale": scale,
             }
         if self.dataset == "synthetic":
             return {"kind": "synthetic", "options": dict(self.synthetic)}
-        return {"kind": "catalog", "dataset": self.dataset}
+        return {
+            "kind": "catalog",
+            "dataset": self.dataset,
+            "data_dir": None if self.data_dir is None else str(self.data_dir),
+            "rating_scale": scale,
+        }
 
 
 @dataclass(frozen=True)

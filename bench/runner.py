@@ -7,6 +7,7 @@ the metrics, never handed to a model.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import os
@@ -27,6 +28,7 @@ import pandas as pd
 from numpy.typing import NDArray
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from threadpoolctl import threadpool_limits
 
 import bench
 from bench import stats
@@ -69,6 +71,7 @@ class RunSpec:
     embeddings: list[str] = field(default_factory=list)  # names or parquet paths
     embedding_dir: Path | None = None
     missing_embedding: str = "drop"
+    blas_threads: int | None = 1  # BLAS threads while a model fits/predicts; None: library default
     command: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -82,6 +85,8 @@ class RunSpec:
             raise ConfigError(f"--confidence must be in (0.5, 1), got {self.confidence}")
         if self.chunk_size < 1:
             raise ConfigError(f"--chunk-size must be >= 1, got {self.chunk_size}")
+        if self.blas_threads is not None and self.blas_threads < 1:
+            raise ConfigError(f"--blas-threads must be >= 1, got {self.blas_threads}")
         if self.missing_embedding not in ("drop", "zero", "mean"):
             raise ConfigError(
                 f"--missing-embedding must be drop, zero or mean, got '{self.missing_embedding}'"
@@ -95,7 +100,7 @@ class RunSpec:
         return {
             "source": src,
             "split": self.split.to_dict(),
-            "models": [m.label for m in self.models],
+            "models": [{"spec": m.label, "implicit": m.implicit} for m in self.models],
             "protocol": self.protocol,
             "seeds": list(self.seeds),
             "reference": self.reference,
@@ -108,6 +113,7 @@ class RunSpec:
             "embeddings": list(self.embeddings),
             "embedding_dir": None if self.embedding_dir is None else str(self.embedding_dir),
             "missing_embedding": self.missing_embedding,
+            "blas_threads": self.blas_threads,
         }
 
     @classmethod
@@ -120,7 +126,12 @@ class RunSpec:
         return cls(
             source=DataSource(**src),
             split=SplitParams(**d["split"]),
-            models=[parse_spec(m) for m in d["models"]],
+            models=[
+                parse_spec(m)
+                if isinstance(m, str)
+                else dataclasses.replace(parse_spec(m["spec"]), implicit=bool(m.get("implicit")))
+                for m in d["models"]
+            ],
             protocol=d.get("protocol", "default"),
             seeds=list(d["seeds"]),
             reference=d["reference"],
@@ -133,6 +144,7 @@ class RunSpec:
             embeddings=list(d.get("embeddings", [])),
             embedding_dir=None if d.get("embedding_dir") is None else Path(d["embedding_dir"]),
             missing_embedding=d.get("missing_embedding", "drop"),
+            blas_threads=d.get("blas_threads", 1),
             command=command or [],
         )
 
@@ -357,6 +369,8 @@ def _prepare_embeddings(
     """Build/read every requested embedding, aligned to the item codes, and apply the
     missing-embedding policy (``drop`` re-codes the data without those movies' ratings)."""
     names = list(spec.embeddings)
+    implicit = False
+    policy = spec.missing_embedding
     if not names:
         if loaded.embeddings is not None:
             return (
@@ -375,7 +389,11 @@ def _prepare_embeddings(
                 "(this data source has no movie catalog to build one from)"
             )
         names = [DEFAULT_EMBEDDING]
-        console.print(f"no --embedding given: using '{DEFAULT_EMBEDDING}' built from the catalog")
+        implicit = True
+        console.print(
+            f"no --embedding given: using '{DEFAULT_EMBEDDING}' built from the catalog "
+            "(movies without a vector keep their ratings and get a zero vector)"
+        )
     from bench import embeddings as E
 
     inter = loaded.interactions
@@ -386,21 +404,25 @@ def _prepare_embeddings(
         if name == "synthetic" and loaded.embeddings is not None:
             emb = loaded.embeddings
         else:
-            with console.status(f"embedding {name}"):
-                emb = E.build_embeddings(
-                    name,
-                    catalog=loaded.catalog,
-                    item_ids=inter.item_ids,
-                    embedding_dir=spec.embedding_dir,
-                    progress=console.is_terminal,
-                )
+            console.print(f"embedding {name} ...")
+            emb = E.build_embeddings(
+                name,
+                catalog=loaded.catalog,
+                item_ids=inter.item_ids,
+                embedding_dir=spec.embedding_dir,
+                progress=console.is_terminal,
+            )
         if emb.name in built:
             raise ConfigError(f"--embedding: '{emb.name}' is given twice")
         built[emb.name] = emb
         build_s[emb.name] = time.perf_counter() - t0
+    if implicit:
+        # an embedding the user did not ask for must not change the data every model sees
+        policy = "zero"
     info: dict[str, Any] = {
         "names": list(built),
-        "policy": spec.missing_embedding,
+        "policy": policy,
+        "default": implicit,
         "build_s": build_s,
     }
     missing = np.zeros(inter.n_items, dtype=bool)
@@ -412,7 +434,7 @@ def _prepare_embeddings(
         "ratings": int(affected_ev.sum()),
         "users": int(np.unique(inter.user[affected_ev]).shape[0]),
     }
-    if spec.missing_embedding == "drop" and missing.any():
+    if policy == "drop" and missing.any():
         # test targets that the drop removes, counted on the split before the drop
         before = make_split(inter, spec.split)
         info["missing"]["test_targets"] = int(missing[inter.item[before.test_pos]].sum())
@@ -433,7 +455,7 @@ def _prepare_embeddings(
             f"movies without an embedding ({info['missing']['users']:,} users affected)"
         )
     else:
-        built = {n: E.apply_missing_policy(spec.missing_embedding, e) for n, e in built.items()}
+        built = {n: E.apply_missing_policy(policy, e) for n, e in built.items()}
     return loaded, built, info
 
 
@@ -445,14 +467,31 @@ def _prepare(spec: RunSpec, console: Console) -> Prepared:
         models.insert(0, ref_spec)  # the reference is always scored alongside
     for m in models:
         create(m)  # unknown options / bad values fail now, not after loading
-    need_emb = any(getattr(get_class(m.name), "uses_embeddings", False) for m in models)
+
+    def uses_emb(m: ModelSpec) -> bool:
+        return bool(getattr(get_class(m.name), "uses_embeddings", False))
+
+    need_emb = any(uses_emb(m) for m in models)
 
     t0 = time.perf_counter()
     with console.status("loading data"):
         loaded = load_source(spec.source)
     timings["load_s"] = time.perf_counter() - t0
+    skipped: list[str] = []
+    if need_emb and not spec.embeddings and loaded.embeddings is None and loaded.catalog is None:
+        # nothing to build embeddings from: models that came from 'all' are skipped
+        skipped = [m.label for m in models if uses_emb(m) and m.implicit]
+        if skipped:
+            models = [m for m in models if m.label not in skipped]
+            need_emb = any(uses_emb(m) for m in models)
+            console.print(
+                f"[yellow]skipped[/] {', '.join(skipped)}: no item embeddings (give "
+                "--embedding NAME|FILE.parquet, or --catalog to build them)"
+            )
     t0 = time.perf_counter()
     loaded, embs, emb_info = _prepare_embeddings(spec, loaded, need_emb, console)
+    if skipped:
+        emb_info = {**emb_info, "skipped_models": skipped}
     timings["embeddings_s"] = time.perf_counter() - t0
     inter = loaded.interactions
     console.print(
@@ -505,7 +544,14 @@ def _fit_predict(
     gm_val_rmse: float,
 ) -> None:
     inter = prep.loaded.interactions
-    with PeakRSS() as mem:
+    # Small batched solves are fastest on one BLAS thread, and several threads on a busy
+    # machine can be 10-100x slower (oversubscription): limit them while the model runs.
+    limits = (
+        threadpool_limits(limits=spec.blas_threads, user_api="blas")
+        if spec.blas_threads is not None
+        else contextlib.nullcontext()
+    )
+    with PeakRSS() as mem, limits:
         model = create(run.spec, context={"seed": run.seed, "device": device})
         run.config = model.get_config()
         train = dataclasses.replace(trains[run.embedding], seed=run.seed)

@@ -34,6 +34,18 @@ REGISTRY: dict[str, tuple[str, str]] = {
         "predictors.baselines:Bias",
         "global mean + damped user and item biases, damping tuned on validation",
     ),
+    "knn": (
+        "predictors.knn:KNN",
+        "similarity-weighted kNN over item embeddings (k, alpha, shrink tuned)",
+    ),
+    "mf": (
+        "predictors.mf:MF",
+        "biased matrix factorisation (ALS), factors/reg/sweeps tuned on validation",
+    ),
+    "mf-temporal": (
+        "predictors.mf_temporal:MFTemporal",
+        "timeSVD-style MF: drifting user bias + recency-weighted session offset",
+    ),
 }
 
 
@@ -47,6 +59,9 @@ class ModelSpec:
 
     name: str
     options: dict[str, Any] = field(default_factory=dict)
+    # True when the spec came from expanding ``all``: such a model may be skipped (with a
+    # note) when the data cannot serve it, e.g. no embeddings for an embedding model
+    implicit: bool = field(default=False, compare=False)
 
     @property
     def label(self) -> str:
@@ -133,7 +148,7 @@ def parse_models(text: str) -> list[ModelSpec]:
         if not item:
             continue
         if item == "all":
-            specs.extend(ModelSpec(n) for n in REGISTRY)
+            specs.extend(ModelSpec(n, implicit=True) for n in REGISTRY)
         else:
             specs.append(parse_spec(item))
     if not specs:

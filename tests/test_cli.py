@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
@@ -239,7 +238,7 @@ def test_real_dataset_offline(data_dir, tmp_path):
             "--protocol",
             "notebook",
             "--models",
-            "all",
+            "global-mean,user-mean,recent-k,bias,knn",
             "--out",
             str(tmp_path),
             "--resamples",
@@ -249,8 +248,13 @@ def test_real_dataset_offline(data_dir, tmp_path):
     assert r.exit_code == 0, r.output
     doc = json.loads(next(tmp_path.glob("*.json")).read_text())
     assert doc["split"]["counts"]["train"] == 3050
+    # the implicit default embedding (kg_gnn) must not change the data the baselines see
     assert doc["dataset"]["n_ratings"] == 100_836
-    assert np.isfinite(doc["models"][0]["metrics"]["rmse"]["estimate"])
+    assert doc["embeddings"]["names"] == ["kg_gnn"] and doc["embeddings"]["policy"] == "zero"
+    rmse = {m["key"]: m["metrics"]["rmse"]["estimate"] for m in doc["models"]}
+    assert set(rmse) == {"global-mean", "user-mean", "recent-k", "bias", "knn"}
+    assert rmse["user-mean"] == pytest.approx(1.02240, abs=5e-5)  # notebook re-implementation
+    assert rmse["recent-k"] == pytest.approx(0.98215, abs=5e-5)
 
 
 def test_interrupted_run_keeps_finished_models_and_resumes(tmp_path, monkeypatch):

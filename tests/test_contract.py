@@ -18,6 +18,7 @@ FAST: dict[str, dict] = {
     "attention": {"epochs": 2},
     "transformer": {"epochs": 2},
     "mf": {"factors": 8, "reg": 0.05},
+    "mf-temporal": {"factors": 8, "reg": 0.05},
 }
 
 

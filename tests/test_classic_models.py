@@ -1,0 +1,348 @@
+"""knn, mf and mf-temporal on hand-computed cases, tiny fixtures and ml-latest-small."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.data import RawRatings, build_interactions
+from bench.loading import DataSource, load_source
+from bench.split import PROTOCOLS, SplitParams, make_split
+from predictors.baselines import UserMean
+from predictors.knn import KNN
+from predictors.mf import MF, _Groups, solve_grouped
+from predictors.mf_temporal import MFTemporal
+from predictors.types import (
+    EventStore,
+    HistoryBatch,
+    ItemEmbeddings,
+    Queries,
+    RatingScale,
+    TrainSet,
+)
+
+SCALE = RatingScale(0.5, 5.0, 0.5)
+
+
+def _store(users: list[list[tuple[int, float, int]]]) -> EventStore:
+    """An EventStore from per-user lists of (item, rating, timestamp), oldest first."""
+    lens = [len(u) for u in users]
+    flat = [e for u in users for e in u]
+    offsets = np.zeros(len(users) + 1, dtype=np.int64)
+    np.cumsum(lens, out=offsets[1:])
+    return EventStore(
+        user_offsets=offsets,
+        item=np.array([e[0] for e in flat], dtype=np.int32),
+        rating=np.array([e[1] for e in flat], dtype=np.float32),
+        timestamp=np.array([e[2] for e in flat], dtype=np.int64),
+    )
+
+
+def _batch(
+    user: int, hist: list[tuple[int, float, int]], target: int, time: int
+) -> HistoryBatch:
+    return HistoryBatch(
+        user=np.array([user], dtype=np.int32),
+        target_item=np.array([target], dtype=np.int32),
+        target_time=np.array([time], dtype=np.int64),
+        hist_offsets=np.array([0, len(hist)], dtype=np.int64),
+        hist_item=np.array([h[0] for h in hist], dtype=np.int32),
+        hist_rating=np.array([h[1] for h in hist], dtype=np.float32),
+        hist_timestamp=np.array([h[2] for h in hist], dtype=np.int64),
+    )
+
+
+def _empty_val() -> Queries:
+    b = _batch(0, [], 0, 0)
+    return Queries(batch=b.take(np.zeros(0, dtype=np.int64)), rating=np.zeros(0, np.float32))
+
+
+def _trainset(store: EventStore, n_items: int, scale: RatingScale = SCALE, **kw) -> TrainSet:
+    return TrainSet(
+        events=store,
+        train_user=np.zeros(0, dtype=np.int32),
+        train_pos=np.zeros(0, dtype=np.int64),
+        val=kw.pop("val", _empty_val()),
+        n_items=n_items,
+        scale=scale,
+        **kw,
+    )
+
+
+def _rmse(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.sqrt(np.mean((np.asarray(a, np.float64) - b) ** 2)))
+
+
+# --------------------------------------------------------------------------- knn
+
+# 2-d unit vectors: cos(item 4, item j) = 0.8, 0.6, -1, 0 for j = 0..3; item 5 has none
+_VEC = np.array([[0.8, 0.6], [0.6, 0.8], [-1, 0], [0, 1], [1, 0], [0, 0]], dtype=np.float32)
+_EMB = ItemEmbeddings("hand", _VEC, np.array([1, 1, 1, 1, 1, 0], bool), "h")
+# a 3-user, 6-item log (ratings matter only for the global mean: 3.0)
+_LOG = _store([
+    [(0, 4.0, 10), (1, 2.0, 20), (2, 5.0, 30), (3, 3.0, 40)],
+    [(4, 1.0, 10), (0, 2.0, 20)],
+    [(1, 3.0, 10), (5, 4.0, 20)],
+])
+_HIST = [(0, 4.0, 10), (1, 2.0, 20), (2, 5.0, 30), (3, 3.0, 40)]
+
+
+def test_knn_matches_hand_computation() -> None:
+    train = _trainset(_LOG, 6, embeddings=_EMB)
+    batch = _batch(0, _HIST, 4, 50)
+    # user mean 3.5; neighbours with s > 0: item 0 (s=.8, r=4), item 1 (s=.6, r=2)
+    m = KNN(k=2, alpha=2, shrink=0.5, baseline="user-mean").fit(train)
+    pred, fb = m.predict_with_fallback(batch)
+    expect = 3.5 + (0.64 * 0.5 + 0.36 * -1.5) / (0.64 + 0.36 + 0.5)
+    assert pred[0] == pytest.approx(expect, abs=1e-5) and not fb[0]
+    m1 = KNN(k=1, alpha=1, shrink=0.0, baseline="user-mean").fit(train)
+    assert m1.predict(batch)[0] == pytest.approx(4.0, abs=1e-5)  # 3.5 + .8 * .5 / .8
+    # the window keeps only the last 3 events: item 0 drops out, item 1 is the sole neighbour
+    mw = KNN(k=2, alpha=1, shrink=0.0, baseline="user-mean", window=3).fit(train)
+    assert mw.predict(batch)[0] == pytest.approx(2.0, abs=1e-5)
+
+
+def test_knn_bias_baseline_by_hand() -> None:
+    train = _trainset(_LOG, 6, embeddings=_EMB)
+    m = KNN(k=2, alpha=1, shrink=0.0, baseline="bias").fit(train)
+    b = m.bias_
+    assert b is not None
+    hist_items = np.array([0, 1, 2, 3])
+    hist_r = np.array([4.0, 2.0, 5.0, 3.0])
+    mu, bi = b.mu_, b.item_bias_
+    b_u = np.sum(hist_r - mu - bi[hist_items]) / (4 + b.user_damping_)
+    res = hist_r - (mu + b_u + bi[hist_items])
+    expect = mu + b_u + bi[4] + (0.8 * res[0] + 0.6 * res[1]) / 1.4
+    got = m.predict(_batch(0, _HIST, 4, 50))[0]
+    assert got == pytest.approx(float(np.clip(expect, 0.5, 5.0)), abs=1e-5)
+
+
+def test_knn_fallbacks_flagged() -> None:
+    train = _trainset(_LOG, 6, embeddings=_EMB)
+    m = KNN(k=2, alpha=1, shrink=0.0, baseline="user-mean").fit(train)
+    # no embedding for the target: the user mean; empty history: the global mean (3.0)
+    no_vec = _batch(0, _HIST, 5, 50)
+    empty = _batch(2, [], 4, 50)
+    only_neg = _batch(0, [(2, 5.0, 30)], 4, 50)  # cos = -1: no neighbour
+    for b, expect in ((no_vec, 3.5), (empty, 3.0), (only_neg, 5.0)):
+        pred, fb = m.predict_with_fallback(b)
+        assert fb[0] and pred[0] == pytest.approx(expect, abs=1e-6)
+
+
+def test_knn_needs_embeddings() -> None:
+    with pytest.raises(ValueError, match="knn needs item embeddings"):
+        KNN().fit(_trainset(_LOG, 6))
+
+
+# --------------------------------------------------------------------------- ALS core
+
+
+def test_solve_grouped_equals_direct_ridge_solves() -> None:
+    rng = np.random.default_rng(0)
+    d, n = 5, 7
+    counts = np.array([0, 1, 3, 4, 5, 9, 20])  # short entities use the dual form
+    keys = rng.permutation(np.repeat(np.arange(n), counts))
+    design = rng.normal(size=(keys.size, d))
+    target = rng.normal(size=keys.size)
+    ridge = rng.uniform(0.1, 2.0, size=(n, d))
+    out = np.full((n, d), 7.0)
+    solve_grouped(_Groups.of(keys, n), lambda rows: design[rows], target, ridge, out)
+    assert np.all(out[0] == 7.0)  # no events: untouched
+    for e in range(1, n):
+        x, y = design[keys == e], target[keys == e]
+        theta = np.linalg.solve(x.T @ x + np.diag(ridge[e]), x.T @ y)
+        np.testing.assert_allclose(out[e], theta, rtol=1e-9, atol=1e-10)
+
+
+def _rank1_store(seed: int = 0) -> tuple[EventStore, int]:
+    """A complete, noise-free 30 x 20 matrix r = 3 + b_u + b_i + a_u c_i (continuous)."""
+    rng = np.random.default_rng(seed)
+    nu, ni = 30, 20
+    r = (3 + rng.normal(0, 0.5, (nu, 1)) + rng.normal(0, 0.5, (1, ni))
+         + rng.normal(0, 1, (nu, 1)) * rng.normal(0, 1, (1, ni)))
+    users = [[(i, float(r[u, i]), 100 * i) for i in rng.permutation(ni)] for u in range(nu)]
+    return _store(users), ni
+
+
+def test_mf_fits_noise_free_rank1_plus_biases() -> None:
+    store, ni = _rank1_store()
+    train = _trainset(store, ni, scale=RatingScale(-20.0, 30.0))
+    m = MF(factors=1, reg=1e-6, reg_bias=0.0, epochs=60, seed=3).fit(train)
+    p = m.params_
+    fit = p.score(store.user(), store.item, store.timestamp)
+    assert _rmse(fit, store.rating) < 1e-3
+    # a single bias-only fit leaves a large error: the check above can fail
+    m0 = MF(factors=1, reg=1e6, reg_bias=0.0, epochs=5).fit(train)
+    assert _rmse(m0.params_.score(store.user(), store.item, store.timestamp), store.rating) > 0.5
+
+
+def test_mf_fallbacks_for_unseen_user_and_item() -> None:
+    store, ni = _rank1_store()
+    # user 30 and item 20 have no training events
+    store = EventStore(
+        user_offsets=np.append(store.user_offsets, store.user_offsets[-1]),
+        item=store.item, rating=store.rating, timestamp=store.timestamp,
+    )
+    train = _trainset(store, ni + 1, scale=RatingScale(-20.0, 30.0))
+    for m in (MF(factors=2, reg=0.01, epochs=5), MFTemporal(factors=2, reg=0.01, epochs=5)):
+        m.fit(train)
+        hist = [(0, 4.0, 10), (1, 2.0, 20)]
+        p = m.params_
+        seen, f_seen = m.predict_with_fallback(_batch(0, hist, 3, 30))
+        unseen_item, f_item = m.predict_with_fallback(_batch(0, hist, ni, 30))
+        unseen_user, f_user = m.predict_with_fallback(_batch(30, hist, 3, 30))
+        assert not f_seen[0] and f_item[0] and f_user[0]
+        # unseen user: damped history bias against mu + b_i, no factors, no offset
+        b_u = ((4.0 - p.mu - p.item_bias[0]) + (2.0 - p.mu - p.item_bias[1])) / (2 + m.reg_bias)
+        assert unseen_user[0] == pytest.approx(p.mu + b_u + p.item_bias[3], abs=1e-5)
+        if isinstance(m, MF) and not isinstance(m, MFTemporal):
+            assert unseen_item[0] == pytest.approx(p.mu + p.user_bias[0], abs=1e-5)
+        assert np.isfinite([seen[0], unseen_item[0], unseen_user[0]]).all()
+
+
+# --------------------------------------------------------------------------- mf-temporal
+
+
+def test_session_offset_is_the_hand_weighted_residual() -> None:
+    store, ni = _rank1_store(1)
+    train = _trainset(store, ni, scale=RatingScale(-20.0, 30.0))
+    m = MFTemporal(factors=2, reg=0.05, epochs=4, tau=2.0, decay=0.5, shrink=0.25)
+    m.fit(train)
+    t = 1_000_000
+    # events 3 h, 1 h and 0.5 h before the target (oldest first), user 4
+    hist = [(2, 3.0, t - 3 * 3600), (7, 1.0, t - 3600), (5, 4.5, t - 1800)]
+    batch = _batch(4, hist, 9, t)
+    p = m.params_
+    res = np.array([r - p.score(np.array([4]), np.array([i]), np.array([ts]))[0]
+                    for i, r, ts in hist])
+    w = np.array([math.exp(-3 / 2) * 0.5**2, math.exp(-1 / 2) * 0.5, math.exp(-0.5 / 2)])
+    expect = float(w @ res / (w.sum() + 0.25))
+    assert m.session_offset(batch)[0] == pytest.approx(expect, rel=1e-9, abs=1e-12)
+    long_term = p.score(np.array([4]), np.array([9]), np.array([t]))[0]
+    assert m.predict(batch)[0] == pytest.approx(long_term + expect, abs=1e-4)
+    # a window of 1 keeps the newest event only
+    m.window = 1
+    assert m.session_offset(batch)[0] == pytest.approx(w[2] * res[2] / (w[2] + 0.25))
+
+
+# --------------------------------------------------------------------------- options
+
+
+@pytest.mark.parametrize(
+    ("cls", "kw", "msg"),
+    [
+        (KNN, {"k": 0}, "knn: option k must be an integer >= 1, got 0"),
+        (KNN, {"alpha": 0}, "knn: option alpha must be a number > 0"),
+        (KNN, {"shrink": -1.0}, "knn: option shrink must be a number >= 0"),
+        (KNN, {"baseline": "median"}, "knn: option baseline must be one of"),
+        (KNN, {"window": 2.5}, "knn: option window must be an integer >= 1"),
+        (MF, {"factors": 0}, "mf: option factors must be an integer >= 1, got 0"),
+        (MF, {"reg": 0.0}, "mf: option reg must be a number > 0"),
+        (MF, {"epochs": True}, "mf: option epochs must be an integer >= 1"),
+        (MF, {"refit": "yes"}, "mf: option refit must be true or false"),
+        (MFTemporal, {"tau": 0}, "mf-temporal: option tau must be a number of hours > 0"),
+        (MFTemporal, {"decay": 1.5}, "mf-temporal: option decay must be a number in"),
+        (MFTemporal, {"window": 0}, "mf-temporal: option window must be an integer >= 1"),
+        (MFTemporal, {"factors": -2}, "mf-temporal: option factors must be an integer"),
+    ],
+)
+def test_options_are_validated(cls, kw, msg) -> None:
+    with pytest.raises(ValueError, match=msg.replace("(", r"\(")):
+        cls(**kw)
+
+
+# --------------------------------------------------------------------------- synthetic world
+
+_FAST = {
+    "knn": lambda seed=0: KNN(k=20, alpha=2.0, shrink=1.0, baseline="bias"),
+    "mf": lambda seed=0: MF(factors=4, reg=0.1, max_epochs=4, seed=seed),
+    "mf-temporal": lambda seed=0: MFTemporal(factors=4, reg=0.1, max_epochs=4, seed=seed),
+}
+
+
+@pytest.fixture(scope="module")
+def world():
+    loaded = load_source(DataSource(dataset="synthetic", synthetic={"n_users": 200, "seed": 5}))
+    inter = loaded.interactions
+    split = make_split(inter, SplitParams(min_history=10, samples_per_user=5))
+    return loaded, inter, split
+
+
+def _test_batch(inter, split) -> HistoryBatch:
+    ((_, batch),) = list(split.test_batches(inter, chunk=10**9))
+    return batch
+
+
+@pytest.mark.parametrize("name", list(_FAST))
+def test_deterministic_under_seed(name, world) -> None:
+    loaded, inter, split = world
+    batch = _test_batch(inter, split)
+    a = _FAST[name]().fit(split.train_set(inter, embeddings=loaded.embeddings))
+    b = _FAST[name]().fit(split.train_set(inter, embeddings=loaded.embeddings))
+    assert np.array_equal(a.predict(batch), b.predict(batch))
+    assert a.fit_info_ == b.fit_info_
+    if name != "knn":  # another seed starts ALS elsewhere
+        c = _FAST[name](seed=1).fit(split.train_set(inter, embeddings=loaded.embeddings))
+        assert not np.array_equal(a.predict(batch), c.predict(batch))
+
+
+@pytest.mark.parametrize("name", list(_FAST))
+def test_blind_to_the_future(name, world) -> None:
+    """Changing the ratings of the test targets leaves every test prediction unchanged."""
+    loaded, inter, split = world
+    raw = RawRatings(inter.user_ids[inter.user], inter.item_ids[inter.item],
+                     inter.rating.copy(), inter.timestamp.copy(), inter.scale, "copy")
+    order = np.lexsort((raw.timestamp, raw.user_id))
+    rows = order[split.test_pos]
+    changed = raw.rating.copy()
+    changed[rows] = np.where(changed[rows] > 2.5, 0.5, 5.0)
+    inter2 = build_interactions(RawRatings(raw.user_id, raw.item_id, changed, raw.timestamp,
+                                           raw.scale, "changed"))
+    split2 = make_split(inter2, split.params)
+    a = _FAST[name]().fit(split.train_set(inter, embeddings=loaded.embeddings))
+    b = _FAST[name]().fit(split2.train_set(inter2, embeddings=loaded.embeddings))
+    batch = _test_batch(inter, split)
+    assert np.array_equal(a.predict(batch), b.predict(_test_batch(inter2, split2)))
+
+
+def test_mf_temporal_offset_helps_on_synthetic_sessions(world) -> None:
+    _, inter, split = world
+    m = _FAST["mf-temporal"]().fit(split.train_set(inter))
+    info = m.fit_info_
+    assert info["val_rmse"] < info["val_rmse_without_offset"] - 0.02
+
+
+# --------------------------------------------------------------------------- real data
+
+
+@pytest.fixture(scope="module")
+def ml_small(data_dir: Path):
+    loaded = load_source(DataSource(dataset="ml-latest-small", data_dir=data_dir, download=False))
+    inter = loaded.interactions
+    split = make_split(inter, PROTOCOLS["notebook"])
+    return split.train_set(inter)
+
+
+@pytest.mark.parametrize("name", ["mf", "mf-temporal"])
+def test_beats_user_mean_on_ml_latest_small(name, ml_small) -> None:
+    train = ml_small
+    user_mean = UserMean().fit(train)
+    baseline = _rmse(user_mean.predict(train.val.batch), train.val.rating)
+    cls = MF if name == "mf" else MFTemporal
+    m = cls(factors=8, reg=0.3, max_epochs=6, refit=False).fit(train)
+    assert m.fit_info_["val_rmse"] < baseline - 0.05
+    assert m.fit_info_["val_rmse"] == pytest.approx(
+        _rmse(m.predict(train.val.batch), train.val.rating), abs=1e-6
+    )
+
+
+def test_knn_beats_user_mean_on_synthetic(world) -> None:
+    """ml-latest-small has no embedding; knn is checked on the synthetic world instead."""
+    loaded, inter, split = world
+    train = split.train_set(inter, embeddings=loaded.embeddings)
+    baseline = _rmse(UserMean().fit(train).predict(train.val.batch), train.val.rating)
+    m = KNN(refit=False).fit(train)
+    assert m.fit_info_["val_rmse"] < baseline - 0.01
