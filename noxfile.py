@@ -14,7 +14,7 @@ TORCH = "torch==2.13.0"
 
 def _install(session: nox.Session) -> None:
     session.install(TORCH)
-    session.install("-e", ".[dev]")
+    session.install("-e", ".[dev,text]")
 
 
 @nox.session
