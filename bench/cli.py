@@ -331,10 +331,10 @@ def _finish_run(outcome: Any, spec: Any, console: Console, make_report: bool) ->
     out = _out()
     for table in render_rich(build_comparison([outcome.path], n_resamples=spec.n_resamples)):
         out.print(table)
-    flagged = [r for r in outcome.runs if r.flags]
-    for r in flagged:
+    for r in outcome.runs:
         for f in r.flags:
-            console.print(f"[yellow]warning:[/] {r.key}: {f}")
+            level = "note" if "clipped" in f else "[yellow]warning[/]"
+            console.print(f"{level}: {r.key}: {f}")
     console.print(f"results: {outcome.path}")
     if make_report:
         from bench.report import write_report
