@@ -122,6 +122,11 @@ def main() -> None:
 )
 @click.option("--offline", is_flag=True, help="Never download; use local copies only.")
 @click.option(
+    "--no-cache",
+    is_flag=True,
+    help="Parse the ratings again instead of reusing the verified binary cache.",
+)
+@click.option(
     "--users",
     type=click.IntRange(min=10),
     default=2000,
@@ -250,6 +255,7 @@ def run_cmd(**opts: Any) -> None:
             rating_scale=_parse_scale(opts["rating_scale"]),
             data_dir=opts["data_dir"],
             download=not opts["offline"],
+            cache=not opts["no_cache"],
             synthetic={"n_users": opts["users"], "seed": opts["data_seed"]},
         )
         base = PROTOCOLS[opts["protocol"]]

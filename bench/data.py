@@ -69,6 +69,61 @@ def hash_arrays(*arrays: NDArray[Any], extra: str = "") -> str:
     return h.hexdigest()
 
 
+def _dense_codes(ids: NDArray[np.int64]) -> tuple[NDArray[np.int32], NDArray[np.int64]]:
+    """(codes (N,) int32, sorted unique ids): code = rank of the id among the unique ids.
+
+    A lookup table when the ids are small non-negative integers (MovieLens), else a sort."""
+    n = ids.shape[0]
+    if n and ids.min() >= 0 and ids.max() < 4 * n + (1 << 20):
+        present = np.zeros(int(ids.max()) + 1, dtype=bool)
+        present[ids] = True
+        lut = np.cumsum(present, dtype=np.int32) - 1
+        return lut[ids], np.flatnonzero(present).astype(np.int64)
+    codes, uniq = pd.factorize(ids, sort=True)
+    return codes.astype(np.int32), np.asarray(uniq, dtype=np.int64)
+
+
+def _user_time_order(user: NDArray[np.int32], ts: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Row order sorting by (user, timestamp), stable (file order on ties)."""
+    n = user.shape[0]
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    tmin, tmax = int(ts.min()), int(ts.max())
+    bits_t = max(1, (tmax - tmin).bit_length())
+    bits_u = max(1, int(user.max()).bit_length())
+    if bits_t + bits_u <= 62:  # one combined int64 key: one stable sort instead of lexsort
+        key = (user.astype(np.int64) << bits_t) + (ts - tmin)
+        if np.all(key[1:] >= key[:-1]):
+            return np.arange(n, dtype=np.int64)
+        return np.argsort(key, kind="stable")
+    return np.lexsort((ts, user))
+
+
+def content_hash(
+    user_ids: NDArray[np.int64],
+    user: NDArray[np.int32],
+    item_ids: NDArray[np.int64],
+    item: NDArray[np.int32],
+    rating: NDArray[np.float32],
+    timestamp: NDArray[np.int64],
+    scale: RatingScale,
+    chunk: int = 1 << 20,
+) -> str:
+    """The dataset hash: ``hash_arrays(user_ids[user], item_ids[item], rating, timestamp,
+    extra=repr(scale))``, streamed ``chunk`` rows at a time so that it holds no (N,) int64
+    temporaries. It depends on the original ids and values only, not on the dense codes."""
+    h = hashlib.blake2b(digest_size=8)
+    for id_map, col in ((user_ids, user), (item_ids, item), (None, rating), (None, timestamp)):
+        dtype = col.dtype if id_map is None else id_map.dtype
+        h.update(str(dtype).encode())
+        h.update(str(col.shape).encode())
+        for lo in range(0, col.shape[0], chunk):
+            piece = col[lo : lo + chunk] if id_map is None else id_map[col[lo : lo + chunk]]
+            h.update(memoryview(np.ascontiguousarray(piece)).cast("B"))
+    h.update(repr(scale.to_dict()).encode())
+    return h.hexdigest()
+
+
 @dataclass(frozen=True)
 class Interactions:
     """All ratings, one row per event, sorted by (user, timestamp), file order on ties."""
@@ -143,29 +198,23 @@ def build_interactions(raw: RawRatings, *, name: str | None = None) -> Interacti
             f"{raw.source}: column 'rating' has {int(out.sum())} value(s) outside the rating "
             f"scale [{lo}, {hi}] (first: {rating[i]} at data row {i + 1})"
         )
-    user_codes, user_ids = pd.factorize(raw.user_id, sort=True)
-    item_codes, item_ids = pd.factorize(raw.item_id, sort=True)
-    user_codes = user_codes.astype(np.int32)
-    item_codes = item_codes.astype(np.int32)
+    user_codes, uid = _dense_codes(np.asarray(raw.user_id, dtype=np.int64))
+    item_codes, iid = _dense_codes(np.asarray(raw.item_id, dtype=np.int64))
     ts = np.asarray(raw.timestamp, dtype=np.int64)
-    order = np.lexsort((ts, user_codes))  # stable: file order on equal (user, timestamp)
+    order = _user_time_order(user_codes, ts)  # stable: file order on equal (user, timestamp)
+    n_users = int(uid.shape[0])
     user_sorted = user_codes[order]
-    n_users = len(user_ids)
     counts = np.bincount(user_sorted, minlength=n_users)
     offsets = np.zeros(n_users + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
-    # first appearance of every user in file order (pandas' drop_duplicates order)
-    first_row = np.full(n_users, n, dtype=np.int64)
-    np.minimum.at(first_row, user_codes, np.arange(n, dtype=np.int64))
+    # first appearance of every user in file order (pandas' drop_duplicates order): the
+    # smallest original row among each user's rows
+    first_row = np.minimum.reduceat(order, offsets[:-1]) if n_users else order[:0]
     first_seen = np.argsort(first_row, kind="stable").astype(np.int32)
     item_s = item_codes[order]
     rating_s = rating[order]
     ts_s = ts[order]
-    uid = np.asarray(user_ids, dtype=np.int64)
-    iid = np.asarray(item_ids, dtype=np.int64)
-    digest = hash_arrays(
-        uid[user_sorted], iid[item_s], rating_s, ts_s, extra=repr(raw.scale.to_dict())
-    )
+    digest = content_hash(uid, user_sorted, iid, item_s, rating_s, ts_s, raw.scale)
     return Interactions(
         user=user_sorted,
         item=item_s,

@@ -64,12 +64,29 @@ BUILTIN_NAMES = ("synthetic",)
 _CHUNK = 1 << 20  # 1 MiB
 _FILE_ROLES = ("ratings", "movies", "tags")
 _TOP_KEYS = {
-    "name", "description", "url", "homepage", "folder", "archive_sha256", "archive_md5",
-    "n_ratings", "scale", "files",
+    "name",
+    "description",
+    "url",
+    "homepage",
+    "folder",
+    "archive_sha256",
+    "archive_md5",
+    "n_ratings",
+    "scale",
+    "files",
 }
 _FILE_KEYS = {
-    "path", "format", "sep", "header", "encoding", "quoting", "names", "columns",
-    "genre_flags", "sha256", "md5",
+    "path",
+    "format",
+    "sep",
+    "header",
+    "encoding",
+    "quoting",
+    "names",
+    "columns",
+    "genre_flags",
+    "sha256",
+    "md5",
 }
 
 
@@ -145,8 +162,11 @@ def _manifest_error(path: Path, msg: str) -> ConfigError:
 def _hex(path: Path, key: str, value: Any, n: int) -> str | None:
     if value is None:
         return None
-    if not (isinstance(value, str) and len(value) == n and all(c in "0123456789abcdef"
-                                                                for c in value.lower())):
+    if not (
+        isinstance(value, str)
+        and len(value) == n
+        and all(c in "0123456789abcdef" for c in value.lower())
+    ):
         raise _manifest_error(path, f"{key} must be {n} hex digits, got {value!r}")
     return value.lower()
 
@@ -215,7 +235,8 @@ def load_manifest(path: str | Path) -> DatasetManifest:
     sc = d["scale"]
     try:
         scale = RatingScale(
-            low=float(sc["low"]), high=float(sc["high"]),
+            low=float(sc["low"]),
+            high=float(sc["high"]),
             step=float(sc["step"]) if sc.get("step") is not None else None,
         )
     except (KeyError, TypeError, ValueError) as exc:
@@ -320,8 +341,9 @@ def _checksum_error(what: str, algo: str, expected: str, actual: str) -> DataErr
     )
 
 
-def verify_files(manifest: DatasetManifest, folder: Path, *, roles: tuple[str, ...] | None = None
-                 ) -> list[str]:
+def verify_files(
+    manifest: DatasetManifest, folder: Path, *, roles: tuple[str, ...] | None = None
+) -> list[str]:
     """Check the known checksums of the dataset's files present in ``folder``.
 
     Returns the relative paths that were verified (files without a known checksum, and
@@ -429,9 +451,13 @@ def _fetch(url: str, dest: Path, label: str) -> tuple[str, str]:
         length = resp.headers.get("Content-Length")
         total = int(length) if length and length.isdigit() else None
         progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(),
-            TransferSpeedColumn(), TimeRemainingColumn(),
-            console=Console(stderr=True), transient=True,
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=True,
         )
         with progress:
             task = progress.add_task(f"downloading {label}", total=total)
@@ -478,7 +504,8 @@ def _download_and_extract(manifest: DatasetManifest, cache: Path) -> Path:
                 f"({' '.join(str(reason).split())}); {_offline_hint(manifest)}"
             ) from None
         for algo, expected, actual in (
-            ("sha256", manifest.archive_sha256, sha), ("md5", manifest.archive_md5, md5)
+            ("sha256", manifest.archive_sha256, sha),
+            ("md5", manifest.archive_md5, md5),
         ):
             if expected is not None and actual != expected:
                 raise _checksum_error(where, algo, expected, actual)
@@ -491,8 +518,7 @@ def _download_and_extract(manifest: DatasetManifest, cache: Path) -> Path:
         extracted = tmp_dir / manifest.folder
         if not _has_files(manifest, extracted):
             raise DataError(
-                f"{where}: expected "
-                f"'{manifest.folder}/{manifest.ratings.path}' inside the archive"
+                f"{where}: expected '{manifest.folder}/{manifest.ratings.path}' inside the archive"
             )
         verify_files(manifest, extracted)
         try:
@@ -531,15 +557,22 @@ def load_dataset(
     raw = read_ratings(
         folder / spec.path, **spec.reader_kwargs(), scale=manifest.scale, source=manifest.name
     )
-    catalog = None
+    return raw, load_catalog(manifest, folder)
+
+
+def load_catalog(manifest: DatasetManifest, folder: Path) -> Catalog | None:
+    """The movie catalog of a resolved dataset folder, with tags attached when the files
+    exist; ``None`` when the folder has no movies file."""
     movies = manifest.files.get("movies")
-    if movies is not None and (folder / movies.path).is_file():
-        tags = None
-        tag_spec = manifest.files.get("tags")
-        if tag_spec is not None and (folder / tag_spec.path).is_file():
-            tags = read_tags(folder / tag_spec.path, **tag_spec.reader_kwargs())
-        catalog = read_catalog(
-            folder / movies.path, **movies.reader_kwargs(), genre_flags=movies.genre_flags,
-            tags=tags,
-        )
-    return raw, catalog
+    if movies is None or not (folder / movies.path).is_file():
+        return None
+    tags = None
+    tag_spec = manifest.files.get("tags")
+    if tag_spec is not None and (folder / tag_spec.path).is_file():
+        tags = read_tags(folder / tag_spec.path, **tag_spec.reader_kwargs())
+    return read_catalog(
+        folder / movies.path,
+        **movies.reader_kwargs(),
+        genre_flags=movies.genre_flags,
+        tags=tags,
+    )

@@ -3,6 +3,7 @@ dense Interactions plus the optional movie catalog and item embeddings."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ class DataSource:
     data_dir: Path | None = None
     download: bool = True
     synthetic: dict[str, Any] = field(default_factory=dict)  # make_synthetic options
+    cache: bool = True  # reuse a verified binary cache of the parsed ratings
 
     def describe(self) -> dict[str, Any]:
         scale = None if self.rating_scale is None else list(self.rating_scale)
@@ -108,9 +110,13 @@ def load_source(src: DataSource) -> Loaded:
             kwargs["columns"] = dict(src.columns)
         if src.sep is not None:
             kwargs["sep"] = src.sep
-        raw = readers.read_ratings(Path(src.ratings), **kwargs)
+        path = Path(src.ratings)
+
+        def build() -> Interactions:
+            return build_interactions(readers.read_ratings(path, **kwargs), name=path.name)
+
+        inter = _cached(path, build, {"reader": kwargs, "name": path.name}, src.cache)
         catalog = readers.read_catalog(Path(src.catalog)) if src.catalog is not None else None
-        inter = build_interactions(raw, name=Path(src.ratings).name)
         return Loaded(inter, catalog, None, {"source": src.describe()})
     if src.dataset == "synthetic":
         from bench.synthetic import make_synthetic
@@ -126,17 +132,34 @@ def load_source(src: DataSource) -> Loaded:
         return Loaded(inter, data.catalog, emb, info)
     if src.dataset is None:
         raise ConfigError("no data given: use --dataset NAME or --ratings FILE")
-    from bench.datasets import load_dataset
+    from bench import datasets, readers
 
-    raw, catalog = load_dataset(src.dataset, data_dir=src.data_dir, download=src.download)
-    if scale is not None:
-        raw = type(raw)(
-            user_id=raw.user_id,
-            item_id=raw.item_id,
-            rating=raw.rating,
-            timestamp=raw.timestamp,
-            scale=scale,
-            source=raw.source,
-        )
-    inter = build_interactions(raw, name=src.dataset)
+    manifest = datasets.get_manifest(src.dataset)
+    folder = datasets.resolve_dataset_dir(manifest, src.data_dir, None, src.download)
+    rspec = manifest.ratings
+    ratings_path = folder / rspec.path
+    kwargs = {**rspec.reader_kwargs(), "scale": scale or manifest.scale, "source": manifest.name}
+
+    def build_ds() -> Interactions:
+        return build_interactions(readers.read_ratings(ratings_path, **kwargs), name=src.dataset)
+
+    inter = _cached(ratings_path, build_ds, {"reader": kwargs, "name": src.dataset}, src.cache)
+    catalog = datasets.load_catalog(manifest, folder)
     return Loaded(inter, catalog, None, {"source": src.describe()})
+
+
+def _cached(
+    path: Path, build: Callable[[], Interactions], options: dict[str, Any], use: bool
+) -> Interactions:
+    """``build()``, through the binary interactions cache when ``use`` (a second run skips
+    parsing; an entry that fails its checks is rebuilt, never trusted)."""
+    if not use or not path.is_file():
+        return build()  # (a missing file gets the reader's own error)
+    from bench.cache import cached_interactions
+
+    opts = {k: (v.to_dict() if isinstance(v, RatingScale) else v) for k, v in options.items()}
+    if isinstance(opts.get("reader"), dict):
+        opts["reader"] = {
+            k: (v.to_dict() if isinstance(v, RatingScale) else v) for k, v in opts["reader"].items()
+        }
+    return cached_interactions(path, build, options=opts)

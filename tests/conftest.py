@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,18 @@ def shared_data_dir() -> Path | None:
         if (cand / "ml-latest-small" / "ratings.csv").is_file():
             return cand
     return None
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Caches (parsed ratings, embeddings, downloads) go to a temp folder, not the user's."""
+    old = os.environ.get("RATINGBENCH_CACHE")
+    os.environ["RATINGBENCH_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if old is None:
+        os.environ.pop("RATINGBENCH_CACHE", None)
+    else:
+        os.environ["RATINGBENCH_CACHE"] = old
 
 
 @pytest.fixture(scope="session")

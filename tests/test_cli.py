@@ -356,3 +356,22 @@ def test_rerun_gives_identical_predictions(tmp_path):
     files = sorted(out.glob("*.predictions.parquet"))
     assert len(files) == 2
     pd.testing.assert_frame_equal(pd.read_parquet(files[0]), pd.read_parquet(files[1]))
+
+
+def test_second_run_reads_the_parsed_ratings_from_the_cache(tmp_path, monkeypatch):
+    from bench import readers
+
+    csv = _ratings_csv(tmp_path)
+    args = ["run", "--ratings", str(csv), "--models", "user-mean", "--resamples", "200"]
+    assert _run([*args, "--out", str(tmp_path / "a")]).exit_code == 0
+    calls = []
+    real = readers.read_ratings
+    monkeypatch.setattr(readers, "read_ratings", lambda *a, **k: calls.append(1) or real(*a, **k))
+    assert _run([*args, "--out", str(tmp_path / "b")]).exit_code == 0
+    assert calls == []  # parsed once, then the verified cache
+    assert _run([*args, "--out", str(tmp_path / "c"), "--no-cache"]).exit_code == 0
+    assert calls == [1]
+    a, b = (next((tmp_path / d).glob("*.json")) for d in ("a", "b"))
+    assert (
+        json.loads(a.read_text())["dataset"]["hash"] == json.loads(b.read_text())["dataset"]["hash"]
+    )

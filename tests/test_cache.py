@@ -1,0 +1,252 @@
+"""The Interactions cache: round trip, keys that follow the file, and entries never trusted."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import os
+import warnings
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench import cache
+from bench.cache import (
+    CacheWarning,
+    cached_interactions,
+    default_cache_dir,
+    fingerprint,
+    load_interactions,
+    save_interactions,
+    source_key,
+)
+from bench.data import Interactions
+from bench.split import make_split
+
+ARRAYS = (
+    "user", "item", "rating", "timestamp", "user_offsets", "user_ids", "item_ids",
+    "user_first_seen",
+)
+
+
+def assert_same(a: Interactions, b: Interactions) -> None:
+    for name in ARRAYS:
+        x, y = getattr(a, name), getattr(b, name)
+        assert x.dtype == y.dtype, name
+        np.testing.assert_array_equal(x, y, err_msg=name)
+    assert (a.scale, a.name, a.hash, a.meta) == (b.scale, b.name, b.hash, b.meta)
+
+
+def rewrite_member(entry: Path, name: str, new: np.ndarray) -> None:
+    """Replace one array of an entry, keeping its metadata: a well-formed archive (valid
+    zip CRCs) whose content no longer matches its checksum."""
+    with np.load(entry) as z:
+        members = {k: z[k] for k in z.files}
+    members[name] = new
+    with open(entry, "wb") as f:
+        np.savez(f, **members)
+
+
+@pytest.fixture
+def saved(tiny: Interactions, tmp_path: Path) -> tuple[Interactions, Path]:
+    inter = dataclasses.replace(tiny, meta={"note": "tiny", "n": 3})
+    return inter, save_interactions(inter, "k1", tmp_path)
+
+
+def test_round_trip_is_equal(saved: tuple[Interactions, Path], tmp_path: Path) -> None:
+    inter, entry = saved
+    assert entry == tmp_path / "k1.npz" and entry.is_file()
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]  # no temp left
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        back = load_interactions("k1", tmp_path)
+    assert back is not None
+    assert_same(inter, back)
+    assert make_split(back).hash == make_split(inter).hash
+    # uncompressed, with the JSON metadata inside the one file
+    with zipfile.ZipFile(entry) as zf:
+        assert {i.compress_type for i in zf.infolist()} == {zipfile.ZIP_STORED}
+    with np.load(entry) as z:
+        meta = json.loads(z["meta"].tobytes().decode())
+    assert meta["hash"] == inter.hash and meta["n_ratings"] == len(inter) == 30
+    assert meta["scale"] == {"low": 0.5, "high": 5.0, "step": 0.5}
+
+
+def test_verification_hash_is_the_interactions_hash(tiny: Interactions) -> None:
+    assert cache._content_hash(tiny) == tiny.hash
+    assert cache._content_hash(tiny, chunk=4) == tiny.hash  # chunking does not change it
+
+
+def test_missing_entry_is_none_without_warning(tmp_path: Path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert load_interactions("absent", tmp_path) is None
+
+
+def test_save_replaces_an_existing_entry(saved: tuple[Interactions, Path], tmp_path: Path) -> None:
+    inter, _ = saved
+    other = dataclasses.replace(inter, name="renamed")
+    save_interactions(other, "k1", tmp_path)
+    back = load_interactions("k1", tmp_path)
+    assert back is not None and back.name == "renamed"
+
+
+def test_key_follows_the_file(tmp_path: Path) -> None:
+    f = tmp_path / "ratings.csv"
+    f.write_text("userId,movieId,rating,timestamp\n1,10,4.0,100\n")
+    k1 = source_key(f)
+    assert source_key(f) == k1  # deterministic
+    assert source_key(f, {"sep": ","}) != k1  # reader options are part of the key
+    st = f.stat()
+    # different content, same size, same mtime: only the fingerprint can tell
+    f.write_text("userId,movieId,rating,timestamp\n1,10,5.0,100\n")
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert f.stat().st_size == st.st_size and f.stat().st_mtime_ns == st.st_mtime_ns
+    assert source_key(f) != k1
+    # same content, new mtime: a new key (the file was touched, re-verify by parsing)
+    f.write_text("userId,movieId,rating,timestamp\n1,10,4.0,100\n")
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    assert source_key(f) != k1
+
+
+def test_fingerprint_samples_large_files(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    data = bytearray(rng.integers(0, 256, 5 * 1024 * 1024, dtype=np.uint8).tobytes())
+    f = tmp_path / "big.bin"
+    f.write_bytes(bytes(data))
+    fp = fingerprint(f)
+    data[-1] ^= 0xFF  # the last block is always sampled
+    f.write_bytes(bytes(data))
+    assert fingerprint(f) != fp
+
+
+def test_corrupt_bytes_give_none_and_delete(
+    saved: tuple[Interactions, Path], tmp_path: Path
+) -> None:
+    _, entry = saved
+    raw = bytearray(entry.read_bytes())
+    mid = len(raw) // 2
+    raw[mid : mid + 16] = bytes(b ^ 0xA5 for b in raw[mid : mid + 16])
+    entry.write_bytes(bytes(raw))
+    with pytest.warns(CacheWarning, match="corrupt"):
+        assert load_interactions("k1", tmp_path) is None
+    assert not entry.exists()
+
+
+def test_truncated_file_gives_none_and_delete(
+    saved: tuple[Interactions, Path], tmp_path: Path
+) -> None:
+    _, entry = saved
+    raw = entry.read_bytes()
+    entry.write_bytes(raw[: len(raw) * 2 // 3])
+    with pytest.warns(CacheWarning):
+        assert load_interactions("k1", tmp_path) is None
+    assert not entry.exists()
+
+
+def test_empty_and_garbage_files_are_rejected(tmp_path: Path) -> None:
+    for i, content in enumerate([b"", b"not a zip at all", b"PK\x03\x04" + b"\0" * 40]):
+        entry = tmp_path / f"g{i}.npz"
+        entry.write_bytes(content)
+        with pytest.warns(CacheWarning):
+            assert load_interactions(f"g{i}", tmp_path) is None
+        assert not entry.exists()
+
+
+def test_changed_ratings_fail_the_content_hash(
+    saved: tuple[Interactions, Path], tmp_path: Path
+) -> None:
+    inter, entry = saved
+    rating = inter.rating.copy()
+    rating[3] = 5.0 if rating[3] != 5.0 else 4.0
+    rewrite_member(entry, "rating", rating)
+    with pytest.warns(CacheWarning, match="content hash"):
+        assert load_interactions("k1", tmp_path) is None
+    assert not entry.exists()
+
+
+def test_swapped_user_codes_fail_the_content_hash(
+    saved: tuple[Interactions, Path], tmp_path: Path
+) -> None:
+    inter, entry = saved
+    user = inter.user.copy()
+    user[0] = (user[0] + 1) % inter.n_users  # still a valid code, wrong user
+    rewrite_member(entry, "user", user)
+    with pytest.warns(CacheWarning, match="content hash"):
+        assert load_interactions("k1", tmp_path) is None
+
+
+def test_changed_first_seen_fails_the_aux_checksum(
+    saved: tuple[Interactions, Path], tmp_path: Path
+) -> None:
+    inter, entry = saved
+    rewrite_member(entry, "user_first_seen", inter.user_first_seen[::-1].copy())
+    with pytest.warns(CacheWarning, match="user_first_seen"):
+        assert load_interactions("k1", tmp_path) is None
+
+
+def test_wrong_dtype_or_length_is_rejected(
+    saved: tuple[Interactions, Path], tmp_path: Path
+) -> None:
+    inter, entry = saved
+    rewrite_member(entry, "rating", inter.rating.astype(np.float64))
+    with pytest.warns(CacheWarning, match="rating"):
+        assert load_interactions("k1", tmp_path) is None
+    save_interactions(inter, "k2", tmp_path)
+    rewrite_member(tmp_path / "k2.npz", "item", inter.item[:-1].copy())
+    with pytest.warns(CacheWarning, match="lengths"):
+        assert load_interactions("k2", tmp_path) is None
+
+
+def test_other_format_version_is_rejected(
+    saved: tuple[Interactions, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cache, "CACHE_FORMAT", cache.CACHE_FORMAT + 1)
+    with pytest.warns(CacheWarning, match="format"):
+        assert load_interactions("k1", tmp_path) is None
+
+
+def test_bad_key_is_an_error(tmp_path: Path, tiny: Interactions) -> None:
+    with pytest.raises(ValueError, match="cache key"):
+        save_interactions(tiny, "../escape", tmp_path)
+
+
+def test_cached_interactions_builds_once_then_rebuilds_after_corruption(
+    tiny: Interactions, tmp_path: Path
+) -> None:
+    src = tmp_path / "ratings.csv"
+    src.write_text("placeholder: the builder below does not read it\n")
+    calls: list[int] = []
+
+    def build() -> Interactions:
+        calls.append(1)
+        return tiny
+
+    first = cached_interactions(src, build, cache_dir=tmp_path / "c")
+    second = cached_interactions(src, build, cache_dir=tmp_path / "c")
+    assert len(calls) == 1
+    assert_same(first, second)
+    (entry,) = (tmp_path / "c").glob("*.npz")
+    entry.write_bytes(entry.read_bytes()[:100])
+    with pytest.warns(CacheWarning):
+        third = cached_interactions(src, build, cache_dir=tmp_path / "c")
+    assert len(calls) == 2
+    assert_same(first, third)
+    assert load_interactions(entry.stem, tmp_path / "c") is not None  # saved again
+
+
+def test_default_cache_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("RATINGBENCH_CACHE", str(tmp_path))
+    assert default_cache_dir() == tmp_path / "interactions"
+    monkeypatch.delenv("RATINGBENCH_CACHE")
+    assert default_cache_dir() == Path.home() / ".cache" / "ratingbench" / "interactions"
+
+
+def test_meta_is_json_only(tiny: Interactions, tmp_path: Path) -> None:
+    bad = dataclasses.replace(tiny, meta={"x": io.BytesIO()})
+    with pytest.raises(TypeError):
+        save_interactions(bad, "k3", tmp_path)
+    assert not list(tmp_path.iterdir())  # nothing left behind
