@@ -525,11 +525,20 @@ def read_ratings(
     )
     if table.num_rows == 0:
         raise DataError(f"{path}: no ratings (the table is empty); expected at least one row")
-    user = _ids(table.column(roles["user"]), path, roles["user"])
-    item = _ids(table.column(roles["item"]), path, roles["item"])
-    rating = _ratings(table.column(roles["rating"]), path, roles["rating"])
-    ts = _timestamps(table.column(roles["timestamp"]), path, roles["timestamp"])
+    # convert one column at a time and let Arrow free it, so that the Arrow table and the
+    # numpy copies never coexist in full (peak memory at 30M+ ratings)
+    out: dict[str, Any] = {}
+    for role, conv in (("user", _ids), ("item", _ids), ("rating", _ratings), ("timestamp", None)):
+        name = roles[role]
+        col = table.column(name)
+        out[role] = _timestamps(col, path, name) if conv is None else conv(col, path, name)
+        out[role] = np.array(out[role], copy=not out[role].flags.owndata)  # own the buffer
+        del col
+        if name not in [roles[r] for r in ("user", "item", "rating", "timestamp") if r not in out]:
+            table = table.drop_columns([name])
     del table
+    pa.default_memory_pool().release_unused()  # return Arrow's freed pages to the system
+    user, item, rating, ts = out["user"], out["item"], out["rating"], out["timestamp"]
     _check_duplicates(path, user, item, ts, (roles["user"], roles["item"], roles["timestamp"]))
     src = source or str(path)
     if scale is None:

@@ -76,7 +76,7 @@ def _notebook(path: Path, cache_dir: Path | None) -> dict[str, Any]:
 def _parse(path: Path) -> Any:
     from bench.loading import DataSource, load_source
 
-    return load_source(DataSource(dataset=None, ratings=path)).interactions
+    return load_source(DataSource(dataset=None, ratings=path, cache=False)).interactions
 
 
 def _from_cache(path: Path, cache_dir: Path | None) -> Any:
