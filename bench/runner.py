@@ -542,6 +542,7 @@ def _fit_predict(
     device: str,
     trains: dict[str | None, TrainSet],
     gm_val_rmse: float,
+    console: Console | None = None,
 ) -> None:
     inter = prep.loaded.interactions
     # Small batched solves are fastest on one BLAS thread, and several threads on a busy
@@ -554,6 +555,8 @@ def _fit_predict(
     with PeakRSS() as mem, limits:
         model = create(run.spec, context={"seed": run.seed, "device": device})
         run.config = model.get_config()
+        if console is not None and hasattr(model, "console"):
+            model.console = console  # a torch model's epoch bar nests in the run's display
         train = dataclasses.replace(trains[run.embedding], seed=run.seed)
         t0 = time.perf_counter()
         model.fit(train)
@@ -785,7 +788,7 @@ def execute(
             for r in todo:
                 progress.update(task, description=f"fitting {r.key}")
                 try:
-                    _fit_predict(r, prep, spec, device, trains, gm_val_rmse)
+                    _fit_predict(r, prep, spec, device, trains, gm_val_rmse, console)
                     _score_one(r, prep, spec)
                     console.print(
                         f"  [green]ok[/] {r.key}: fit {r.fit_s:.2f}s, predict {r.predict_s:.2f}s"

@@ -46,6 +46,14 @@ REGISTRY: dict[str, tuple[str, str]] = {
         "predictors.mf_temporal:MFTemporal",
         "timeSVD-style MF: drifting user bias + recency-weighted session offset",
     ),
+    "attention": (
+        "predictors.attention:Attention",
+        "the notebook's attention RatingPredictor over item embeddings + ratings",
+    ),
+    "transformer": (
+        "predictors.transformer:Transformer",
+        "Transformer encoder over history + query cross-attention + learned biases",
+    ),
 }
 
 

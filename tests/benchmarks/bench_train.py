@@ -1,0 +1,404 @@
+"""pytest-benchmark: training throughput of the ``attention`` model, three ways, in one run.
+
+1. ``trainer``: ``predictors.torch_common.train_model`` (batches gathered by tensor indexing
+   from the event store on the device), one epoch, no validation;
+2. ``notebook``: a faithful copy of the research notebook's per-sample ``RatingDataset`` +
+   ``DataLoader`` pipeline and its training loop (same model, same optimiser);
+3. ``floor``: the pure compute floor, forward + backward + clip + AdamW step on batches
+   pre-built as tensors before timing.
+
+All three train the same module from the same initial weights on the same targets. The
+machine may be shared, so the three are interleaved round by round and the median of the
+rounds is reported. Ratios are ``floor_samples_per_s / x_samples_per_s`` (1.0 = as fast as
+the floor). Also measured: predict throughput (queries/s) of ``attention`` and
+``transformer``. Everything is printed and written atomically to
+``results/bench_train.json``.
+
+Run with ``nox -s bench`` or ``pytest -m benchmark tests/benchmarks/bench_train.py -s``;
+``RATINGBENCH_BENCH_DEVICES=cpu,cuda`` chooses the devices (default: cpu, plus cuda when
+available), ``RATINGBENCH_BENCH_ROUNDS`` the rounds (default 3).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+from torch.utils.data import DataLoader, Dataset
+
+from bench.loading import DataSource, load_source
+from bench.split import SplitParams, make_split
+from predictors.attention import Attention, AttentionConfig, RatingPredictor
+from predictors.torch_common import (
+    SequenceData,
+    TrainConfig,
+    normalised_embeddings,
+    seeded,
+    train_model,
+)
+from predictors.transformer import Transformer
+from predictors.types import TrainSet
+
+pytestmark = pytest.mark.benchmark  # deselected from the default suite; `nox -s bench`
+
+REPO = Path(__file__).resolve().parents[2]
+OUT = REPO / "results" / "bench_train.json"
+N_USERS = 2000  # the notebook's quick-test size: 10,000 training targets
+WINDOW = 30
+BATCH = 128
+ROUNDS = int(os.environ.get("RATINGBENCH_BENCH_ROUNDS", "3"))
+
+
+def _devices() -> list[str]:
+    env = os.environ.get("RATINGBENCH_BENCH_DEVICES")
+    if env:
+        return [d.strip() for d in env.split(",") if d.strip()]
+    return ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+# --------------------------------------------------------------------------------------
+# the notebook's pipeline, copied (comments translated); only the data source differs
+
+
+class RatingDataset(Dataset):
+    def __init__(self, data, movie_to_idx, embeddings, max_len=30):
+        """
+        data: list of (user_id, history, target_movie_id, target_rating)
+        history: list of (movieId, rating) tuples
+        """
+        self.data = data
+        self.movie_to_idx = movie_to_idx
+        self.embeddings = torch.from_numpy(embeddings)
+        self.max_len = max_len
+        self.emb_dim = embeddings.shape[1]
+
+        # rating normalisation (0.5-5 -> 0-1)
+        self.rating_min = 0.5
+        self.rating_max = 5.0
+
+    def normalize_rating(self, rating):
+        return (rating - self.rating_min) / (self.rating_max - self.rating_min)
+
+    def denormalize_rating(self, rating):
+        return rating * (self.rating_max - self.rating_min) + self.rating_min
+
+    def __len__(self):
+        return len(self.data)
+
+    def __getitem__(self, idx):
+        _user_id, history, target_movie, target_rating = self.data[idx]
+
+        hist_idx = [self.movie_to_idx[mid] for mid, _ in history]
+        hist_ratings = [self.normalize_rating(r) for _, r in history]
+
+        hist_emb = self.embeddings[hist_idx]  # (seq_len, emb_dim)
+        hist_ratings = torch.tensor(hist_ratings, dtype=torch.float32)  # (seq_len,)
+
+        target_idx = self.movie_to_idx[target_movie]
+        target_emb = self.embeddings[target_idx]  # (emb_dim,)
+        target_rating_norm = self.normalize_rating(target_rating)
+        target_rating_tensor = torch.tensor(target_rating_norm, dtype=torch.float32)
+
+        # padding (at the front)
+        seq_len = len(hist_idx)
+        if seq_len < self.max_len:
+            pad_len = self.max_len - seq_len
+            hist_emb = torch.cat([torch.zeros(pad_len, self.emb_dim), hist_emb], dim=0)
+            hist_ratings = torch.cat([torch.zeros(pad_len), hist_ratings], dim=0)
+            mask = torch.cat([torch.zeros(pad_len), torch.ones(seq_len)])
+        else:
+            hist_emb = hist_emb[-self.max_len :]
+            hist_ratings = hist_ratings[-self.max_len :]
+            mask = torch.ones(self.max_len)
+
+        return {
+            "hist_emb": hist_emb,
+            "hist_ratings": hist_ratings,
+            "mask": mask,
+            "target_emb": target_emb,
+            "target_rating": target_rating_tensor,
+            "target_rating_orig": torch.tensor(target_rating, dtype=torch.float32),
+        }
+
+
+def denormalize_rating(rating, rating_min=0.5, rating_max=5.0):
+    return rating * (rating_max - rating_min) + rating_min
+
+
+def notebook_epoch(model, train_loader, criterion, optimizer, device) -> None:
+    """One epoch of the notebook's training loop (tqdm bar left out)."""
+    model.train()
+    train_loss = 0
+    train_preds = []
+    train_targets = []
+    for batch in train_loader:
+        hist_emb = batch["hist_emb"].to(device)
+        hist_ratings = batch["hist_ratings"].to(device)
+        mask = batch["mask"].to(device)
+        target_emb = batch["target_emb"].to(device)
+        target_rating = batch["target_rating"].to(device)
+        target_rating_orig = batch["target_rating_orig"]
+
+        optimizer.zero_grad()
+        pred = model(hist_emb, hist_ratings, mask, target_emb)
+        loss = criterion(pred, target_rating)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+
+        train_loss += loss.item()
+        pred_orig = denormalize_rating(pred.detach().cpu().numpy())
+        train_preds.extend(pred_orig)
+        train_targets.extend(target_rating_orig.numpy())
+
+
+# --------------------------------------------------------------------------------------
+# setup
+
+
+@pytest.fixture(scope="module")
+def train() -> TrainSet:
+    loaded = load_source(DataSource(dataset="synthetic", synthetic={"n_users": N_USERS, "seed": 0}))
+    split = make_split(loaded.interactions, SplitParams(samples_per_user=5, max_history=WINDOW))
+    return split.train_set(loaded.interactions, embeddings=loaded.embeddings, seed=0)
+
+
+def _notebook_data(train: TrainSet) -> tuple[list[Any], np.ndarray]:
+    """The notebook's list of (user, [(movie, rating), ...], movie, rating) tuples (built
+    outside the timed region) and its normalised embedding matrix."""
+    ev = train.events
+    items, ratings = ev.item.tolist(), ev.rating.tolist()
+    data = []
+    for u, p in zip(train.train_user.tolist(), train.train_pos.tolist(), strict=True):
+        s = max(int(ev.user_offsets[u]), p - WINDOW)
+        hist = list(zip(items[s:p], ratings[s:p], strict=True))
+        data.append((u, hist, items[p], ratings[p]))
+    v = train.embeddings.vectors
+    return data, v / (np.linalg.norm(v, axis=1, keepdims=True) + 1e-12)
+
+
+def _write_json(payload: dict[str, Any]) -> None:
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    old: dict[str, Any] = {}
+    if OUT.exists():
+        try:
+            old = json.loads(OUT.read_text())
+        except (OSError, ValueError):
+            old = {}
+    old.update(payload)
+    fd, tmp = tempfile.mkstemp(dir=OUT.parent, prefix=f".{OUT.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(old, f, indent=2, sort_keys=True)
+        os.replace(tmp, OUT)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _env() -> dict[str, Any]:
+    return {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "rounds": ROUNDS,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+# --------------------------------------------------------------------------------------
+# the comparison
+
+
+def compare_training(train: TrainSet, device_name: str, rounds: int = ROUNDS) -> dict[str, Any]:
+    device = torch.device(device_name)
+    emb = normalised_embeddings(train.embeddings.vectors, device)
+    data, _ = SequenceData.from_train(train, WINDOW, device, min_history=1)
+    n = len(data)
+    with seeded(0, device):
+        init = RatingPredictor(AttentionConfig(emb_dim=emb.shape[1])).to(device).state_dict()
+    init = {k: v.clone() for k, v in init.items()}
+
+    def fresh() -> nn.Module:
+        m = RatingPredictor(AttentionConfig(emb_dim=emb.shape[1])).to(device)
+        m.load_state_dict(init)
+        return m
+
+    # notebook pipeline inputs (built once, untimed)
+    nb_data, nb_emb = _notebook_data(train)
+    nb_loader = DataLoader(
+        RatingDataset(nb_data, {i: i for i in range(train.n_items)}, nb_emb, WINDOW),
+        batch_size=BATCH,
+        shuffle=True,
+        num_workers=0,
+    )
+    # floor inputs: every batch pre-gathered as tensors (untimed)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(0)).to(device)
+    floor_batches = []
+    for lo in range(0, n, BATCH):
+        b = data.gather(perm[lo : lo + BATCH])
+        he = (emb[b.hist_item] * b.mask.unsqueeze(-1)).contiguous()
+        floor_batches.append((he, b.hist_rating, b.mask, emb[b.target_item], b.target_rating))
+
+    def run_trainer() -> None:
+        m = fresh()
+
+        def fwd(b):
+            return m(
+                emb[b.hist_item] * b.mask.unsqueeze(-1), b.hist_rating, b.mask, emb[b.target_item]
+            )
+
+        cfg = TrainConfig(epochs=1, batch_size=BATCH, progress=False)
+        train_model(m, fwd, data, None, train.scale, cfg)
+
+    def run_notebook() -> None:
+        m = fresh()
+        opt = torch.optim.AdamW(m.parameters(), lr=1e-3, weight_decay=0.01)
+        notebook_epoch(m, nb_loader, nn.MSELoss(), opt, device)
+
+    def run_floor() -> None:
+        m = fresh()
+        opt = torch.optim.AdamW(m.parameters(), lr=1e-3, weight_decay=0.01)
+        for he, hr, mk, te, y in floor_batches:
+            loss = torch.mean((m(he, hr, mk, te) - y) ** 2)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
+            opt.step()
+
+    runs = {"floor": run_floor, "trainer": run_trainer, "notebook": run_notebook}
+    times: dict[str, list[float]] = {k: [] for k in runs}
+    with seeded(0, device):
+        run_floor()  # warm-up (allocator, kernels)
+        for _ in range(rounds):
+            for name, fn in runs.items():  # interleaved: contention hits all alike
+                _sync(device)
+                t0 = time.perf_counter()
+                fn()
+                _sync(device)
+                times[name].append(time.perf_counter() - t0)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    sps = {k: n / v for k, v in med.items()}
+    return {
+        "device": device_name,
+        "n_samples": n,
+        "batch_size": BATCH,
+        "seconds_per_epoch": med,
+        "seconds_all_rounds": times,
+        "samples_per_s": sps,
+        "trainer_vs_floor": med["trainer"] / med["floor"],
+        "notebook_vs_floor": med["notebook"] / med["floor"],
+        "notebook_vs_trainer": med["notebook"] / med["trainer"],
+    }
+
+
+def predict_throughput(train: TrainSet, device_name: str, rounds: int = ROUNDS) -> dict[str, Any]:
+    """Queries/s of predict() over the validation queries repeated to ~20k (weights after
+    one epoch: the speed does not depend on them)."""
+    vb = train.val.batch
+    reps = max(1, 20_000 // len(vb))
+    batch = vb.take(np.tile(np.arange(len(vb)), reps))
+    out: dict[str, Any] = {"n_queries": len(batch)}
+    for cls in (Attention, Transformer):
+        m = cls(epochs=1, device=device_name, progress=False, seed=0).fit(train)
+        m.predict(batch.take(np.arange(256)))  # warm-up
+        ts = []
+        for _ in range(rounds):
+            _sync(torch.device(device_name))
+            t0 = time.perf_counter()
+            m.predict(batch)
+            _sync(torch.device(device_name))
+            ts.append(time.perf_counter() - t0)
+        out[cls.name] = {"queries_per_s": len(batch) / statistics.median(ts), "seconds": ts}
+    return out
+
+
+@pytest.mark.parametrize("device_name", _devices())
+def test_train_throughput(benchmark: Any, train: TrainSet, device_name: str) -> None:
+    res = benchmark.pedantic(lambda: compare_training(train, device_name), rounds=1, iterations=1)
+    benchmark.extra_info.update(res)
+    print(
+        f"\n[{device_name}] samples/s: "
+        + ", ".join(f"{k} {v:,.0f}" for k, v in res["samples_per_s"].items())
+        + f" | trainer/floor {res['trainer_vs_floor']:.2f}x, "
+        f"notebook/floor {res['notebook_vs_floor']:.2f}x, "
+        f"notebook/trainer {res['notebook_vs_trainer']:.2f}x"
+    )
+    _write_json({f"train_{device_name}": {**res, "env": _env()}})
+    assert res["trainer_vs_floor"] > 0
+
+
+@pytest.mark.parametrize("device_name", _devices())
+def test_predict_throughput(benchmark: Any, train: TrainSet, device_name: str) -> None:
+    res = benchmark.pedantic(lambda: predict_throughput(train, device_name), rounds=1, iterations=1)
+    benchmark.extra_info.update(res)
+    print(
+        f"\n[{device_name}] predict queries/s: "
+        + ", ".join(f"{k} {res[k]['queries_per_s']:,.0f}" for k in ("attention", "transformer"))
+    )
+    _write_json({f"predict_{device_name}": {**res, "env": _env()}})
+    assert res["attention"]["queries_per_s"] > 0
+
+
+def test_validation_quality(benchmark: Any, train: TrainSet) -> None:
+    """Validation RMSE (never test) and fit time of both torch models with their default
+    settings against the baselines, on the notebook-sized synthetic split. Slow on CPU
+    (the attention model's 30 epochs)."""
+    from predictors.baselines import Bias, GlobalMean, RecentK, UserMean
+
+    truth = train.val.rating.astype(np.float64)
+
+    def score() -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for m in (
+            GlobalMean(),
+            UserMean(),
+            RecentK(k=5),
+            Bias(),
+            Attention(progress=False),
+            Transformer(progress=False),
+        ):
+            t0 = time.perf_counter()
+            m.fit(train)
+            fit_s = time.perf_counter() - t0
+            p = m.predict(train.val.batch)
+            out[m.name] = {
+                "val_rmse": float(np.sqrt(np.mean((p - truth) ** 2))),
+                "val_mae": float(np.mean(np.abs(p - truth))),
+                "fit_seconds": fit_s,
+                **(
+                    {
+                        "best_epoch": m.fit_info_["best_epoch"],
+                        "epochs_run": m.fit_info_["epochs_run"],
+                        "device": m.fit_info_["device"],
+                    }
+                    if m.uses_torch
+                    else {}
+                ),
+            }
+        return out
+
+    res = benchmark.pedantic(score, rounds=1, iterations=1)
+    benchmark.extra_info.update(res)
+    for k, v in res.items():
+        print(
+            f"\n{k:12s} val RMSE {v['val_rmse']:.4f}  MAE {v['val_mae']:.4f}  "
+            f"fit {v['fit_seconds']:.1f}s"
+        )
+    _write_json({"quality": {**res, "env": _env()}})
+    assert res["transformer"]["val_rmse"] < res["global-mean"]["val_rmse"]

@@ -1,0 +1,410 @@
+"""The torch models and their shared trainer: shapes, masking, causality, determinism,
+fallbacks, the learning curve, failure modes, and that training learns something real.
+
+Everything runs on CPU on tiny synthetic data with 1-3 epochs and small widths.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from bench.loading import DataSource, load_source
+from bench.split import SplitParams, make_split
+from predictors.attention import Attention, AttentionConfig, RatingPredictor
+from predictors.torch_common import (
+    SequenceData,
+    TrainConfig,
+    ValSet,
+    history_batch,
+    resolve_device,
+    train_model,
+)
+from predictors.transformer import HistoryTransformer, Transformer, TransformerConfig
+from predictors.types import EventStore, HistoryBatch, ItemEmbeddings, RatingScale, TrainSet
+
+SCALE = RatingScale(0.5, 5.0, 0.5)
+CPU = torch.device("cpu")
+
+# small, fast settings shared by the fit tests
+ATT = dict(epochs=2, hidden=16, batch_size=64, device="cpu", progress=False)
+TRF = dict(epochs=2, d_model=16, heads=2, layers=1, batch_size=64, device="cpu", progress=False)
+
+
+def _train_set(n_users: int, samples_per_user: int = 3, seed: int = 0) -> TrainSet:
+    loaded = load_source(DataSource(dataset="synthetic", synthetic={"n_users": n_users, "seed": 0}))
+    split = make_split(
+        loaded.interactions, SplitParams(samples_per_user=samples_per_user, max_history=12)
+    )
+    return split.train_set(loaded.interactions, embeddings=loaded.embeddings, seed=seed)
+
+
+@pytest.fixture(scope="module")
+def tiny_train() -> TrainSet:
+    return _train_set(120)
+
+
+@pytest.fixture(scope="module")
+def fitted(tiny_train: TrainSet) -> dict[str, object]:
+    return {
+        "attention": Attention(seed=0, **ATT).fit(tiny_train),
+        "transformer": Transformer(seed=0, **TRF).fit(tiny_train),
+    }
+
+
+def _rmse(p: np.ndarray, t: np.ndarray) -> float:
+    return float(np.sqrt(np.mean((np.asarray(p, np.float64) - t) ** 2)))
+
+
+# --------------------------------------------------------------------------------------
+# device and gathering
+
+
+def test_resolve_device() -> None:
+    assert resolve_device("cpu") == CPU
+    assert resolve_device("auto").type in ("cpu", "cuda", "mps")
+    with pytest.raises(ValueError, match="known: auto, cpu, cuda, mps"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            resolve_device("cuda")
+
+
+def _hand_store() -> EventStore:
+    # user 0: rows 0..2, user 1: rows 3..7 (ratings 1..5 on 0.5..5)
+    return EventStore(
+        user_offsets=np.array([0, 3, 8], dtype=np.int64),
+        item=np.array([1, 2, 3, 4, 5, 6, 7, 8], dtype=np.int32),
+        rating=np.array([5, 5, 5, 1, 2, 3, 4, 5], dtype=np.float32),
+        timestamp=np.arange(8, dtype=np.int64),
+    )
+
+
+def test_gather_by_hand() -> None:
+    """Target row 5 (user 1, starts at row 3) with window 4: rows 1..4, left-padded."""
+    data = SequenceData(_hand_store(), np.array([5, 7, 0]), SCALE, window=4, device=CPU)
+    b = data.gather(torch.tensor([0, 1, 2]))
+    assert b.mask.tolist() == [
+        [False, False, True, True],
+        [True, True, True, True],
+        [False, False, False, False],
+    ]
+    assert b.hist_item.tolist() == [[0, 0, 4, 5], [4, 5, 6, 7], [0, 0, 0, 0]]
+    # ratings 1, 2 -> (r - 0.5) / 4.5
+    np.testing.assert_allclose(b.hist_rating[0].numpy(), [0, 0, 0.5 / 4.5, 1.5 / 4.5], rtol=1e-6)
+    assert b.target_item.tolist() == [6, 8, 1]
+    np.testing.assert_allclose(b.target_rating.numpy(), [2.5 / 4.5, 1.0, 1.0], rtol=1e-6)
+
+
+def test_gather_matches_history_batch_and_ignores_the_future(tiny_train: TrainSet) -> None:
+    store, pos, user = tiny_train.events, tiny_train.train_pos, tiny_train.train_user
+    data = SequenceData(store, pos, SCALE, window=12, device=CPU)
+    idx = torch.arange(len(data))
+    a = data.gather(idx)
+    b = history_batch(HistoryBatch.from_store(store, user, pos), 12, SCALE, CPU)
+    for f in ("hist_item", "hist_rating", "mask", "target_item"):
+        assert torch.equal(getattr(a, f), getattr(b, f)), f
+    # scramble every rating and item at or after each user's first target: histories of
+    # that target must not change (only its own target rating)
+    first = np.full(store.n_users, np.iinfo(np.int64).max)
+    np.minimum.at(first, user, pos)
+    after = np.arange(store.n_events) >= first[store.user()]
+    rng = np.random.default_rng(1)
+    changed = dataclasses.replace(
+        store,
+        rating=np.where(after, rng.choice([0.5, 5.0], store.n_events), store.rating).astype(
+            np.float32
+        ),
+        item=np.where(after, 0, store.item).astype(np.int32),
+    )
+    is_first = pos == first[user]
+    sel = torch.from_numpy(np.flatnonzero(is_first))
+    a2 = SequenceData(changed, pos, SCALE, window=12, device=CPU).gather(sel)
+    a1 = a.index(sel)
+    for f in ("hist_item", "hist_rating", "mask"):
+        assert torch.equal(getattr(a1, f), getattr(a2, f)), f
+
+
+# --------------------------------------------------------------------------------------
+# modules
+
+
+def test_attention_parameter_count_is_the_notebooks() -> None:
+    m = RatingPredictor(AttentionConfig(emb_dim=300, hidden=128, dropout=0.1))
+    assert sum(p.numel() for p in m.parameters()) == 181_762
+
+
+def _module_inputs(B: int = 5, T: int = 7, E: int = 12, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    emb = torch.randn(B, T, E, generator=g)
+    r = torch.rand(B, T, generator=g)
+    n_real = torch.tensor([7, 3, 1, 5, 2])[:B]
+    mask = torch.arange(T)[None, :] >= (T - n_real)[:, None]  # left padding
+    target = torch.randn(B, E, generator=g)
+    items = torch.randint(0, 9, (B, T), generator=g)
+    target_item = torch.randint(0, 9, (B,), generator=g)
+    return emb, r, mask, target, items, target_item
+
+
+def _modules() -> list[tuple[str, torch.nn.Module]]:
+    torch.manual_seed(0)  # the test process's own generator: module init only
+    att = RatingPredictor(AttentionConfig(emb_dim=12, hidden=8, dropout=0.1)).eval()
+    trf = HistoryTransformer(
+        TransformerConfig(emb_dim=12, n_items=9, window=7, d_model=8, heads=2, layers=2)
+    ).eval()
+    torch.nn.init.normal_(trf.head[-1].weight)  # non-zero head, so the encoder matters
+    return [("attention", att), ("transformer", trf)]
+
+
+def _call(name: str, m: torch.nn.Module, emb, r, mask, target, items, titem) -> torch.Tensor:
+    if name == "attention":
+        return m(emb, r, mask, target)
+    return m(emb, r, mask, target, items, titem)
+
+
+@pytest.mark.parametrize("which", [0, 1])
+def test_module_shapes_and_padding_is_ignored(which: int) -> None:
+    name, m = _modules()[which]
+    emb, r, mask, target, items, titem = _module_inputs()
+    with torch.no_grad():
+        out = _call(name, m, emb, r, mask, target, items, titem)
+        assert out.shape == (5,) and torch.all(torch.isfinite(out))
+        pad = ~mask
+        emb2 = torch.where(pad[..., None], torch.randn_like(emb) * 10, emb)
+        r2 = torch.where(pad, torch.rand_like(r), r)
+        items2 = torch.where(pad, (items + 3) % 9, items)
+        out2 = _call(name, m, emb2, r2, mask, target, items2, titem)
+    torch.testing.assert_close(out, out2, rtol=1e-5, atol=1e-6)
+    # a real position does matter
+    with torch.no_grad():
+        r3 = r.clone()
+        r3[:, -1] = 1.0 - r3[:, -1]
+        out3 = _call(name, m, emb, r3, mask, target, items, titem)
+    assert not torch.allclose(out, out3)
+
+
+def test_transformer_empty_history_is_finite() -> None:
+    _, m = _modules()[1]
+    emb, r, mask, target, items, titem = _module_inputs()
+    mask[:] = False
+    with torch.no_grad():
+        out = m(emb, r, mask, target, items, titem)
+    assert torch.all(torch.isfinite(out))
+
+
+# --------------------------------------------------------------------------------------
+# adapters
+
+
+@pytest.mark.parametrize("name", ["attention", "transformer"])
+def test_fit_predict_contract(name: str, fitted: dict, tiny_train: TrainSet) -> None:
+    model = fitted[name]
+    assert model.fit_info_["n_train"] == tiny_train.train_pos.shape[0]
+    p, fb = model.predict_with_fallback(tiny_train.val.batch)
+    assert p.dtype == np.float32 and p.shape == (len(tiny_train.val.batch),)
+    assert np.all(np.isfinite(p)) and p.min() >= 0.5 and p.max() <= 5.0
+    assert not fb.any()
+    # curve: one row per epoch, best epoch = argmin validation RMSE, val metric recomputed
+    curve = model.learning_curve_
+    assert [c["epoch"] for c in curve] == [1, 2]
+    assert set(curve[0]) == {"epoch", "train_loss", "val_rmse", "val_mae", "lr", "seconds"}
+    best = int(np.argmin([c["val_rmse"] for c in curve])) + 1
+    assert model.fit_info_["best_epoch"] == best
+    assert _rmse(p, tiny_train.val.rating) == pytest.approx(curve[best - 1]["val_rmse"], rel=1e-5)
+    # batch order does not matter
+    order = np.arange(len(tiny_train.val.batch))[::-1].copy()
+    p_rev = model.predict(tiny_train.val.batch.take(order))
+    np.testing.assert_allclose(p_rev, p[order], rtol=1e-5, atol=1e-5)
+
+
+def test_fallbacks(fitted: dict, tiny_train: TrainSet) -> None:
+    # three validation queries with distinct target items
+    _, first = np.unique(tiny_train.val.batch.target_item, return_index=True)
+    vb = tiny_train.val.batch.take(np.sort(first)[:3])
+    # query 0: empty history; query 1: target item without an embedding
+    empty = HistoryBatch(
+        user=vb.user,
+        target_item=vb.target_item.copy(),
+        target_time=vb.target_time,
+        hist_offsets=np.concatenate([[0, 0], vb.hist_offsets[2:] - vb.hist_offsets[1]]),
+        hist_item=vb.hist_item[vb.hist_offsets[1] :],
+        hist_rating=vb.hist_rating[vb.hist_offsets[1] :],
+        hist_timestamp=vb.hist_timestamp[vb.hist_offsets[1] :],
+    )
+    att, trf = fitted["attention"], fitted["transformer"]
+    present = tiny_train.embeddings.present.copy()
+    missing_item = int(vb.target_item[1])
+    for m in (att, trf):
+        m.keep_item_ = present.copy()
+        m.keep_item_[missing_item] = False
+    try:
+        pa, fa = att.predict_with_fallback(empty)
+        pt, ft = trf.predict_with_fallback(empty)
+    finally:
+        att.keep_item_ = present
+        trf.keep_item_ = present
+    assert fa.tolist() == [True, True, False]
+    np.testing.assert_allclose(pa[:2], att.mean_, rtol=1e-6)
+    assert ft.tolist() == [False, True, False]  # the transformer predicts empty histories
+    assert np.isfinite(pt).all()
+
+
+def test_needs_embeddings(tiny_train: TrainSet) -> None:
+    with pytest.raises(ValueError, match="attention needs item embeddings"):
+        Attention(**ATT).fit(dataclasses.replace(tiny_train, embeddings=None))
+
+
+def test_missing_embeddings_are_dropped_from_histories(tiny_train: TrainSet) -> None:
+    e = tiny_train.embeddings
+    present = e.present.copy()
+    present[::3] = False
+    emb = ItemEmbeddings(e.name, np.where(present[:, None], e.vectors, 0.0), present, "x")
+    m = Attention(seed=0, **{**ATT, "epochs": 1}).fit(
+        dataclasses.replace(tiny_train, embeddings=emb)
+    )
+    assert m.fit_info_["skipped_no_embedding"] > 0
+    p, fb = m.predict_with_fallback(tiny_train.val.batch)
+    np.testing.assert_array_equal(fb, ~present[tiny_train.val.batch.target_item])
+    # a history item without an embedding is invisible: dropping it changes nothing
+    keep = present[tiny_train.val.batch.hist_item]
+    vb = tiny_train.val.batch
+    q = vb.hist_query()
+    counts = np.bincount(q[keep], minlength=len(vb))
+    off = np.concatenate([[0], np.cumsum(counts)])
+    vb2 = HistoryBatch(
+        vb.user,
+        vb.target_item,
+        vb.target_time,
+        off,
+        vb.hist_item[keep],
+        vb.hist_rating[keep],
+        vb.hist_timestamp[keep],
+    )
+    np.testing.assert_array_equal(m.predict(vb2), p)
+
+
+@pytest.mark.parametrize("cls,kw", [(Attention, ATT), (Transformer, TRF)])
+def test_determinism_and_global_rng_untouched(cls, kw, tiny_train: TrainSet) -> None:
+    kw = {**kw, "epochs": 1}
+    state = torch.random.get_rng_state()
+    p1 = cls(seed=3, **kw).fit(tiny_train).predict(tiny_train.val.batch)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    p2 = cls(seed=3, **kw).fit(tiny_train).predict(tiny_train.val.batch)
+    p3 = cls(seed=4, **kw).fit(tiny_train).predict(tiny_train.val.batch)
+    np.testing.assert_array_equal(p1, p2)
+    assert not np.array_equal(p1, p3)
+
+
+def test_seed_defaults_to_the_train_set_seed(tiny_train: TrainSet) -> None:
+    kw = {**ATT, "epochs": 1}
+    a = Attention(**kw).fit(dataclasses.replace(tiny_train, seed=5))
+    assert a.fit_info_["seed"] == 5
+    b = Attention(seed=5, **kw).fit(tiny_train)
+    np.testing.assert_array_equal(a.predict(tiny_train.val.batch), b.predict(tiny_train.val.batch))
+
+
+def test_options_are_validated() -> None:
+    with pytest.raises(ValueError, match="epochs"):
+        Attention(epochs=0)
+    with pytest.raises(ValueError, match="hidden"):
+        Attention(hidden=7)
+    with pytest.raises(ValueError, match="divisible"):
+        Transformer(d_model=10, heads=4)
+    with pytest.raises(ValueError, match="unknown device"):
+        Transformer(device="tpu")
+
+
+# --------------------------------------------------------------------------------------
+# the trainer
+
+
+def _toy_problem(n: int = 64):
+    store = EventStore(
+        user_offsets=np.array([0, n], dtype=np.int64),
+        item=np.zeros(n, dtype=np.int32),
+        rating=np.full(n, 3.0, dtype=np.float32),
+        timestamp=np.arange(n, dtype=np.int64),
+    )
+    data = SequenceData(store, np.arange(1, n), SCALE, window=4, device=CPU)
+    lin = torch.nn.Linear(1, 1)
+    return data, lin
+
+
+def test_nan_loss_raises() -> None:
+    data, lin = _toy_problem()
+
+    def fwd(b):
+        return lin(b.hist_rating[:, -1:]).squeeze(-1) * float("nan")
+
+    with pytest.raises(FloatingPointError, match="non-finite training loss"):
+        train_model(lin, fwd, data, None, SCALE, TrainConfig(epochs=1, progress=False))
+
+
+def test_early_stopping_and_best_state() -> None:
+    data, lin = _toy_problem()
+    vb = history_batch(
+        HistoryBatch.from_store(
+            EventStore(
+                np.array([0, 5]), np.zeros(5, np.int32), np.full(5, 3.0, np.float32), np.arange(5)
+            ),
+            np.array([0]),
+            np.array([4]),
+        ),
+        4,
+        SCALE,
+        CPU,
+    )
+    val = ValSet(vb, np.array([0]), np.array([3.0], np.float32), fallback=3.0)
+
+    def fwd(b):
+        return lin(b.hist_rating[:, -1:]).squeeze(-1)
+
+    # lr = 0: validation never improves after epoch 1, so patience 2 stops after epoch 3
+    res = train_model(
+        lin,
+        fwd,
+        data,
+        val,
+        SCALE,
+        TrainConfig(epochs=10, lr=0.0, eta_min=0.0, patience=2, progress=False),
+    )
+    assert res.stopped_early and len(res.curve) == 3 and res.best_epoch == 1
+    # with learning the loss falls and the best state is the best epoch's
+    res = train_model(
+        lin, fwd, data, val, SCALE, TrainConfig(epochs=4, lr=0.05, batch_size=8, progress=False)
+    )
+    rmses = [c["val_rmse"] for c in res.curve]
+    assert res.best_epoch == int(np.argmin(rmses)) + 1
+    assert rmses[-1] < rmses[0]
+    assert res.curve[1]["lr"] < res.curve[0]["lr"]  # cosine schedule
+
+
+# --------------------------------------------------------------------------------------
+# learning works
+
+
+@pytest.fixture(scope="module")
+def learn_train() -> TrainSet:
+    return _train_set(400, samples_per_user=5, seed=0)
+
+
+def _global_mean_rmse(train: TrainSet) -> float:
+    mu = float(np.mean(train.events.rating, dtype=np.float64))
+    return _rmse(np.full(len(train.val.rating), mu), train.val.rating)
+
+
+def test_attention_beats_global_mean(learn_train: TrainSet) -> None:
+    m = Attention(
+        seed=0, epochs=3, hidden=32, batch_size=64, lr=3e-3, device="cpu", progress=False
+    ).fit(learn_train)
+    gm = _global_mean_rmse(learn_train)
+    assert m.fit_info_["best_val_rmse"] < gm - 0.03, (m.fit_info_["best_val_rmse"], gm)
+
+
+def test_transformer_beats_global_mean(learn_train: TrainSet) -> None:
+    m = Transformer(seed=0, **{**TRF, "epochs": 2}).fit(learn_train)
+    gm = _global_mean_rmse(learn_train)
+    assert m.fit_info_["best_val_rmse"] < gm - 0.03, (m.fit_info_["best_val_rmse"], gm)
