@@ -1075,10 +1075,28 @@ def _summary(ctx: _Ctx) -> list[str]:
         f"resamples, reference `{ctx.reference}`",
     ]
     if emb:
-        lines.append(
-            f"- **embeddings**: {emb.get('name')} ({emb.get('dim')}-d, coverage "
-            f"{100 * float(emb.get('coverage') or 0):.1f}%, hash `{emb.get('hash')}`)"
-        )
+        cov = emb.get("coverage") or {}
+        parts = []
+        for name in emb.get("names") or []:
+            c = cov.get(name) or {}
+            share = c.get("target_share")
+            parts.append(
+                f"{name} ({c.get('dim', '?')}-d"
+                + (f", {100 * share:.1f}% of test targets covered" if share is not None else "")
+                + (f", hash `{c['hash']}`" if c.get("hash") else "")
+                + ")"
+            )
+        policy = emb.get("policy")
+        missing = emb.get("missing") or {}
+        tail = f"; movies without a vector: {policy}" if policy else ""
+        if missing.get("ratings"):
+            tail += (
+                f" ({missing['ratings']:,} ratings of {missing.get('items', 0):,} movies, "
+                f"{missing.get('users', 0):,} users affected)"
+            )
+        if emb.get("skipped_models"):
+            tail += f"; skipped for lack of embeddings: {', '.join(emb['skipped_models'])}"
+        lines.append(f"- **embeddings**: {', '.join(parts) or 'none'}{tail}")
     return lines
 
 

@@ -720,8 +720,12 @@ def execute(
     started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     out_dir = Path(spec.out_dir) if resume is None else Path(resume).parent
     _check_out_dir(out_dir)
-    device = resolve_device(spec.device)
     prep = _prepare(spec, console)
+    # torch is imported (and the device resolved) only when a torch model runs
+    need_torch = any(getattr(get_class(r.spec.name), "uses_torch", False) for r in prep.runs)
+    if need_torch:
+        import torch  # noqa: F401
+    device = resolve_device(spec.device)
     inter = prep.loaded.interactions
 
     if resume is not None:

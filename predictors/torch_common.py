@@ -127,24 +127,35 @@ class SeqBatch:
     mask: Tensor  # (B, L) bool, True on real events; column L - 1 is the newest
     target_item: Tensor  # (B,) int64
     target_rating: Tensor | None = None  # (B,) float32 in [0, 1]; None for queries
+    # (B, L) float32 seconds from each history event to the target time (>= 0), 0 where
+    # padded; None when the batch was built without times
+    hist_gap: Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.target_item.shape[0])
 
     def slice(self, lo: int, hi: int) -> SeqBatch:
         tr = None if self.target_rating is None else self.target_rating[lo:hi]
+        gap = None if self.hist_gap is None else self.hist_gap[lo:hi]
         return SeqBatch(
             self.hist_item[lo:hi],
             self.hist_rating[lo:hi],
             self.mask[lo:hi],
             self.target_item[lo:hi],
             tr,
+            gap,
         )
 
     def index(self, idx: Tensor) -> SeqBatch:
         tr = None if self.target_rating is None else self.target_rating[idx]
+        gap = None if self.hist_gap is None else self.hist_gap[idx]
         return SeqBatch(
-            self.hist_item[idx], self.hist_rating[idx], self.mask[idx], self.target_item[idx], tr
+            self.hist_item[idx],
+            self.hist_rating[idx],
+            self.mask[idx],
+            self.target_item[idx],
+            tr,
+            gap,
         )
 
 
@@ -206,14 +217,18 @@ def history_batch(
     if batch.hist_item.size:
         item = np.where(mask, batch.hist_item[rows], 0).astype(np.int64)
         rating = np.where(mask, scale.to_unit(batch.hist_rating)[rows], 0.0).astype(np.float32)
+        dt = batch.target_time[:, None] - batch.hist_timestamp[rows]  # (B, L) int64
+        gap = np.where(mask, np.maximum(dt, 0), 0).astype(np.float32)
     else:
         item = np.zeros(rows.shape, dtype=np.int64)
         rating = np.zeros(rows.shape, dtype=np.float32)
+        gap = np.zeros(rows.shape, dtype=np.float32)
     return SeqBatch(
         hist_item=torch.from_numpy(item).to(device),
         hist_rating=torch.from_numpy(rating).to(device),
         mask=torch.from_numpy(mask).to(device),
         target_item=torch.from_numpy(batch.target_item.astype(np.int64)).to(device),
+        hist_gap=torch.from_numpy(gap).to(device),
     )
 
 
@@ -260,12 +275,21 @@ class SequenceData:
         *,
         keep_item: NDArray[np.bool_] | None = None,
         min_history: int = 0,
+        targets: str = "split",
     ) -> tuple[SequenceData, dict[str, int]]:
-        """Training targets of ``train`` over ``train.events``. Events of items outside
-        ``keep_item`` are dropped first (targets on them are skipped); targets with fewer
-        than ``min_history`` remaining history events are skipped. Returns the data and the
-        counts of skipped targets."""
-        store, pos = train.events, np.asarray(train.train_pos, dtype=np.int64)
+        """Training targets of ``train`` over ``train.events``: the split's ``train_pos``
+        (``targets="split"``) or every event of ``train.events`` (``"all"``; each with the
+        user's earlier events as history: all of them precede the validation targets).
+        Events of items outside ``keep_item`` are dropped first (targets on them are
+        skipped); targets with fewer than ``min_history`` remaining history events are
+        skipped. Returns the data and the counts of skipped targets."""
+        if targets == "split":
+            pos = np.asarray(train.train_pos, dtype=np.int64)
+        elif targets == "all":
+            pos = np.arange(train.events.n_events, dtype=np.int64)
+        else:
+            raise ValueError(f"targets must be 'split' or 'all', got {targets!r}")
+        store = train.events
         n0 = int(pos.size)
         skipped_item = 0
         if keep_item is not None:
@@ -295,7 +319,10 @@ class SequenceData:
         rows = torch.where(mask, rows, torch.zeros_like(rows))
         hist_item = torch.where(mask, self.item[rows], torch.zeros_like(rows))
         hist_rating = self.rating[rows] * mask
-        return SeqBatch(hist_item, hist_rating, mask, self.item[pos], self.rating[pos])
+        gap = (self.timestamp[pos][:, None] - self.timestamp[rows]).clamp_min(0) * mask
+        return SeqBatch(
+            hist_item, hist_rating, mask, self.item[pos], self.rating[pos], gap.float()
+        )
 
 
 # --------------------------------------------------------------------------------------
@@ -319,6 +346,10 @@ class TrainConfig:
     console: Any = None  # rich Console for the bar; None: a new Console(stderr=True)
     eval_batch_size: int = 4096
     desc: str = "train"
+    # targets per epoch: None = all of them (a fresh permutation each epoch); k = the next k
+    # of a seeded stream of permutations, so successive epochs cover every target before
+    # any repeats
+    epoch_size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -429,6 +460,21 @@ def _param_groups(
     return groups
 
 
+def _epoch_orders(n: int, epoch_size: int | None, gen: torch.Generator) -> Iterator[Tensor]:
+    """Per-epoch target orders (CPU int64): a fresh ``randperm(n)`` per epoch when
+    ``epoch_size`` is None or >= n, else consecutive ``epoch_size`` slices of a stream of
+    permutations (the last slice of one permutation is topped up from the next)."""
+    if epoch_size is None or epoch_size >= n:
+        while True:
+            yield torch.randperm(n, generator=gen)
+    buf = torch.zeros(0, dtype=torch.int64)
+    while True:
+        while buf.shape[0] < epoch_size:
+            buf = torch.cat([buf, torch.randperm(n, generator=gen)])
+        yield buf[:epoch_size]
+        buf = buf[epoch_size:]
+
+
 def train_model(
     module: nn.Module,
     forward: ForwardFn,
@@ -440,7 +486,8 @@ def train_model(
     no_decay: Callable[[str, Tensor], bool] | None = None,
 ) -> TrainResult:
     """Train ``module`` with MSE on [0, 1]-scaled ratings; ``forward(batch)`` returns (B,)
-    predictions in [0, 1] units. Every epoch: a seeded shuffle of the targets, AdamW steps
+    predictions in [0, 1] units. Every epoch: a seeded shuffle of the targets (or the next
+    ``cfg.epoch_size`` of a seeded stream of shuffles), AdamW steps
     (gradient norm clipped to ``cfg.clip``), validation RMSE/MAE on the original scale, and
     one cosine step (``T_max = epochs``). Keeps the state dict of the best validation RMSE
     (the last epoch when ``val`` is None or empty); stops after ``cfg.patience`` epochs
@@ -466,7 +513,8 @@ def train_model(
     stale, stopped_early, steps = 0, False, 0
     t_start = time.perf_counter()
     progress = _make_progress(cfg.progress, cfg.console)
-    n_batches = math.ceil(n / cfg.batch_size)
+    order = _epoch_orders(n, cfg.epoch_size, gen)
+    n_batches = math.ceil(min(n, cfg.epoch_size or n) / cfg.batch_size)
     ctx = progress if progress is not None else contextlib.nullcontext()
     with ctx:
         task = None
@@ -476,14 +524,15 @@ def train_model(
             t0 = time.perf_counter()
             lr = float(opt.param_groups[0]["lr"])
             module.train()
-            perm = torch.randperm(n, generator=gen).to(device)
+            perm = next(order).to(device)
             loss_sum = torch.zeros((), device=device)
             seen = 0
             if progress is not None:
                 progress.reset(
                     task, total=n_batches, description=f"{cfg.desc} {epoch}/{cfg.epochs}"
                 )
-            for b, lo in enumerate(range(0, n, cfg.batch_size)):
+            n_epoch = int(perm.shape[0])
+            for b, lo in enumerate(range(0, n_epoch, cfg.batch_size)):
                 idx = perm[lo : lo + cfg.batch_size]
                 batch = data.gather(idx)
                 with _autocast(device, cfg.bf16):
@@ -497,7 +546,7 @@ def train_model(
                 steps += 1
                 loss_sum += loss.detach() * idx.shape[0]
                 seen += int(idx.shape[0])
-                if (b + 1) % sync_every == 0 or lo + cfg.batch_size >= n:
+                if (b + 1) % sync_every == 0 or lo + cfg.batch_size >= n_epoch:
                     running = float(loss_sum) / seen
                     if not math.isfinite(running):
                         raise FloatingPointError(
@@ -587,6 +636,9 @@ class TorchSequencePredictor(BasePredictor):
     progress: bool
     eta_min: float
     clip: float | None
+    # overridden by subclasses that take them as options
+    targets: str = "split"  # training targets: the split's ("split") or every event ("all")
+    epoch_size: int | None = None  # targets per epoch (None: all); see TrainConfig
 
     def _check_common(self) -> None:
         m = self.name
@@ -595,6 +647,9 @@ class TorchSequencePredictor(BasePredictor):
         _check_int(m, "patience", self.patience, 1, none_ok=True)
         _check_int(m, "window", self.window, 1, none_ok=True)
         _check_int(m, "seed", self.seed, 0, none_ok=True)
+        _check_int(m, "epoch_size", self.epoch_size, 1, none_ok=True)
+        if self.targets not in ("split", "all"):
+            raise ValueError(f"{m}: option targets must be 'split' or 'all', got {self.targets!r}")
         _check_float(m, "lr", self.lr, 1e-12, 10.0)
         _check_float(m, "weight_decay", self.weight_decay, 0.0)
         _check_float(m, "dropout", self.dropout, 0.0, 0.99)
@@ -635,7 +690,12 @@ class TorchSequencePredictor(BasePredictor):
         keep_item = np.asarray(train.embeddings.present, dtype=bool)
         emb = normalised_embeddings(train.embeddings.vectors, device)
         data, skipped = SequenceData.from_train(
-            train, window, device, keep_item=keep_item, min_history=int(self.needs_history)
+            train,
+            window,
+            device,
+            keep_item=keep_item,
+            min_history=int(self.needs_history),
+            targets=self.targets,
         )
         self.mean_ = float(np.mean(train.events.rating, dtype=np.float64))
         self.window_, self.device_, self.keep_item_, self.emb_ = window, device, keep_item, emb
@@ -665,6 +725,7 @@ class TorchSequencePredictor(BasePredictor):
             progress=self.progress,
             desc=self.name,
             console=self.console,
+            epoch_size=self.epoch_size,
         )
         with seeded(seed, device):
             module = self._build(train, int(emb.shape[1])).to(device)

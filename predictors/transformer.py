@@ -32,10 +32,12 @@ Ratings of movies without an embedding are removed from histories, as for ``atte
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from predictors.torch_common import SeqBatch, TorchSequencePredictor
@@ -55,6 +57,14 @@ class TransformerConfig:
     dropout: float = 0.1
     mu: float = 0.5  # mean training rating, [0, 1] units
     user_damping: float = 5.0
+    time_features: bool = True  # add an encoding of the time gaps to every history token
+    session: bool = True  # add the learned recency-weighted session offset
+    gap_bins: int = 12  # radial basis functions over log1p(seconds)
+    session_tau: float = 180.0  # initial half-weight gap of the session offset, seconds
+
+
+def _inv_softplus(y: float) -> float:
+    return float(math.log(math.expm1(y)))
 
 
 class HistoryTransformer(nn.Module):
@@ -93,6 +103,22 @@ class HistoryTransformer(nn.Module):
         self.item_bias = nn.Embedding(cfg.n_items, 1)
         nn.init.zeros_(self.item_bias.weight)
         self.register_buffer("mu", torch.tensor(float(cfg.mu)))
+        if cfg.time_features:
+            # two gaps per event (to the target, to the previous event) on RBFs in log time
+            self.register_buffer("gap_centers", torch.linspace(0.0, 18.0, cfg.gap_bins))
+            self.time_proj = nn.Linear(2 * cfg.gap_bins, d)
+        if cfg.session:
+            # w_j = sigmoid(a - beta (log1p(gap_j) - log1p(tau0))) * exp(-gamma rank_j)
+            self.register_buffer("log_tau0", torch.tensor(math.log1p(cfg.session_tau)))
+            self.sess_a = nn.Parameter(torch.zeros(()))
+            self.sess_beta = nn.Parameter(torch.tensor(_inv_softplus(2.0)))
+            self.sess_gamma = nn.Parameter(torch.tensor(_inv_softplus(0.1)))
+            self.sess_shrink = nn.Parameter(torch.tensor(_inv_softplus(1.0)))
+            self.register_buffer("rank", torch.arange(cfg.window - 1, -1, -1, dtype=torch.float32))
+
+    def _rbf(self, log_gap: Tensor) -> Tensor:
+        """(B, T) log1p seconds -> (B, T, K) radial basis encodings (width 1.5 in log time)."""
+        return torch.exp(-(((log_gap.unsqueeze(-1) - self.gap_centers) / 1.5) ** 2))
 
     def forward(
         self,
@@ -102,14 +128,24 @@ class HistoryTransformer(nn.Module):
         target_emb: Tensor,
         hist_item: Tensor,
         target_item: Tensor,
+        hist_gap: Tensor,
     ) -> Tensor:
         """hist_emb (B, T, E), hist_rating (B, T) in [0, 1], mask (B, T) bool (True = real),
-        target_emb (B, E), hist_item (B, T) int64, target_item (B,) int64 -> (B,) in [0, 1]
-        units (not clipped). Rows may be entirely padding."""
+        target_emb (B, E), hist_item (B, T) int64, target_item (B,) int64, hist_gap (B, T)
+        float32 seconds from each event to the target time -> (B,) in [0, 1] units (not
+        clipped). Rows may be entirely padding."""
         B, T, _ = hist_emb.shape
         m = mask.to(hist_rating.dtype)  # (B, T)
+        log_gap = torch.log1p(hist_gap.clamp_min(0)) * m  # (B, T)
         x = self.item_proj(hist_emb) + self.rating_proj(hist_rating.unsqueeze(-1))  # (B, T, C)
         x = x + self.pos_emb[-T:]  # (B, T, C) column T - 1 is the newest everywhere
+        if self.cfg.time_features:
+            # gap to the previous event: gap_{j-1} - gap_j (0 for the oldest real event)
+            prev = torch.cat([hist_gap[:, :1], hist_gap[:, :-1]], dim=1) - hist_gap  # (B, T)
+            prev_ok = torch.cat([mask[:, :1] & False, mask[:, :-1]], dim=1) & mask
+            log_prev = torch.log1p(prev.clamp_min(0)) * prev_ok  # (B, T)
+            feats = torch.cat([self._rbf(log_gap), self._rbf(log_prev)], dim=-1)  # (B, T, 2K)
+            x = x + self.time_proj(feats * m.unsqueeze(-1))
         x = torch.cat([self.empty_token.expand(B, 1, -1), x], dim=1)  # (B, 1 + T, C)
         pad = torch.cat([mask.new_zeros(B, 1), ~mask], dim=1)  # (B, 1 + T) True = ignore
         h = self.encoder(x, src_key_padding_mask=pad)  # (B, 1 + T, C)
@@ -121,7 +157,15 @@ class HistoryTransformer(nn.Module):
         dev = (hist_rating - self.mu - b_hist) * m  # (B, T)
         b_user = dev.sum(1) / (m.sum(1) + self.cfg.user_damping)  # (B,)
         b_item = self.item_bias(target_item).squeeze(-1)  # (B,)
-        return self.mu + b_user + b_item + resid
+        out = self.mu + b_user + b_item + resid
+        if self.cfg.session:
+            beta = F.softplus(self.sess_beta)
+            gamma = F.softplus(self.sess_gamma)
+            logit = self.sess_a - beta * (log_gap - self.log_tau0)  # (B, T)
+            w = torch.sigmoid(logit) * torch.exp(-gamma * self.rank[-T:]) * m  # (B, T)
+            res = dev - b_user.unsqueeze(1) * m  # (B, T) residual after the long-term bias
+            out = out + (w * res).sum(1) / (w.sum(1) + F.softplus(self.sess_shrink))
+        return out
 
 
 class Transformer(TorchSequencePredictor):
@@ -148,6 +192,10 @@ class Transformer(TorchSequencePredictor):
         window: int | None = None,
         user_damping: float = 5.0,
         item_damping: float = 10.0,
+        time_features: bool = True,
+        session: bool = True,
+        targets: str = "split",
+        epoch_size: int | None = None,
         eta_min: float = 1e-5,
         clip: float | None = 1.0,
         seed: int | None = None,
@@ -167,6 +215,10 @@ class Transformer(TorchSequencePredictor):
         self.window = window
         self.user_damping = user_damping
         self.item_damping = item_damping
+        self.time_features = time_features
+        self.session = session
+        self.targets = targets
+        self.epoch_size = epoch_size
         self.eta_min = eta_min
         self.clip = clip
         self.seed = seed
@@ -186,6 +238,9 @@ class Transformer(TorchSequencePredictor):
             v = getattr(self, key)
             if isinstance(v, bool) or not isinstance(v, int | float) or not v >= 0:
                 raise ValueError(f"transformer: option {key} must be a number >= 0, got {v!r}")
+        for key in ("time_features", "session"):
+            if not isinstance(getattr(self, key), bool):
+                raise ValueError(f"transformer: option {key} must be true or false")
         if user_damping == 0:
             raise ValueError("transformer: option user_damping must be > 0 (empty histories)")
 
@@ -207,6 +262,8 @@ class Transformer(TorchSequencePredictor):
             dropout=float(self.dropout),
             mu=mu,
             user_damping=float(self.user_damping),
+            time_features=self.time_features,
+            session=self.session,
         )
         module = HistoryTransformer(cfg)
         with torch.no_grad():
@@ -226,4 +283,5 @@ class Transformer(TorchSequencePredictor):
             emb[batch.target_item],
             batch.hist_item,
             batch.target_item,
+            batch.hist_gap,
         )

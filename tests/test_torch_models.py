@@ -146,7 +146,10 @@ def _module_inputs(B: int = 5, T: int = 7, E: int = 12, seed: int = 0):
     target = torch.randn(B, E, generator=g)
     items = torch.randint(0, 9, (B, T), generator=g)
     target_item = torch.randint(0, 9, (B,), generator=g)
-    return emb, r, mask, target, items, target_item
+    # seconds to the target time, non-increasing along the row (column T - 1 is the newest)
+    steps = torch.rand(B, T, generator=g) * 10.0 ** torch.randint(0, 6, (B, T), generator=g)
+    gap = steps.flip(1).cumsum(1).flip(1)
+    return emb, r, mask, target, items, target_item, gap
 
 
 def _modules() -> list[tuple[str, torch.nn.Module]]:
@@ -159,39 +162,42 @@ def _modules() -> list[tuple[str, torch.nn.Module]]:
     return [("attention", att), ("transformer", trf)]
 
 
-def _call(name: str, m: torch.nn.Module, emb, r, mask, target, items, titem) -> torch.Tensor:
+def _call(
+    name: str, m: torch.nn.Module, emb, r, mask, target, items, titem, gap
+) -> torch.Tensor:
     if name == "attention":
         return m(emb, r, mask, target)
-    return m(emb, r, mask, target, items, titem)
+    return m(emb, r, mask, target, items, titem, gap)
 
 
 @pytest.mark.parametrize("which", [0, 1])
 def test_module_shapes_and_padding_is_ignored(which: int) -> None:
     name, m = _modules()[which]
-    emb, r, mask, target, items, titem = _module_inputs()
+    emb, r, mask, target, items, titem, gap = _module_inputs()
     with torch.no_grad():
-        out = _call(name, m, emb, r, mask, target, items, titem)
+        out = _call(name, m, emb, r, mask, target, items, titem, gap)
         assert out.shape == (5,) and torch.all(torch.isfinite(out))
         pad = ~mask
         emb2 = torch.where(pad[..., None], torch.randn_like(emb) * 10, emb)
         r2 = torch.where(pad, torch.rand_like(r), r)
         items2 = torch.where(pad, (items + 3) % 9, items)
-        out2 = _call(name, m, emb2, r2, mask, target, items2, titem)
+        gap2 = torch.where(pad, gap + 1e6, gap)
+        out2 = _call(name, m, emb2, r2, mask, target, items2, titem, gap2)
     torch.testing.assert_close(out, out2, rtol=1e-5, atol=1e-6)
     # a real position does matter
     with torch.no_grad():
         r3 = r.clone()
         r3[:, -1] = 1.0 - r3[:, -1]
-        out3 = _call(name, m, emb, r3, mask, target, items, titem)
+        out3 = _call(name, m, emb, r3, mask, target, items, titem, gap)
     assert not torch.allclose(out, out3)
 
 
 def test_transformer_empty_history_is_finite() -> None:
     _, m = _modules()[1]
-    emb, r, mask, target, items, titem = _module_inputs()
+    emb, r, mask, target, items, titem, gap = _module_inputs()
     mask[:] = False
     with torch.no_grad():
-        out = m(emb, r, mask, target, items, titem)
+        out = m(emb, r, mask, target, items, titem, gap)
     assert torch.all(torch.isfinite(out))
 
 
@@ -329,7 +335,9 @@ def _toy_problem(n: int = 64):
         timestamp=np.arange(n, dtype=np.int64),
     )
     data = SequenceData(store, np.arange(1, n), SCALE, window=4, device=CPU)
-    lin = torch.nn.Linear(1, 1)
+    with torch.random.fork_rng():  # an init independent of the tests that ran before
+        torch.manual_seed(0)
+        lin = torch.nn.Linear(1, 1)
     return data, lin
 
 
