@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.data import Interactions, hash_arrays
+from bench.data import Interactions, content_hash, hash_arrays
 from predictors.types import RatingScale
 
 __all__ = [
@@ -109,9 +109,7 @@ def fingerprint(path: str | os.PathLike[str]) -> str:
     return h.hexdigest()
 
 
-def source_key(
-    path: str | os.PathLike[str], options: Mapping[str, Any] | None = None
-) -> str:
+def source_key(path: str | os.PathLike[str], options: Mapping[str, Any] | None = None) -> str:
     """The cache key of a ratings file read with ``options`` (reader keyword arguments;
     values are stringified with ``repr`` where not JSON-able): a 32-hex-char digest of the
     cache format, resolved path, size, mtime_ns, ``fingerprint`` and options.
@@ -141,28 +139,18 @@ def _aux_hash(inter: Interactions) -> str:
     return hash_arrays(inter.user_offsets, inter.user_first_seen)
 
 
-def _content_hash(inter: Interactions, chunk: int = 1 << 20) -> str:
-    """The hash ``build_interactions`` computes (``hash_arrays(user_ids[user],
-    item_ids[item], rating, timestamp, extra=repr(scale))``), recomputed from the stored
-    arrays. The same bytes go to blake2b in the same order, but the id gathers are made
-    ``chunk`` rows at a time, so that verifying holds no (N,) int64 temporaries (~220 MB
-    at 13.6M ratings)."""
-    h = hashlib.blake2b(digest_size=8)  # as bench.data.hash_arrays
-    parts = (
-        (inter.user_ids, inter.user),
-        (inter.item_ids, inter.item),
-        (None, inter.rating),
-        (None, inter.timestamp),
+def _content_hash(inter: Interactions) -> str:
+    """The hash ``build_interactions`` computes, recomputed from the stored arrays (streamed:
+    no (N,) int64 temporaries)."""
+    return content_hash(
+        inter.user_ids,
+        inter.user,
+        inter.item_ids,
+        inter.item,
+        inter.rating,
+        inter.timestamp,
+        inter.scale,
     )
-    for id_map, col in parts:
-        dtype = col.dtype if id_map is None else id_map.dtype
-        h.update(str(dtype).encode())
-        h.update(str(col.shape).encode())
-        for lo in range(0, col.shape[0], chunk):
-            piece = col[lo : lo + chunk] if id_map is None else id_map[col[lo : lo + chunk]]
-            h.update(memoryview(np.ascontiguousarray(piece)).cast("B"))
-    h.update(repr(inter.scale.to_dict()).encode())
-    return h.hexdigest()
 
 
 def save_interactions(
@@ -192,8 +180,9 @@ def save_interactions(
         "source": dict(source or {}),
     }
     meta_bytes = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), dtype=np.uint8)
-    arrays = {name: np.ascontiguousarray(getattr(inter, name), dtype=dt) for name, dt in
-              _ARRAYS.items()}
+    arrays = {
+        name: np.ascontiguousarray(getattr(inter, name), dtype=dt) for name, dt in _ARRAYS.items()
+    }
     fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -227,9 +216,12 @@ def _read(path: Path) -> Interactions:
     n_users, n_items = arrays["user_ids"].shape[0], arrays["item_ids"].shape[0]
     off = arrays["user_offsets"]
     if (
-        n != meta["n_ratings"] or n_users != meta["n_users"] or n_items != meta["n_items"]
+        n != meta["n_ratings"]
+        or n_users != meta["n_users"]
+        or n_items != meta["n_items"]
         or any(arrays[c].shape[0] != n for c in ("item", "rating", "timestamp"))
-        or off.shape[0] != n_users + 1 or arrays["user_first_seen"].shape[0] != n_users
+        or off.shape[0] != n_users + 1
+        or arrays["user_first_seen"].shape[0] != n_users
         or (n and not (off[0] == 0 and off[-1] == n))
     ):
         raise _Invalid("array lengths disagree with the metadata")

@@ -29,11 +29,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import notebook_pipeline  # tests/benchmarks/, on sys.path under pytest
 import numpy as np
 import pytest
 import torch
 import torch.nn as nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from bench.loading import DataSource, load_source
 from bench.split import SplitParams, make_split
@@ -74,65 +75,8 @@ def _sync(device: torch.device) -> None:
 # the notebook's pipeline, copied (comments translated); only the data source differs
 
 
-class RatingDataset(Dataset):
-    def __init__(self, data, movie_to_idx, embeddings, max_len=30):
-        """
-        data: list of (user_id, history, target_movie_id, target_rating)
-        history: list of (movieId, rating) tuples
-        """
-        self.data = data
-        self.movie_to_idx = movie_to_idx
-        self.embeddings = torch.from_numpy(embeddings)
-        self.max_len = max_len
-        self.emb_dim = embeddings.shape[1]
-
-        # rating normalisation (0.5-5 -> 0-1)
-        self.rating_min = 0.5
-        self.rating_max = 5.0
-
-    def normalize_rating(self, rating):
-        return (rating - self.rating_min) / (self.rating_max - self.rating_min)
-
-    def denormalize_rating(self, rating):
-        return rating * (self.rating_max - self.rating_min) + self.rating_min
-
-    def __len__(self):
-        return len(self.data)
-
-    def __getitem__(self, idx):
-        _user_id, history, target_movie, target_rating = self.data[idx]
-
-        hist_idx = [self.movie_to_idx[mid] for mid, _ in history]
-        hist_ratings = [self.normalize_rating(r) for _, r in history]
-
-        hist_emb = self.embeddings[hist_idx]  # (seq_len, emb_dim)
-        hist_ratings = torch.tensor(hist_ratings, dtype=torch.float32)  # (seq_len,)
-
-        target_idx = self.movie_to_idx[target_movie]
-        target_emb = self.embeddings[target_idx]  # (emb_dim,)
-        target_rating_norm = self.normalize_rating(target_rating)
-        target_rating_tensor = torch.tensor(target_rating_norm, dtype=torch.float32)
-
-        # padding (at the front)
-        seq_len = len(hist_idx)
-        if seq_len < self.max_len:
-            pad_len = self.max_len - seq_len
-            hist_emb = torch.cat([torch.zeros(pad_len, self.emb_dim), hist_emb], dim=0)
-            hist_ratings = torch.cat([torch.zeros(pad_len), hist_ratings], dim=0)
-            mask = torch.cat([torch.zeros(pad_len), torch.ones(seq_len)])
-        else:
-            hist_emb = hist_emb[-self.max_len :]
-            hist_ratings = hist_ratings[-self.max_len :]
-            mask = torch.ones(self.max_len)
-
-        return {
-            "hist_emb": hist_emb,
-            "hist_ratings": hist_ratings,
-            "mask": mask,
-            "target_emb": target_emb,
-            "target_rating": target_rating_tensor,
-            "target_rating_orig": torch.tensor(target_rating, dtype=torch.float32),
-        }
+# the notebook's per-sample Dataset, one copy shared with the scale benchmarks
+RatingDataset = notebook_pipeline.RatingDataset
 
 
 def denormalize_rating(rating, rating_min=0.5, rating_max=5.0):
