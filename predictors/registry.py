@@ -42,6 +42,10 @@ REGISTRY: dict[str, tuple[str, str]] = {
         "predictors.mf:MF",
         "biased matrix factorisation (ALS), factors/reg/sweeps tuned on validation",
     ),
+    "svdpp": (
+        "predictors.svdpp:SVDpp",
+        "SVD++: biased MF + implicit feedback from the history, Adam, tuned on validation",
+    ),
     "mf-temporal": (
         "predictors.mf_temporal:MFTemporal",
         "timeSVD-style MF: drifting user bias + recency-weighted session offset",
