@@ -29,6 +29,7 @@ import sys
 import tempfile
 import tomllib
 import urllib.error
+import urllib.parse
 import urllib.request
 import zipfile
 from collections.abc import Mapping
@@ -484,7 +485,7 @@ def _download_and_extract(manifest: DatasetManifest, cache: Path) -> Path:
     Nothing is left behind on failure: the temporary archive and folder are removed.
     """
     target = cache / manifest.folder
-    archive_name = PurePosixPath(urllib.request.urlparse(manifest.url).path).name or "archive"
+    archive_name = PurePosixPath(urllib.parse.urlparse(manifest.url).path).name or "archive"
     where = f"{archive_name} (from {manifest.url})"
     try:
         cache.mkdir(parents=True, exist_ok=True)
