@@ -167,8 +167,9 @@ def build_comparison(
                 error=m.get("error"),
             )
             col = f"pred:{m['key']}"
+            own_ref = (doc.get("statistics") or {}).get("reference")
             if (
-                len(docs) > 1
+                (len(docs) > 1 or reference != own_ref)
                 and m["status"] == "ok"
                 and m["key"] != reference
                 and aligned is not None
@@ -181,7 +182,7 @@ def build_comparison(
                 )
                 row.d_rmse = {**diffs["rmse"].to_dict(), "verdict": stats.verdict(diffs["rmse"])}
                 row.d_mae = {**diffs["mae"].to_dict(), "verdict": stats.verdict(diffs["mae"])}
-            elif m.get("vs_reference"):
+            elif m.get("vs_reference") and reference == own_ref:
                 row.d_rmse = m["vs_reference"].get("rmse")
                 row.d_mae = m["vs_reference"].get("mae")
             rows.append(row)

@@ -375,3 +375,16 @@ def test_second_run_reads_the_parsed_ratings_from_the_cache(tmp_path, monkeypatc
     assert (
         json.loads(a.read_text())["dataset"]["hash"] == json.loads(b.read_text())["dataset"]["hash"]
     )
+
+
+def test_compare_against_another_reference_recomputes_the_paired_differences(tmp_path):
+    csv = _ratings_csv(tmp_path)
+    out = tmp_path / "o"
+    args = ["run", "--ratings", str(csv), "--models", "all", "--out", str(out)]
+    assert _run([*args, "--resamples", "200"]).exit_code == 0
+    path = next(out.glob("*.json"))
+    r = _run(["compare", str(path), "--reference", "bias", "--format", "markdown"])
+    assert r.exit_code == 0
+    rows = {line.split("|")[1].strip(): line for line in r.output.splitlines() if "|" in line}
+    assert "(reference)" in rows["bias"]
+    assert "[" in rows["user-mean"].split("|")[4]  # user-mean now has a difference to bias
