@@ -31,6 +31,14 @@ def lint(session: nox.Session) -> None:
 
 
 @nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy over the package (numpy's stubs are strict: a few lines carry a typed ignore)."""
+    _install(session)
+    session.install("mypy>=1.10", "pandas-stubs")
+    session.run("mypy", *session.posargs)
+
+
+@nox.session
 def bench(session: nox.Session) -> None:
     """pytest-benchmark cases under tests/benchmarks (slow; run deliberately)."""
     _install(session)

@@ -186,7 +186,7 @@ def save_interactions(
     fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays, **{_META: meta_bytes})
+            np.savez(f, **arrays, **{_META: meta_bytes})  # type: ignore[arg-type]
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

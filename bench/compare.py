@@ -127,7 +127,7 @@ def build_comparison(
     reference = reference or d0.get("statistics", {}).get("reference")
     notes: list[str] = []
     frames = [read_predictions(p, d) for p, d in docs]
-    kw = {"n_resamples": n_resamples, "confidence": confidence, "seed": seed}
+    kw: dict[str, Any] = {"n_resamples": n_resamples, "confidence": confidence, "seed": seed}
 
     # the reference predictions: first run that has the reference model with a sidecar
     ref_pred = None

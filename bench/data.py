@@ -64,7 +64,7 @@ def hash_arrays(*arrays: NDArray[Any], extra: str = "") -> str:
         a = np.ascontiguousarray(a)
         h.update(str(a.dtype).encode())
         h.update(str(a.shape).encode())
-        h.update(memoryview(a).cast("B"))
+        h.update(a.data.cast("B"))
     h.update(extra.encode())
     return h.hexdigest()
 
@@ -119,7 +119,7 @@ def content_hash(
         h.update(str(col.shape).encode())
         for lo in range(0, col.shape[0], chunk):
             piece = col[lo : lo + chunk] if id_map is None else id_map[col[lo : lo + chunk]]
-            h.update(memoryview(np.ascontiguousarray(piece)).cast("B"))
+            h.update(np.ascontiguousarray(piece).data.cast("B"))
     h.update(repr(scale.to_dict()).encode())
     return h.hexdigest()
 

@@ -138,40 +138,45 @@ def read_embedding_parquet(path: str | Path) -> tuple[NDArray[np.int64], NDArray
     vec_col = table.column(VECTOR_COLUMN)
     vtype = vec_col.type
     is_list = (
-        pa.types.is_list(vtype) or pa.types.is_large_list(vtype)
+        pa.types.is_list(vtype)
+        or pa.types.is_large_list(vtype)
         or pa.types.is_fixed_size_list(vtype)
     )
     if not is_list or not (
         pa.types.is_floating(vtype.value_type) or pa.types.is_integer(vtype.value_type)
     ):
-        raise _fail(
-            path, f"column {VECTOR_COLUMN!r} has type {vtype}; expected a list of floats"
-        )
+        raise _fail(path, f"column {VECTOR_COLUMN!r} has type {vtype}; expected a list of floats")
     if table.num_rows == 0:
         raise _fail(path, "the file is empty (no rows); expected one row per movie")
     if id_col.null_count:
         i = int(np.flatnonzero(pc.is_null(id_col).to_numpy(zero_copy_only=False))[0])
-        raise _fail(path, f"column {ID_COLUMN!r} has {id_col.null_count} null(s) (first at row "
-                    f"{i + 1})")
+        raise _fail(
+            path, f"column {ID_COLUMN!r} has {id_col.null_count} null(s) (first at row {i + 1})"
+        )
     ids = id_col.to_numpy().astype(np.int64, copy=False)
     dup = pd.Series(ids).duplicated().to_numpy()
     if dup.any():
         i = int(np.flatnonzero(dup)[0])
         raise _fail(
-            path, f"{int(dup.sum())} duplicate {ID_COLUMN}(s) (first: {ids[i]} at row {i + 1}); "
+            path,
+            f"{int(dup.sum())} duplicate {ID_COLUMN}(s) (first: {ids[i]} at row {i + 1}); "
             "expected one row per movie",
         )
     if vec_col.null_count:
         i = int(np.flatnonzero(pc.is_null(vec_col).to_numpy(zero_copy_only=False))[0])
-        raise _fail(path, f"{vec_col.null_count} row(s) have a null {VECTOR_COLUMN!r} (first: "
-                    f"{ID_COLUMN} {ids[i]})")
+        raise _fail(
+            path,
+            f"{vec_col.null_count} row(s) have a null {VECTOR_COLUMN!r} (first: "
+            f"{ID_COLUMN} {ids[i]})",
+        )
     lengths = pc.list_value_length(vec_col).to_numpy(zero_copy_only=False).astype(np.int64)
     uniq, counts = np.unique(lengths, return_counts=True)
     if uniq.shape[0] > 1:
         found_l = ", ".join(f"{int(n)} ({int(c)} rows)" for n, c in zip(uniq, counts, strict=True))
         i = int(np.flatnonzero(lengths != uniq[np.argmax(counts)])[0])
         raise _fail(
-            path, f"ragged {VECTOR_COLUMN!r}: rows have different lengths: {found_l} (first "
+            path,
+            f"ragged {VECTOR_COLUMN!r}: rows have different lengths: {found_l} (first "
             f"odd one: {ID_COLUMN} {ids[i]}); expected one fixed length",
         )
     dim = int(uniq[0])
@@ -184,7 +189,8 @@ def read_embedding_parquet(path: str | Path) -> tuple[NDArray[np.int64], NDArray
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise _fail(
-            path, f"{int(bad.sum())} row(s) have NaN, infinite or missing values (or values "
+            path,
+            f"{int(bad.sum())} row(s) have NaN, infinite or missing values (or values "
             f"beyond float32; first: {ID_COLUMN} {ids[i]})",
         )
     return ids, vectors
@@ -250,7 +256,7 @@ def release_year(titles: NDArray[np.object_]) -> NDArray[np.float64]:
 def _genre_pairs(catalog: Catalog) -> pd.DataFrame:
     """One row per (movie index, genre label), ``(no genres listed)`` and blanks removed."""
     g = pd.Series(catalog.genres, dtype=object).fillna("").astype(str).str.split("|")
-    g = g.explode().str.strip()
+    g = g.explode().str.strip()  # type: ignore[assignment]
     g = g[(g != "") & (g != _NO_GENRES) & g.notna()]
     return pd.DataFrame({"movie": g.index.to_numpy(dtype=np.int64), "label": g.to_numpy()})
 
@@ -262,9 +268,7 @@ def _tag_counts(catalog: Catalog) -> pd.DataFrame:
     if catalog.tags is None or len(catalog.tags) == 0:
         return empty
     tags = catalog.tags
-    tag = (
-        tags["tag"].astype(str).str.lower().str.replace(r"\s+", " ", regex=True).str.strip()
-    )
+    tag = tags["tag"].astype(str).str.lower().str.replace(r"\s+", " ", regex=True).str.strip()
     ids = np.asarray(catalog.item_id, dtype=np.int64)
     order = np.argsort(ids, kind="stable")
     tid = tags["item_id"].to_numpy(dtype=np.int64)
@@ -307,8 +311,10 @@ def _hashed_uniform(keys: NDArray[np.uint64], n: int, seed: int) -> NDArray[np.f
 def _string_keys(strings: list[str]) -> NDArray[np.uint64]:
     """(K,) uint64 stable keys of strings (blake2b, 8 bytes)."""
     return np.array(
-        [int.from_bytes(hashlib.blake2b(s.encode(), digest_size=8).digest(), "little")
-         for s in strings],
+        [
+            int.from_bytes(hashlib.blake2b(s.encode(), digest_size=8).digest(), "little")
+            for s in strings
+        ],
         dtype=np.uint64,
     )
 
@@ -319,10 +325,10 @@ def _gaussian_rows(keys: NDArray[np.uint64], dim: int, seed: int) -> NDArray[np.
     out = np.empty((keys.shape[0], dim), dtype=np.float32)
     half = (dim + 1) // 2
     for lo in range(0, keys.shape[0], 4096):
-        u = _hashed_uniform(keys[lo:lo + 4096], 2 * half, seed)
+        u = _hashed_uniform(keys[lo : lo + 4096], 2 * half, seed)
         r = np.sqrt(-2.0 * np.log1p(-u[:, :half]))  # 1 - u in (0, 1]
         t = 2.0 * np.pi * u[:, half:]
-        out[lo:lo + 4096] = np.concatenate([r * np.cos(t), r * np.sin(t)], axis=1)[:, :dim]
+        out[lo : lo + 4096] = np.concatenate([r * np.cos(t), r * np.sin(t)], axis=1)[:, :dim]
     return out
 
 
@@ -347,7 +353,11 @@ class Builder:
 
 
 def _build_random(
-    catalog: Catalog | None, item_ids: NDArray[np.int64], dim: int, seed: int, progress: bool,
+    catalog: Catalog | None,
+    item_ids: NDArray[np.int64],
+    dim: int,
+    seed: int,
+    progress: bool,
     cache_dir: Path,
 ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
     """One standard Gaussian vector per movie id of the dataset: row = f(seed, movie id), so a
@@ -357,7 +367,11 @@ def _build_random(
 
 
 def _build_genre(
-    catalog: Catalog | None, item_ids: NDArray[np.int64], dim: int, seed: int, progress: bool,
+    catalog: Catalog | None,
+    item_ids: NDArray[np.int64],
+    dim: int,
+    seed: int,
+    progress: bool,
     cache_dir: Path,
 ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
     """Columns: one per genre of the catalog's vocabulary (sorted; ``(no genres listed)``
@@ -400,9 +414,7 @@ class FastRPConfig:
 FASTRP = FastRPConfig()
 
 
-def knowledge_graph(catalog: Catalog, *, min_tag_movies: int = 2) -> tuple[
-    Any, list[str]
-]:
+def knowledge_graph(catalog: Catalog, *, min_tag_movies: int = 2) -> tuple[Any, list[str]]:
     """The catalog's knowledge graph, built from metadata only (never from ratings).
 
     Nodes: the catalog's movies (indices 0..M-1, catalog order) followed by attribute nodes,
@@ -449,7 +461,11 @@ def knowledge_graph(catalog: Catalog, *, min_tag_movies: int = 2) -> tuple[
 
 
 def fastrp(
-    adjacency: Any, keys: NDArray[np.uint64], dim: int, *, seed: int = 0,
+    adjacency: Any,
+    keys: NDArray[np.uint64],
+    dim: int,
+    *,
+    seed: int = 0,
     config: FastRPConfig = FASTRP,
 ) -> NDArray[np.float32]:
     """FastRP node embeddings, (N, dim) float32, rows not normalised.
@@ -471,10 +487,10 @@ def fastrp(
     n = adjacency.shape[0]
     r = np.empty((n, dim), dtype=np.float32)
     for lo in range(0, n, 4096):
-        u = _hashed_uniform(keys[lo:lo + 4096], dim, seed)
+        u = _hashed_uniform(keys[lo : lo + 4096], dim, seed)
         s = math.sqrt(1.0 / config.density)
         v = np.where(u < config.density / 2, s, np.where(u < config.density, -s, 0.0))
-        r[lo:lo + 4096] = v * scale[lo:lo + 4096, None]
+        r[lo : lo + 4096] = v * scale[lo : lo + 4096, None]
     cur = r
     out = np.zeros((n, dim), dtype=np.float32)
     for w in config.weights:
@@ -486,7 +502,11 @@ def fastrp(
 
 
 def _build_kg_gnn(
-    catalog: Catalog | None, item_ids: NDArray[np.int64], dim: int, seed: int, progress: bool,
+    catalog: Catalog | None,
+    item_ids: NDArray[np.int64],
+    dim: int,
+    seed: int,
+    progress: bool,
     cache_dir: Path,
 ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
     """FastRP (``FASTRP``) on ``knowledge_graph(catalog)``; the movie rows. Movies without any
@@ -525,7 +545,7 @@ def movie_texts(catalog: Catalog, *, top_tags: int = BERT_TOP_TAGS) -> list[str]
     tags = _tag_counts(catalog)
     if len(tags):
         tags = tags.sort_values(["movie", "count", "tag"], ascending=[True, False, True])
-        tags = tags.groupby("movie").head(top_tags).groupby("movie", sort=False)["tag"]
+        tags = tags.groupby("movie").head(top_tags).groupby("movie", sort=False)["tag"]  # type: ignore[assignment]
         tag_text = tags.agg(", ".join)
     else:
         tag_text = pd.Series(dtype=object)
@@ -536,7 +556,11 @@ def movie_texts(catalog: Catalog, *, top_tags: int = BERT_TOP_TAGS) -> list[str]
 
 
 def _build_bert(
-    catalog: Catalog | None, item_ids: NDArray[np.int64], dim: int, seed: int, progress: bool,
+    catalog: Catalog | None,
+    item_ids: NDArray[np.int64],
+    dim: int,
+    seed: int,
+    progress: bool,
     cache_dir: Path,
 ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
     """all-MiniLM-L6-v2 sentence embeddings (384-d, mean pooled, unit length) of
@@ -567,17 +591,24 @@ def _build_bert(
     out = np.zeros((len(texts), int(width() or 384)), dtype=np.float32)
     chunk = 8 * BERT_BATCH
     with Progress(
-        "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-        TimeRemainingColumn(), console=Console(stderr=True), disable=not progress,
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        disable=not progress,
         transient=True,
     ) as bar:
         task = bar.add_task("embedding titles (bert)", total=len(texts))
         with torch.inference_mode():
             for lo in range(0, len(texts), chunk):
-                idx = order[lo:lo + chunk]
+                idx = order[lo : lo + chunk]
                 out[idx] = model.encode(
-                    [texts[i] for i in idx], batch_size=BERT_BATCH, convert_to_numpy=True,
-                    normalize_embeddings=True, show_progress_bar=False,
+                    [texts[i] for i in idx],
+                    batch_size=BERT_BATCH,
+                    convert_to_numpy=True,
+                    normalize_embeddings=True,
+                    show_progress_bar=False,
                 )
                 bar.advance(task, idx.shape[0])
     return np.asarray(catalog.item_id, dtype=np.int64), out
@@ -598,7 +629,11 @@ def _pca(x: NDArray[np.float32], dim: int) -> NDArray[np.float32]:
 
 
 def _build_kg_gnn_bert(
-    catalog: Catalog | None, item_ids: NDArray[np.int64], dim: int, seed: int, progress: bool,
+    catalog: Catalog | None,
+    item_ids: NDArray[np.int64],
+    dim: int,
+    seed: int,
+    progress: bool,
     cache_dir: Path,
 ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
     """Fusion: ``kg_gnn`` (``dim``-d) and ``bert`` (384-d), each row L2-normalised, concatenated
@@ -632,26 +667,56 @@ BUILDERS: dict[str, Builder] = {
     b.name: b
     for b in (
         Builder(
-            "genre", "multi-hot genres + scaled release year + has-year flag (catalog)",
-            _build_genre, 1, True, False, False, {},
+            "genre",
+            "multi-hot genres + scaled release year + has-year flag (catalog)",
+            _build_genre,
+            1,
+            True,
+            False,
+            False,
+            {},
         ),
         Builder(
-            "bert", "all-MiniLM-L6-v2 embedding of 'title | genres | top tags' (384-d; "
-            "needs the text extra)", _build_bert, 1, True, False, False,
+            "bert",
+            "all-MiniLM-L6-v2 embedding of 'title | genres | top tags' (384-d; "
+            "needs the text extra)",
+            _build_bert,
+            1,
+            True,
+            False,
+            False,
             {"model": BERT_MODEL, "top_tags": BERT_TOP_TAGS, "device": "cpu"},
         ),
         Builder(
-            "kg_gnn", "FastRP on the catalog knowledge graph (movie-genre/tag/decade)",
-            _build_kg_gnn, 1, True, False, True, asdict(FASTRP),
+            "kg_gnn",
+            "FastRP on the catalog knowledge graph (movie-genre/tag/decade)",
+            _build_kg_gnn,
+            1,
+            True,
+            False,
+            True,
+            asdict(FASTRP),
         ),
         Builder(
-            "kg_gnn_bert", "PCA fusion of kg_gnn and bert (needs the text extra)",
-            _build_kg_gnn_bert, 1, True, False, True,
-            {"pca": "eigh of scatter, largest loading positive"}, ("kg_gnn", "bert"),
+            "kg_gnn_bert",
+            "PCA fusion of kg_gnn and bert (needs the text extra)",
+            _build_kg_gnn_bert,
+            1,
+            True,
+            False,
+            True,
+            {"pca": "eigh of scatter, largest loading positive"},
+            ("kg_gnn", "bert"),
         ),
         Builder(
-            "random", "fixed Gaussian vector per movie id (seeded): the control",
-            _build_random, 1, False, True, True, {},
+            "random",
+            "fixed Gaussian vector per movie id (seeded): the control",
+            _build_random,
+            1,
+            False,
+            True,
+            True,
+            {},
         ),
     )
 }
@@ -707,8 +772,13 @@ def _read_cached(path: Path, key: str) -> tuple[NDArray[np.int64], NDArray[np.fl
 
 
 def _cached_build(
-    name: str, catalog: Catalog | None, item_ids: NDArray[np.int64], dim: int, seed: int,
-    progress: bool, cache_dir: Path,
+    name: str,
+    catalog: Catalog | None,
+    item_ids: NDArray[np.int64],
+    dim: int,
+    seed: int,
+    progress: bool,
+    cache_dir: Path,
 ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
     b = BUILDERS[name]
     key, inputs = _cache_key(b, catalog, item_ids, dim, seed)
@@ -748,14 +818,18 @@ def list_embeddings(embedding_dir: Path | None = None) -> list[tuple[str, str]]:
 def _is_path_spec(spec: str) -> bool:
     return (
         spec.lower().endswith((".parquet", ".pq"))
-        or "/" in spec or os.sep in spec
+        or "/" in spec
+        or os.sep in spec
         or Path(spec).is_file()
     )
 
 
 def _finish(
-    name: str, ids: NDArray[np.int64], vectors: NDArray[np.float32],
-    item_ids: NDArray[np.int64], source: str,
+    name: str,
+    ids: NDArray[np.int64],
+    vectors: NDArray[np.float32],
+    item_ids: NDArray[np.int64],
+    source: str,
 ) -> ItemEmbeddings:
     """Drop all-zero rows, check the overlap with the dataset, align and L2-normalise."""
     nonzero = np.any(vectors != 0, axis=1)
@@ -875,7 +949,9 @@ def apply_missing_policy(policy: str, emb: ItemEmbeddings) -> ItemEmbeddings:
     vectors = emb.vectors.copy()
     vectors[~present] = mean
     return ItemEmbeddings(
-        name=emb.name, vectors=vectors, present=emb.present,
+        name=emb.name,
+        vectors=vectors,
+        present=emb.present,
         hash=hash_arrays(vectors, extra=f"{emb.hash}:mean"),
     )
 

@@ -438,7 +438,7 @@ def _check_duplicates(
     u_name, i_name, t_name = names
     raise DataError(
         f"{path}: {int(dup.sum())} duplicate ({u_name}, {i_name}, {t_name}) row(s); first: "
-        f"{u_name}={key[0]}, {i_name}={key[1]}, {t_name}={key[2]} at data rows {first} and "
+        f"{u_name}={key[0]}, {i_name}={key[1]}, {t_name}={key[2]} at data rows {first} and "  # type: ignore[str-bytes-safe]
         f"{int(rows[j]) + 1}; expected each rating event once"
     )
 

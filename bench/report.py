@@ -755,7 +755,7 @@ class _BucketStats:
 def _bucket_stats(ctx: _Ctx, b: _Buckets, keys: list[str], seed: int) -> _BucketStats:
     truth = ctx.truth
     ref = ctx.reference if ctx.reference and ctx.has_pred(ctx.reference) else None
-    kw = {"n_resamples": BUCKET_RESAMPLES, "seed": seed, "method": "percentile"}
+    kw: dict[str, Any] = {"n_resamples": BUCKET_RESAMPLES, "seed": seed, "method": "percentile"}
     rm: dict[str, NDArray[np.float64]] = {}
     df: dict[str, NDArray[np.float64]] = {}
     for key in keys:

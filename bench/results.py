@@ -36,7 +36,7 @@ SCHEMA = "ratingbench.results"
 SCHEMA_VERSION = 1
 
 
-def atomic_write(path: Path, write: Callable[[Path], None], *, overwrite: bool = True) -> None:
+def atomic_write(path: Path, write: Callable[[Path], object], *, overwrite: bool = True) -> None:
     """Call ``write(tmp)`` on a temp file in ``path``'s folder, then rename it to ``path``.
 
     With ``overwrite=False`` an existing ``path`` raises ``FileExistsError`` (checked

@@ -617,7 +617,11 @@ def _fit_predict(
 def _score_one(r: ModelRun, prep: Prepared, spec: RunSpec) -> None:
     if r.status != "ok" or r.pred is None:
         return
-    kw = {"n_resamples": spec.n_resamples, "confidence": spec.confidence, "seed": spec.stats_seed}
+    kw: dict[str, Any] = {
+        "n_resamples": spec.n_resamples,
+        "confidence": spec.confidence,
+        "seed": spec.stats_seed,
+    }
     cis = stats.metric_cis(prep.truth, r.pred, **kw)
     r.metrics = {k: v.to_dict() for k, v in cis.items()}
     ref = next((x for x in prep.runs if x.key == prep.ref_key and x.status == "ok"), None)

@@ -212,7 +212,7 @@ def _bootstrap(
     spread = np.ptp(dist, axis=-1)
     scale = np.maximum(1.0, np.max(np.abs(dist), axis=-1))
     out = {}
-    for j, key in enumerate(METRICS):
+    for j, key in enumerate(METRICS):  # type: ignore[assignment]
         est = float(estimates[j])
         if spread[j] <= _DEGENERATE_RTOL * scale[j]:
             out[key] = Interval(est, est, est, "degenerate")

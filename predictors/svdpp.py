@@ -160,14 +160,14 @@ def fit_svdpp(
     # a coherent Adam step of size lr on every y_j moves z_u by lr * |N(u)|^1/2: scale the
     # implicit factors' rate down by the typical |N(u)|^1/2 so that z_u moves like p_u
     lr_y = lr / float(np.sqrt(np.median(ucount[active])))
-    opt = torch.optim.Adam([{"params": [p, q, bu, bi]}, {"params": [y], "lr": lr_y}], lr=lr)
+    opt = torch.optim.Adam([{"params": [p, q, bu, bi]}, {"params": [y], "lr": lr_y}], lr=lr)  # type: ignore[arg-type]
 
     def params() -> SVDppParams:
         with torch.no_grad():
             out = [t.detach().numpy().astype(np.float64) for t in (bu, p, bi, q, y)]
         for a in out[2:]:
             a[icount == 0] = 0.0
-        return SVDppParams(mu, *out, user_count=ucount, item_count=icount)
+        return SVDppParams(mu, *out, user_count=ucount, item_count=icount)  # type: ignore[arg-type, misc]
 
     for epoch in range(1, epochs + 1):
         order = active[torch.randperm(active.size, generator=gen).numpy()]  # (U,) users

@@ -176,9 +176,9 @@ class HistoryBatch:
         whose history is the user's events before it. The target's rating is not copied."""
         user = np.asarray(user, dtype=np.int32)
         target_pos = np.asarray(target_pos, dtype=np.int64)
-        idx, off = gather_ranges(store.user_offsets[user], target_pos)
+        idx, off = gather_ranges(store.user_offsets[user], target_pos)  # type: ignore[arg-type]
         return HistoryBatch(
-            user=user,
+            user=user,  # type: ignore[arg-type]
             target_item=store.item[target_pos],
             target_time=store.timestamp[target_pos],
             hist_offsets=off,
