@@ -320,9 +320,7 @@ class SequenceData:
         hist_item = torch.where(mask, self.item[rows], torch.zeros_like(rows))
         hist_rating = self.rating[rows] * mask
         gap = (self.timestamp[pos][:, None] - self.timestamp[rows]).clamp_min(0) * mask
-        return SeqBatch(
-            hist_item, hist_rating, mask, self.item[pos], self.rating[pos], gap.float()
-        )
+        return SeqBatch(hist_item, hist_rating, mask, self.item[pos], self.rating[pos], gap.float())
 
 
 # --------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from predictors.torch_common import (
     SequenceData,
     TrainConfig,
     ValSet,
+    _epoch_orders,
     history_batch,
     resolve_device,
     train_model,
@@ -97,6 +98,23 @@ def test_gather_by_hand() -> None:
     np.testing.assert_allclose(b.hist_rating[0].numpy(), [0, 0, 0.5 / 4.5, 1.5 / 4.5], rtol=1e-6)
     assert b.target_item.tolist() == [6, 8, 1]
     np.testing.assert_allclose(b.target_rating.numpy(), [2.5 / 4.5, 1.0, 1.0], rtol=1e-6)
+    # timestamps are the row numbers: seconds to the target = target row - history row
+    assert b.hist_gap.tolist() == [[0, 0, 2, 1], [4, 3, 2, 1], [0, 0, 0, 0]]
+
+
+def test_all_targets_and_epoch_stream(tiny_train: TrainSet) -> None:
+    data, info = SequenceData.from_train(tiny_train, 12, CPU, targets="all")
+    assert len(data) == tiny_train.events.n_events and info["n_targets"] == len(data)
+    with pytest.raises(ValueError, match="targets"):
+        SequenceData.from_train(tiny_train, 12, CPU, targets="some")
+    # epoch_size 4 of 10: every target once in the first 10 draws, seeded
+    g = torch.Generator().manual_seed(0)
+    orders = _epoch_orders(10, 4, g)
+    first = torch.cat([next(orders) for _ in range(3)])  # 12 draws: 10 + 2 of the next perm
+    assert sorted(first[:10].tolist()) == list(range(10))
+    g2 = torch.Generator().manual_seed(0)
+    again = torch.cat([o for o, _ in zip(_epoch_orders(10, 4, g2), range(3), strict=False)])
+    assert torch.equal(first, again)
 
 
 def test_gather_matches_history_batch_and_ignores_the_future(tiny_train: TrainSet) -> None:
@@ -105,7 +123,7 @@ def test_gather_matches_history_batch_and_ignores_the_future(tiny_train: TrainSe
     idx = torch.arange(len(data))
     a = data.gather(idx)
     b = history_batch(HistoryBatch.from_store(store, user, pos), 12, SCALE, CPU)
-    for f in ("hist_item", "hist_rating", "mask", "target_item"):
+    for f in ("hist_item", "hist_rating", "mask", "target_item", "hist_gap"):
         assert torch.equal(getattr(a, f), getattr(b, f)), f
     # scramble every rating and item at or after each user's first target: histories of
     # that target must not change (only its own target rating)
@@ -124,7 +142,7 @@ def test_gather_matches_history_batch_and_ignores_the_future(tiny_train: TrainSe
     sel = torch.from_numpy(np.flatnonzero(is_first))
     a2 = SequenceData(changed, pos, SCALE, window=12, device=CPU).gather(sel)
     a1 = a.index(sel)
-    for f in ("hist_item", "hist_rating", "mask"):
+    for f in ("hist_item", "hist_rating", "mask", "hist_gap"):
         assert torch.equal(getattr(a1, f), getattr(a2, f)), f
 
 
@@ -162,9 +180,7 @@ def _modules() -> list[tuple[str, torch.nn.Module]]:
     return [("attention", att), ("transformer", trf)]
 
 
-def _call(
-    name: str, m: torch.nn.Module, emb, r, mask, target, items, titem, gap
-) -> torch.Tensor:
+def _call(name: str, m: torch.nn.Module, emb, r, mask, target, items, titem, gap) -> torch.Tensor:
     if name == "attention":
         return m(emb, r, mask, target)
     return m(emb, r, mask, target, items, titem, gap)
@@ -190,6 +206,36 @@ def test_module_shapes_and_padding_is_ignored(which: int) -> None:
         r3[:, -1] = 1.0 - r3[:, -1]
         out3 = _call(name, m, emb, r3, mask, target, items, titem, gap)
     assert not torch.allclose(out, out3)
+
+
+def test_session_offset_by_hand() -> None:
+    """One real event with rating 1.0 (unit), item biases 0, mu 0.5, user_damping 1, the
+    head at zero: dev = 0.5, b_user = 0.5 / 2 = 0.25; at the gap tau0 the weight is
+    sigmoid(0) * exp(-gamma * 0) = 0.5, so o = 0.5 * 0.25 / (0.5 + 1) = 1/12."""
+    cfg = TransformerConfig(
+        emb_dim=4, n_items=3, window=2, d_model=8, heads=2, mu=0.5, user_damping=1.0
+    )
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        m = HistoryTransformer(cfg).eval()
+    emb = torch.ones(1, 2, 4)
+    r = torch.tensor([[0.0, 1.0]])
+    mask = torch.tensor([[False, True]])
+    items, titem = torch.tensor([[0, 1]]), torch.tensor([2])
+    gap = torch.tensor([[0.0, cfg.session_tau]])
+    with torch.no_grad():
+        out = m(emb, r, mask, torch.ones(1, 4), items, titem, gap)
+        torch.testing.assert_close(out, torch.tensor([0.5 + 0.25 + 1 / 12]))
+        # the same event a week earlier barely moves the session offset
+        far = m(emb, r, mask, torch.ones(1, 4), items, titem, gap * 0 + 7 * 86400.0)
+        assert 0.75 <= float(far) < 0.75 + 1e-3
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        m0 = HistoryTransformer(dataclasses.replace(cfg, session=False)).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(
+            m0(emb, r, mask, torch.ones(1, 4), items, titem, gap), torch.tensor([0.75])
+        )
 
 
 def test_transformer_empty_history_is_finite() -> None:
