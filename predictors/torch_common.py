@@ -447,7 +447,7 @@ def _make_progress(enabled: bool, console: Any = None) -> Any:
 def _param_groups(
     module: nn.Module, weight_decay: float, no_decay: Callable[[str, Tensor], bool] | None
 ) -> list[dict[str, Any]]:
-    decay, plain = [], []
+    decay, plain = [], []  # type: ignore[var-annotated]
     for name, p in module.named_parameters():
         if not p.requires_grad:
             continue
@@ -535,7 +535,7 @@ def train_model(
                 batch = data.gather(idx)
                 with _autocast(device, cfg.bf16):
                     pred = forward(batch)
-                loss = torch.mean((pred.float() - batch.target_rating) ** 2)
+                loss = torch.mean((pred.float() - batch.target_rating) ** 2)  # type: ignore[operator]
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.clip is not None:

@@ -120,8 +120,8 @@ class HistoryTransformer(nn.Module):
             nn.Dropout(cfg.dropout),
             nn.Linear(d, 1),
         )
-        nn.init.zeros_(self.head[-1].weight)
-        nn.init.zeros_(self.head[-1].bias)
+        nn.init.zeros_(self.head[-1].weight)  # type: ignore[arg-type]
+        nn.init.zeros_(self.head[-1].bias)  # type: ignore[arg-type]
         self.item_bias = nn.Embedding(cfg.n_items, 1)
         nn.init.zeros_(self.item_bias.weight)
         self.register_buffer("mu", torch.tensor(float(cfg.mu)))
@@ -140,7 +140,7 @@ class HistoryTransformer(nn.Module):
 
     def _rbf(self, log_gap: Tensor) -> Tensor:
         """(B, T) log1p seconds -> (B, T, K) radial basis encodings (width 1.5 in log time)."""
-        return torch.exp(-(((log_gap.unsqueeze(-1) - self.gap_centers) / 1.5) ** 2))
+        return torch.exp(-(((log_gap.unsqueeze(-1) - self.gap_centers) / 1.5) ** 2))  # type: ignore[operator]
 
     def forward(
         self,
@@ -176,15 +176,16 @@ class HistoryTransformer(nn.Module):
         z = torch.cat([ctx, q, ctx * q], dim=-1).squeeze(1)  # (B, 3C)
         resid = self.head(z).squeeze(-1)  # (B,)
         b_hist = self.item_bias(hist_item).squeeze(-1)  # (B, T)
-        dev = (hist_rating - self.mu - b_hist) * m  # (B, T)
+        dev = (hist_rating - self.mu - b_hist) * m  # (B, T)  # type: ignore[operator]
         b_user = dev.sum(1) / (m.sum(1) + self.cfg.user_damping)  # (B,)
         b_item = self.item_bias(target_item).squeeze(-1)  # (B,)
         out = self.mu + b_user + b_item + resid
         if self.cfg.session:
             beta = F.softplus(self.sess_beta)
             gamma = F.softplus(self.sess_gamma)
-            logit = self.sess_a - beta * (log_gap - self.log_tau0)  # (B, T)
-            w = torch.sigmoid(logit) * torch.exp(-gamma * self.rank[-T:]) * m  # (B, T)
+            # (B, T) log-odds and weights of each history event in the session offset
+            logit = self.sess_a - beta * (log_gap - self.log_tau0)  # type: ignore[operator]
+            w = torch.sigmoid(logit) * torch.exp(-gamma * self.rank[-T:]) * m  # type: ignore[index]
             res = dev - b_user.unsqueeze(1) * m  # (B, T) residual after the long-term bias
             out = out + (w * res).sum(1) / (w.sum(1) + F.softplus(self.sess_shrink))
         return out
