@@ -172,8 +172,13 @@ class KNN(BasePredictor):
         b_grid = _BASELINES if self.baseline is None else (self.baseline,)
         bias = Bias(refit=False).fit(train) if "bias" in b_grid else None
         val = train.val
-        best: dict[str, Any] = {"val_rmse": np.inf, "k": k_grid[0], "alpha": a_grid[0],
-                                "shrink": s_grid[0], "baseline": b_grid[0]}
+        best: dict[str, Any] = {
+            "val_rmse": np.inf,
+            "k": k_grid[0],
+            "alpha": a_grid[0],
+            "shrink": s_grid[0],
+            "baseline": b_grid[0],
+        }
         grid: list[dict[str, Any]] = []
         if len(val.batch):
             nb = self._neighbours(val.batch, max(k_grid))
@@ -185,11 +190,23 @@ class KNN(BasePredictor):
                         for s in s_grid:
                             pred, _ = self._combine(nb, resid, base, k, a, s)
                             score = rmse(train.scale.clip(pred), val.rating)
-                            grid.append({"baseline": bl, "k": k, "alpha": a, "shrink": s,
-                                         "val_rmse": round(score, 5)})
+                            grid.append(
+                                {
+                                    "baseline": bl,
+                                    "k": k,
+                                    "alpha": a,
+                                    "shrink": s,
+                                    "val_rmse": round(score, 5),
+                                }
+                            )
                             if score < best["val_rmse"]:
-                                best = {"val_rmse": score, "k": k, "alpha": a, "shrink": s,
-                                        "baseline": bl}
+                                best = {
+                                    "val_rmse": score,
+                                    "k": k,
+                                    "alpha": a,
+                                    "shrink": s,
+                                    "baseline": bl,
+                                }
         self.k_, self.alpha_, self.shrink_ = best["k"], best["alpha"], best["shrink"]
         self.baseline_ = best["baseline"]
         self.bias_: Bias | None = None

@@ -374,7 +374,12 @@ class MF(BasePredictor):
 
     # fitting -------------------------------------------------------------------------------
     def _train(
-        self, store: EventStore, train: TrainSet, factors: int, reg: float, epochs: int,
+        self,
+        store: EventStore,
+        train: TrainSet,
+        factors: int,
+        reg: float,
+        epochs: int,
         on_epoch: Callable[[int, ALSParams], bool] | None = None,
     ) -> ALSParams:
         return fit_als(
@@ -396,27 +401,35 @@ class MF(BasePredictor):
         val = train.val
         tune = len(val.batch) > 0
         grid: list[dict[str, Any]] = []
-        best: dict[str, Any] = {"val_rmse": np.inf, "factors": f_grid[0], "reg": r_grid[0],
-                                "epochs": n_epochs, "params": None}
+        best: dict[str, Any] = {
+            "val_rmse": np.inf,
+            "factors": f_grid[0],
+            "reg": r_grid[0],
+            "epochs": n_epochs,
+            "params": None,
+        }
         for f in f_grid:
             for reg in r_grid:
                 curve: list[float] = []
 
-                def on_epoch(epoch: int, params: ALSParams, curve: list[float] = curve,
-                             f: int = f, reg: float = reg) -> bool:
+                def on_epoch(
+                    epoch: int,
+                    params: ALSParams,
+                    curve: list[float] = curve,
+                    f: int = f,
+                    reg: float = reg,
+                ) -> bool:
                     if not tune:
                         return False
                     score = self._val_score(params, val)
                     curve.append(score)
                     if score < best["val_rmse"]:
-                        best.update(val_rmse=score, factors=f, reg=reg, epochs=epoch,
-                                    params=params)
+                        best.update(val_rmse=score, factors=f, reg=reg, epochs=epoch, params=params)
                     # early stop: no improvement in the last 3 sweeps (only when tuning)
                     return self.epochs is None and epoch - int(np.argmin(curve)) > 3
 
                 params = self._train(train.events, train, f, reg, n_epochs, on_epoch)
-                grid.append({"factors": f, "reg": reg,
-                             "val_rmse": [round(c, 5) for c in curve]})
+                grid.append({"factors": f, "reg": reg, "val_rmse": [round(c, 5) for c in curve]})
         if best["params"] is None:  # no validation queries: take the given/first settings
             best["params"] = params
         if self.epochs is not None:
@@ -425,8 +438,7 @@ class MF(BasePredictor):
         self._after_tuning(best["params"], train)
         params = best["params"]
         if self.refit and tune:
-            params = self._train(train.val_events(), train, self.factors_, self.reg_,
-                                 self.epochs_)
+            params = self._train(train.val_events(), train, self.factors_, self.reg_, self.epochs_)
             self.refit_ = True
         self.params_ = params
         self.fit_info_ = {
@@ -454,8 +466,13 @@ class MF(BasePredictor):
         i = np.where(known_i, batch.target_item, 0)
         pred = params.score(u, i, batch.target_time)
         # unknown movie: drop b_i and p_u · q_i
-        pred = np.where(known_i, pred, pred - params.item_bias[i]
-                        - np.einsum("bk,bk->b", params.user_factors[u], params.item_factors[i]))
+        pred = np.where(
+            known_i,
+            pred,
+            pred
+            - params.item_bias[i]
+            - np.einsum("bk,bk->b", params.user_factors[u], params.item_factors[i]),
+        )
         if not known_u.all():
             # unknown user: b_u from the history (damped mean residual against mu + b_i)
             hi = batch.hist_item.astype(np.int64)

@@ -91,8 +91,13 @@ class MFTemporal(MF):
         seed: int = 0,
     ) -> None:
         super().__init__(
-            factors=factors, reg=reg, reg_bias=reg_bias, epochs=epochs, max_epochs=max_epochs,
-            refit=refit, seed=seed,
+            factors=factors,
+            reg=reg,
+            reg_bias=reg_bias,
+            epochs=epochs,
+            max_epochs=max_epochs,
+            refit=refit,
+            seed=seed,
         )
         n = self.name
         check_float(n, "beta", beta, strict=True, none=False)
@@ -158,8 +163,9 @@ class MFTemporal(MF):
         for t in taus:
             for d in decays:
                 for s in shrinks:
-                    score = rmse(self.scale_.clip(base + known_u * _offset(parts, t, d, s)),
-                                 val.rating)
+                    score = rmse(
+                        self.scale_.clip(base + known_u * _offset(parts, t, d, s)), val.rating
+                    )
                     self.offset_grid_.append(
                         {"tau": t, "decay": d, "shrink": s, "val_rmse": round(score, 5)}
                     )
@@ -203,8 +209,9 @@ class MFTemporal(MF):
             zeros = np.zeros(rows.shape)
             return zeros, zeros, zeros, mask
         u = np.broadcast_to(user[:, None], rows.shape)
-        fit = params.score(u.ravel(), batch.hist_item[rows].ravel(),
-                           batch.hist_timestamp[rows].ravel()).reshape(rows.shape)
+        fit = params.score(
+            u.ravel(), batch.hist_item[rows].ravel(), batch.hist_timestamp[rows].ravel()
+        ).reshape(rows.shape)
         res = np.where(mask, batch.hist_rating[rows] - fit, 0.0)
         hours = (batch.target_time[:, None] - batch.hist_timestamp[rows]) / _HOUR
         hours = np.where(mask, np.maximum(hours, 0.0), 0.0)

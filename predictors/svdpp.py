@@ -296,13 +296,26 @@ class SVDpp(BasePredictor):
         self.seed = seed
 
     def _train(
-        self, store: EventStore, n_items: int, factors: int, reg: float, epochs: int,
+        self,
+        store: EventStore,
+        n_items: int,
+        factors: int,
+        reg: float,
+        epochs: int,
         on_epoch: Callable[[int, SVDppParams], bool] | None = None,
     ) -> SVDppParams:
         return fit_svdpp(
-            store, n_items, factors=factors, reg=reg, reg_bias=float(self.reg_bias),
-            epochs=epochs, lr=float(self.lr), batch_events=int(self.batch_events),
-            seed=self.seed_, init_std=float(self.init_std), on_epoch=on_epoch,
+            store,
+            n_items,
+            factors=factors,
+            reg=reg,
+            reg_bias=float(self.reg_bias),
+            epochs=epochs,
+            lr=float(self.lr),
+            batch_events=int(self.batch_events),
+            seed=self.seed_,
+            init_std=float(self.init_std),
+            on_epoch=on_epoch,
         )
 
     def _val_score(self, params: SVDppParams, val: Queries) -> float:
@@ -319,15 +332,25 @@ class SVDpp(BasePredictor):
         if not tune:  # nothing to choose on: the given (or first) settings
             f_grid, r_grid = f_grid[:1], r_grid[:1]
         grid: list[dict[str, Any]] = []
-        best: dict[str, Any] = {"val_rmse": np.inf, "factors": f_grid[0], "reg": r_grid[0],
-                                "epochs": n_epochs, "params": None}
+        best: dict[str, Any] = {
+            "val_rmse": np.inf,
+            "factors": f_grid[0],
+            "reg": r_grid[0],
+            "epochs": n_epochs,
+            "params": None,
+        }
         params: SVDppParams | None = None
         for f in f_grid:
             for reg in r_grid:
                 curve: list[float] = []
 
-                def on_epoch(epoch: int, prm: SVDppParams, curve: list[float] = curve,
-                             f: int = f, reg: float = reg) -> bool:
+                def on_epoch(
+                    epoch: int,
+                    prm: SVDppParams,
+                    curve: list[float] = curve,
+                    f: int = f,
+                    reg: float = reg,
+                ) -> bool:
                     if not tune:
                         return False
                     score = self._val_score(prm, val)
@@ -337,8 +360,7 @@ class SVDpp(BasePredictor):
                     return self.epochs is None and epoch - int(np.argmin(curve)) > _PATIENCE
 
                 params = self._train(train.events, train.n_items, f, reg, n_epochs, on_epoch)
-                grid.append({"factors": f, "reg": reg,
-                             "val_rmse": [round(c, 5) for c in curve]})
+                grid.append({"factors": f, "reg": reg, "val_rmse": [round(c, 5) for c in curve]})
         if best["params"] is None:  # no validation queries: the given/first settings
             best["params"] = params
         if self.epochs is not None:
@@ -346,8 +368,9 @@ class SVDpp(BasePredictor):
         self.factors_, self.reg_, self.epochs_ = int(best["factors"]), best["reg"], best["epochs"]
         params = best["params"]
         if self.refit and tune:
-            params = self._train(train.val_events(), train.n_items, self.factors_, self.reg_,
-                                 self.epochs_)
+            params = self._train(
+                train.val_events(), train.n_items, self.factors_, self.reg_, self.epochs_
+            )
             self.refit_ = True
         self.params_ = params
         self.fit_info_ = {

@@ -176,7 +176,7 @@ class HistoryTransformer(nn.Module):
         z = torch.cat([ctx, q, ctx * q], dim=-1).squeeze(1)  # (B, 3C)
         resid = self.head(z).squeeze(-1)  # (B,)
         b_hist = self.item_bias(hist_item).squeeze(-1)  # (B, T)
-        dev = (hist_rating - self.mu - b_hist) * m  # (B, T)  # type: ignore[operator]
+        dev = (hist_rating - self.mu - b_hist) * m  # type: ignore[operator]  # (B, T)
         b_user = dev.sum(1) / (m.sum(1) + self.cfg.user_damping)  # (B,)
         b_item = self.item_bias(target_item).squeeze(-1)  # (B,)
         out = self.mu + b_user + b_item + resid

@@ -41,9 +41,7 @@ def _store(users: list[list[tuple[int, float, int]]]) -> EventStore:
     )
 
 
-def _batch(
-    user: int, hist: list[tuple[int, float, int]], target: int, time: int
-) -> HistoryBatch:
+def _batch(user: int, hist: list[tuple[int, float, int]], target: int, time: int) -> HistoryBatch:
     return HistoryBatch(
         user=np.array([user], dtype=np.int32),
         target_item=np.array([target], dtype=np.int32),
@@ -82,11 +80,13 @@ def _rmse(a: np.ndarray, b: np.ndarray) -> float:
 _VEC = np.array([[0.8, 0.6], [0.6, 0.8], [-1, 0], [0, 1], [1, 0], [0, 0]], dtype=np.float32)
 _EMB = ItemEmbeddings("hand", _VEC, np.array([1, 1, 1, 1, 1, 0], bool), "h")
 # a 3-user, 6-item log (ratings matter only for the global mean: 3.0)
-_LOG = _store([
-    [(0, 4.0, 10), (1, 2.0, 20), (2, 5.0, 30), (3, 3.0, 40)],
-    [(4, 1.0, 10), (0, 2.0, 20)],
-    [(1, 3.0, 10), (5, 4.0, 20)],
-])
+_LOG = _store(
+    [
+        [(0, 4.0, 10), (1, 2.0, 20), (2, 5.0, 30), (3, 3.0, 40)],
+        [(4, 1.0, 10), (0, 2.0, 20)],
+        [(1, 3.0, 10), (5, 4.0, 20)],
+    ]
+)
 _HIST = [(0, 4.0, 10), (1, 2.0, 20), (2, 5.0, 30), (3, 3.0, 40)]
 
 
@@ -161,8 +161,12 @@ def _rank1_store(seed: int = 0) -> tuple[EventStore, int]:
     """A complete, noise-free 30 x 20 matrix r = 3 + b_u + b_i + a_u c_i (continuous)."""
     rng = np.random.default_rng(seed)
     nu, ni = 30, 20
-    r = (3 + rng.normal(0, 0.5, (nu, 1)) + rng.normal(0, 0.5, (1, ni))
-         + rng.normal(0, 1, (nu, 1)) * rng.normal(0, 1, (1, ni)))
+    r = (
+        3
+        + rng.normal(0, 0.5, (nu, 1))
+        + rng.normal(0, 0.5, (1, ni))
+        + rng.normal(0, 1, (nu, 1)) * rng.normal(0, 1, (1, ni))
+    )
     users = [[(i, float(r[u, i]), 100 * i) for i in rng.permutation(ni)] for u in range(nu)]
     return _store(users), ni
 
@@ -184,7 +188,9 @@ def test_mf_fallbacks_for_unseen_user_and_item() -> None:
     # user 30 and item 20 have no training events
     store = EventStore(
         user_offsets=np.append(store.user_offsets, store.user_offsets[-1]),
-        item=store.item, rating=store.rating, timestamp=store.timestamp,
+        item=store.item,
+        rating=store.rating,
+        timestamp=store.timestamp,
     )
     train = _trainset(store, ni + 1, scale=RatingScale(-20.0, 30.0))
     for m in (MF(factors=2, reg=0.01, epochs=5), MFTemporal(factors=2, reg=0.01, epochs=5)):
@@ -216,8 +222,9 @@ def test_session_offset_is_the_hand_weighted_residual() -> None:
     hist = [(2, 3.0, t - 3 * 3600), (7, 1.0, t - 3600), (5, 4.5, t - 1800)]
     batch = _batch(4, hist, 9, t)
     p = m.params_
-    res = np.array([r - p.score(np.array([4]), np.array([i]), np.array([ts]))[0]
-                    for i, r, ts in hist])
+    res = np.array(
+        [r - p.score(np.array([4]), np.array([i]), np.array([ts]))[0] for i, r, ts in hist]
+    )
     w = np.array([math.exp(-3 / 2) * 0.5**2, math.exp(-1 / 2) * 0.5, math.exp(-0.5 / 2)])
     expect = float(w @ res / (w.sum() + 0.25))
     assert m.session_offset(batch)[0] == pytest.approx(expect, rel=1e-9, abs=1e-12)
@@ -293,14 +300,21 @@ def test_deterministic_under_seed(name, world) -> None:
 def test_blind_to_the_future(name, world) -> None:
     """Changing the ratings of the test targets leaves every test prediction unchanged."""
     loaded, inter, split = world
-    raw = RawRatings(inter.user_ids[inter.user], inter.item_ids[inter.item],
-                     inter.rating.copy(), inter.timestamp.copy(), inter.scale, "copy")
+    raw = RawRatings(
+        inter.user_ids[inter.user],
+        inter.item_ids[inter.item],
+        inter.rating.copy(),
+        inter.timestamp.copy(),
+        inter.scale,
+        "copy",
+    )
     order = np.lexsort((raw.timestamp, raw.user_id))
     rows = order[split.test_pos]
     changed = raw.rating.copy()
     changed[rows] = np.where(changed[rows] > 2.5, 0.5, 5.0)
-    inter2 = build_interactions(RawRatings(raw.user_id, raw.item_id, changed, raw.timestamp,
-                                           raw.scale, "changed"))
+    inter2 = build_interactions(
+        RawRatings(raw.user_id, raw.item_id, changed, raw.timestamp, raw.scale, "changed")
+    )
     split2 = make_split(inter2, split.params)
     a = _FAST[name]().fit(split.train_set(inter, embeddings=loaded.embeddings))
     b = _FAST[name]().fit(split2.train_set(inter2, embeddings=loaded.embeddings))

@@ -34,7 +34,9 @@ def sha256(data: bytes) -> str:
 
 
 def manifest_toml(
-    name: str = "toy", url: str = "file:///nonexistent/toy.zip", archive_sha256: str | None = None,
+    name: str = "toy",
+    url: str = "file:///nonexistent/toy.zip",
+    archive_sha256: str | None = None,
     ratings_sha256: str | None = None,
 ) -> str:
     lines = [
@@ -46,14 +48,23 @@ def manifest_toml(
     if archive_sha256:
         lines.append(f'archive_sha256 = "{archive_sha256}"')
     lines += [
-        "[scale]", "low = 0.5", "high = 5.0", "step = 0.5",
-        "[files.ratings]", 'path = "ratings.csv"', 'format = "csv"',
+        "[scale]",
+        "low = 0.5",
+        "high = 5.0",
+        "step = 0.5",
+        "[files.ratings]",
+        'path = "ratings.csv"',
+        'format = "csv"',
     ]
     if ratings_sha256:
         lines.append(f'sha256 = "{ratings_sha256}"')
     lines += [
-        "[files.movies]", 'path = "movies.csv"', 'format = "csv"',
-        "[files.tags]", 'path = "tags.csv"', 'format = "csv"',
+        "[files.movies]",
+        'path = "movies.csv"',
+        'format = "csv"',
+        "[files.tags]",
+        'path = "tags.csv"',
+        'format = "csv"',
     ]
     return "\n".join(lines) + "\n"
 
@@ -142,9 +153,12 @@ def test_ml_latest_small_checksums_match_the_data_readme() -> None:
 
 
 def test_unknown_dataset_suggests_nearest_and_mentions_synthetic() -> None:
-    with pytest.raises(ConfigError, match=r"unknown dataset 'ml-1mm'; did you mean 'ml-1m'\?.*"
-                       r"Known datasets: ml-100k, ml-1m, ml-25m, ml-32m, ml-latest-small, "
-                       r"synthetic"):
+    with pytest.raises(
+        ConfigError,
+        match=r"unknown dataset 'ml-1mm'; did you mean 'ml-1m'\?.*"
+        r"Known datasets: ml-100k, ml-1m, ml-25m, ml-32m, ml-latest-small, "
+        r"synthetic",
+    ):
         get_manifest("ml-1mm")
     with pytest.raises(ConfigError, match=r"did you mean 'synthetic'"):
         get_manifest("synthetc")
@@ -206,9 +220,12 @@ def test_resolution_order_data_dir_env_cache(
 
 def test_not_found_without_download_says_what_to_do(tmp_path: Path) -> None:
     m = toy_manifest(tmp_path)
-    with pytest.raises(DataError, match=r"dataset 'toy' not found .*downloading is off; point at "
-                       r"an extracted copy with --data-dir DIR or RATINGBENCH_DATA_DIR=DIR \(the "
-                       r"folder that contains 'toy-1/'\), or use --dataset synthetic"):
+    with pytest.raises(
+        DataError,
+        match=r"dataset 'toy' not found .*downloading is off; point at "
+        r"an extracted copy with --data-dir DIR or RATINGBENCH_DATA_DIR=DIR \(the "
+        r"folder that contains 'toy-1/'\), or use --dataset synthetic",
+    ):
         resolve_dataset_dir(m, tmp_path / "nothing", download=False)
 
 
@@ -219,8 +236,11 @@ def test_local_folder_checksum_is_verified(tmp_path: Path) -> None:
     assert resolve_dataset_dir(m, root, download=False) == root / "toy-1"
     tampered = toy_folder(tmp_path / "data2", ratings=RATINGS.replace("5.0", "4.5"))
     actual = sha256(RATINGS.replace("5.0", "4.5").encode())
-    with pytest.raises(DataError, match=rf"toy-1/ratings\.csv: sha256 checksum mismatch: "
-                       rf"expected {good}, got {actual}"):
+    with pytest.raises(
+        DataError,
+        match=rf"toy-1/ratings\.csv: sha256 checksum mismatch: "
+        rf"expected {good}, got {actual}",
+    ):
         resolve_dataset_dir(m, tampered, download=False)
     # verification is optional
     assert resolve_dataset_dir(m, tampered, download=False, verify=False) == tampered / "toy-1"
@@ -232,8 +252,12 @@ def test_local_folder_checksum_is_verified(tmp_path: Path) -> None:
 def test_download_once_then_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     z = tmp_path / "toy.zip"
     data = toy_zip(z)
-    m = toy_manifest(tmp_path, url=z.as_uri(), archive_sha256=sha256(data),
-                     ratings_sha256=sha256(RATINGS.encode()))
+    m = toy_manifest(
+        tmp_path,
+        url=z.as_uri(),
+        archive_sha256=sha256(data),
+        ratings_sha256=sha256(RATINGS.encode()),
+    )
     cache = tmp_path / "c"
     calls: list[str] = []
     real_fetch = ds._fetch
@@ -263,8 +287,11 @@ def test_download_checksum_mismatch_leaves_nothing(tmp_path: Path, what: str) ->
     cache = tmp_path / "c"
     actual = sha256(data) if what == "archive" else sha256(RATINGS.encode())
     named = r"toy\.zip \(from file://.*\)" if what == "archive" else r"toy-1/ratings\.csv"
-    with pytest.raises(DataError, match=rf"{named}: sha256 checksum mismatch: expected {wrong}, "
-                       rf"got {actual}"):
+    with pytest.raises(
+        DataError,
+        match=rf"{named}: sha256 checksum mismatch: expected {wrong}, "
+        rf"got {actual}",
+    ):
         resolve_dataset_dir(m, cache_dir=cache)
     assert os.listdir(cache) == []
 
@@ -273,9 +300,12 @@ def test_download_impossible_says_what_to_do(tmp_path: Path) -> None:
     url = (tmp_path / "missing.zip").as_uri()
     m = toy_manifest(tmp_path, url=url)
     cache = tmp_path / "c"
-    with pytest.raises(DataError, match=rf"dataset 'toy' could not be downloaded from {url} .*"
-                       r"--data-dir DIR or RATINGBENCH_DATA_DIR=DIR \(the folder that contains "
-                       r"'toy-1/'\), or use --dataset synthetic"):
+    with pytest.raises(
+        DataError,
+        match=rf"dataset 'toy' could not be downloaded from {url} .*"
+        r"--data-dir DIR or RATINGBENCH_DATA_DIR=DIR \(the folder that contains "
+        r"'toy-1/'\), or use --dataset synthetic",
+    ):
         resolve_dataset_dir(m, cache_dir=cache)
     assert os.listdir(cache) == []
     m = toy_manifest(tmp_path, url="http://127.0.0.1:9/toy.zip")  # nothing listens on port 9

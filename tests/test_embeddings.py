@@ -39,8 +39,9 @@ def _data_dir() -> Path:
 def catalog(ids, titles, genres, tags=None) -> Catalog:
     t = None
     if tags is not None:
-        t = pd.DataFrame({"item_id": np.array([i for i, _ in tags], dtype=np.int64),
-                          "tag": [s for _, s in tags]})
+        t = pd.DataFrame(
+            {"item_id": np.array([i for i, _ in tags], dtype=np.int64), "tag": [s for _, s in tags]}
+        )
     return Catalog(
         item_id=np.array(ids, dtype=np.int64),
         title=np.array(titles, dtype=object),
@@ -54,19 +55,45 @@ def small_catalog() -> Catalog:
     """Two families that share genres and tags, and an unrelated movie."""
     return catalog(
         [1, 2, 3, 4, 5, 6],
-        ["Toy Story (1995)", "Toy Story 2 (1999)", "A Bug's Life (1998)",
-         "Heat (1995)", "Casino (1995)", "Nosferatu (1922)"],
-        ["Animation|Children|Comedy", "Animation|Children|Comedy", "Animation|Children",
-         "Crime|Thriller", "Crime|Drama", "Horror"],
-        tags=[(1, "Pixar"), (2, "pixar"), (3, "PIXAR "), (1, "toys"), (2, "toys"),
-              (4, "De Niro"), (5, "de niro"), (4, "heist"), (6, "silent"), (6, "vampire")],
+        [
+            "Toy Story (1995)",
+            "Toy Story 2 (1999)",
+            "A Bug's Life (1998)",
+            "Heat (1995)",
+            "Casino (1995)",
+            "Nosferatu (1922)",
+        ],
+        [
+            "Animation|Children|Comedy",
+            "Animation|Children|Comedy",
+            "Animation|Children",
+            "Crime|Thriller",
+            "Crime|Drama",
+            "Horror",
+        ],
+        tags=[
+            (1, "Pixar"),
+            (2, "pixar"),
+            (3, "PIXAR "),
+            (1, "toys"),
+            (2, "toys"),
+            (4, "De Niro"),
+            (5, "de niro"),
+            (4, "heist"),
+            (6, "silent"),
+            (6, "vampire"),
+        ],
     )
 
 
 def write_notebook_parquet(path: Path, ids, vectors) -> None:
     """The notebook's format as pandas writes it: movieId int64, embedding list<double>."""
-    pd.DataFrame({"movieId": np.asarray(ids, dtype=np.int64),
-                  "embedding": [list(map(float, v)) for v in vectors]}).to_parquet(path)
+    pd.DataFrame(
+        {
+            "movieId": np.asarray(ids, dtype=np.int64),
+            "embedding": [list(map(float, v)) for v in vectors],
+        }
+    ).to_parquet(path)
 
 
 def unit(v) -> np.ndarray:
@@ -82,8 +109,13 @@ def test_parquet_round_trip_by_name_from_embedding_dir(tmp_path):
     write_notebook_parquet(tmp_path / "emb_kg_gnn.parquet", [10, 20, 30], vec)
     item_ids = np.array([30, 99, 10], dtype=np.int64)  # 99 has no vector, 20 is not rated
     # the file takes precedence over the built-in kg_gnn, which would need a catalog
-    emb = E.build_embeddings("kg_gnn", catalog=None, item_ids=item_ids, embedding_dir=tmp_path,
-                             cache_dir=tmp_path / "cache")
+    emb = E.build_embeddings(
+        "kg_gnn",
+        catalog=None,
+        item_ids=item_ids,
+        embedding_dir=tmp_path,
+        cache_dir=tmp_path / "cache",
+    )
     assert isinstance(emb, ItemEmbeddings)
     assert emb.name == "kg_gnn"
     assert emb.vectors.dtype == np.float32 and emb.vectors.shape == (3, 3)
@@ -109,8 +141,7 @@ def test_parquet_round_trip_by_name_from_embedding_dir(tmp_path):
 
 def test_all_zero_rows_count_as_missing(tmp_path):
     write_notebook_parquet(tmp_path / "z.parquet", [1, 2], [[0.0, 0.0], [1.0, 0.0]])
-    emb = E.build_embeddings(str(tmp_path / "z.parquet"), catalog=None,
-                             item_ids=np.array([1, 2]))
+    emb = E.build_embeddings(str(tmp_path / "z.parquet"), catalog=None, item_ids=np.array([1, 2]))
     np.testing.assert_array_equal(emb.present, [False, True])
 
 
@@ -129,11 +160,19 @@ def _bad_case(tmp_path: Path, case: str) -> Path:
     elif case == "nan":
         write_notebook_parquet(p, [1, 7, 8], [[1.0, 2.0], [np.nan, 1.0], [np.inf, 0.0]])
     elif case == "ragged":
-        pd.DataFrame({"movieId": [1, 2, 3],
-                      "embedding": [[1.0, 2.0, 3.0], [1.0, 2.0], [4.0, 5.0]]}).to_parquet(p)
+        pd.DataFrame(
+            {"movieId": [1, 2, 3], "embedding": [[1.0, 2.0, 3.0], [1.0, 2.0], [4.0, 5.0]]}
+        ).to_parquet(p)
     elif case == "empty":
-        pq.write_table(pa.table({"movieId": pa.array([], pa.int64()),
-                                 "embedding": pa.array([], pa.list_(pa.float32()))}), p)
+        pq.write_table(
+            pa.table(
+                {
+                    "movieId": pa.array([], pa.int64()),
+                    "embedding": pa.array([], pa.list_(pa.float32())),
+                }
+            ),
+            p,
+        )
     elif case == "no_overlap":
         write_notebook_parquet(p, [1000, 2000], np.ones((2, 2)))
     elif case == "missing_file":
@@ -164,13 +203,16 @@ def test_bad_files_raise_data_error_naming_file_and_problem(tmp_path, case, mess
 
 def test_unknown_name_lists_known_and_suggests(tmp_path):
     write_notebook_parquet(tmp_path / "emb_mine.parquet", [1], [[1.0]])
-    with pytest.raises(ConfigError, match=r"unknown embedding 'kg_gnm'.*known: .*kg_gnn.*"
-                       r"mine.*random.*did you mean 'kg_gnn'\?"):
-        E.build_embeddings("kg_gnm", catalog=None, item_ids=np.array([1]),
-                           embedding_dir=tmp_path)
+    with pytest.raises(
+        ConfigError,
+        match=r"unknown embedding 'kg_gnm'.*known: .*kg_gnn.*"
+        r"mine.*random.*did you mean 'kg_gnn'\?",
+    ):
+        E.build_embeddings("kg_gnm", catalog=None, item_ids=np.array([1]), embedding_dir=tmp_path)
     with pytest.raises(ConfigError, match=r"embedding folder .* does not exist"):
-        E.build_embeddings("x", catalog=None, item_ids=np.array([1]),
-                           embedding_dir=tmp_path / "nope")
+        E.build_embeddings(
+            "x", catalog=None, item_ids=np.array([1]), embedding_dir=tmp_path / "nope"
+        )
 
 
 def test_catalog_builders_need_a_catalog_and_dim_is_checked(tmp_path):
@@ -183,13 +225,15 @@ def test_catalog_builders_need_a_catalog_and_dim_is_checked(tmp_path):
 def test_text_builders_without_the_extra_raise_config_error(tmp_path, monkeypatch, small_catalog):
     real = importlib.util.find_spec
     monkeypatch.setattr(
-        importlib.util, "find_spec",
+        importlib.util,
+        "find_spec",
         lambda name, *a: None if name == "sentence_transformers" else real(name, *a),
     )
     for name in ("bert", "kg_gnn_bert"):
         with pytest.raises(ConfigError) as info:
-            E.build_embeddings(name, catalog=small_catalog, item_ids=small_catalog.item_id,
-                               cache_dir=tmp_path)
+            E.build_embeddings(
+                name, catalog=small_catalog, item_ids=small_catalog.item_id, cache_dir=tmp_path
+            )
         assert str(info.value) == (
             "the 'bert' embedding needs the text extra: pip install -e .[text]"
         )
@@ -210,36 +254,50 @@ def test_list_embeddings_includes_files(tmp_path):
 
 
 def test_genre_by_hand(tmp_path):
-    cat = catalog([7, 3, 9], ["A (1990)", "B (2000) ", "C"],
-                  ["Comedy|Action", "Comedy", "(no genres listed)"])
-    emb = E.build_embeddings("genre", catalog=cat, item_ids=np.array([3, 7, 9]),
-                             cache_dir=tmp_path)
+    cat = catalog(
+        [7, 3, 9], ["A (1990)", "B (2000) ", "C"], ["Comedy|Action", "Comedy", "(no genres listed)"]
+    )
+    emb = E.build_embeddings("genre", catalog=cat, item_ids=np.array([3, 7, 9]), cache_dir=tmp_path)
     # columns: Action, Comedy, year scaled to [0, 1] (C: mean 0.5), has-year
-    expected = np.array([
-        unit([0, 1, 1.0, 1]),  # movie 3: Comedy, 2000
-        unit([1, 1, 0.0, 1]),  # movie 7: Action|Comedy, 1990
-        unit([0, 0, 0.5, 0]),  # movie 9: no genres, no year
-    ])
+    expected = np.array(
+        [
+            unit([0, 1, 1.0, 1]),  # movie 3: Comedy, 2000
+            unit([1, 1, 0.0, 1]),  # movie 7: Action|Comedy, 1990
+            unit([0, 0, 0.5, 0]),  # movie 9: no genres, no year
+        ]
+    )
     np.testing.assert_allclose(emb.vectors, expected, rtol=1e-6, atol=1e-7)
     assert emb.present.all()
 
 
 def test_release_year():
-    y = E.release_year(np.array(["Heat (1995)", "Death Note (2006–2007)", "Babylon 5",
-                                 "1984 (1984) ", "Show (2010-)"], dtype=object))
+    y = E.release_year(
+        np.array(
+            ["Heat (1995)", "Death Note (2006–2007)", "Babylon 5", "1984 (1984) ", "Show (2010-)"],
+            dtype=object,
+        )
+    )
     np.testing.assert_array_equal(y, [1995, 2006, np.nan, 1984, 2010])
 
 
 def test_random_is_stable_per_movie_id(tmp_path):
-    a = E.build_embeddings("random", catalog=None, item_ids=np.array([10, 20, 30]),
-                           cache_dir=tmp_path, dim=16, seed=3)
-    b = E.build_embeddings("random", catalog=None, item_ids=np.array([30, 99, 10]),
-                           cache_dir=tmp_path / "other", dim=16, seed=3)
+    a = E.build_embeddings(
+        "random", catalog=None, item_ids=np.array([10, 20, 30]), cache_dir=tmp_path, dim=16, seed=3
+    )
+    b = E.build_embeddings(
+        "random",
+        catalog=None,
+        item_ids=np.array([30, 99, 10]),
+        cache_dir=tmp_path / "other",
+        dim=16,
+        seed=3,
+    )
     np.testing.assert_array_equal(a.vectors[0], b.vectors[2])  # movie 10
     np.testing.assert_array_equal(a.vectors[2], b.vectors[0])  # movie 30
     np.testing.assert_allclose(np.linalg.norm(a.vectors, axis=1), 1.0, rtol=1e-6)
-    c = E.build_embeddings("random", catalog=None, item_ids=np.array([10, 20, 30]),
-                           cache_dir=tmp_path, dim=16, seed=4)
+    c = E.build_embeddings(
+        "random", catalog=None, item_ids=np.array([10, 20, 30]), cache_dir=tmp_path, dim=16, seed=4
+    )
     assert np.abs(c.vectors[0] - a.vectors[0]).max() > 0.1  # the seed matters
     assert abs(float(a.vectors[0] @ a.vectors[1])) < 0.9
 
@@ -252,8 +310,9 @@ def test_random_rows_look_gaussian():
 
 
 def test_fastrp_groups_movies_by_shared_genres_and_tags(tmp_path, small_catalog):
-    emb = E.build_embeddings("kg_gnn", catalog=small_catalog, item_ids=small_catalog.item_id,
-                             cache_dir=tmp_path, dim=256)
+    emb = E.build_embeddings(
+        "kg_gnn", catalog=small_catalog, item_ids=small_catalog.item_id, cache_dir=tmp_path, dim=256
+    )
     v = emb.vectors
     assert emb.present.all() and v.shape == (6, 256)
     cos = v @ v.T
@@ -278,8 +337,7 @@ def test_knowledge_graph_nodes_and_edges(small_catalog):
 
 def test_movie_without_attributes_is_missing_in_kg(tmp_path):
     cat = catalog([1, 2, 3], ["A (1990)", "B (1991)", "C"], ["Drama", "Drama", ""])
-    emb = E.build_embeddings("kg_gnn", catalog=cat, item_ids=cat.item_id, cache_dir=tmp_path,
-                             dim=8)
+    emb = E.build_embeddings("kg_gnn", catalog=cat, item_ids=cat.item_id, cache_dir=tmp_path, dim=8)
     np.testing.assert_array_equal(emb.present, [True, True, False])
     np.testing.assert_array_equal(emb.vectors[2], np.zeros(8, np.float32))
 
@@ -297,8 +355,9 @@ def _count_builds(monkeypatch, name: str) -> list[int]:
 
 
 @pytest.mark.parametrize("name", ["genre", "kg_gnn", "random"])
-def test_builders_deterministic_cached_and_cache_verified(tmp_path, monkeypatch, small_catalog,
-                                                          name):
+def test_builders_deterministic_cached_and_cache_verified(
+    tmp_path, monkeypatch, small_catalog, name
+):
     calls = _count_builds(monkeypatch, name)
     kw = dict(catalog=small_catalog, item_ids=small_catalog.item_id, dim=32, progress=False)
     a = E.build_embeddings(name, cache_dir=tmp_path / "a", **kw)
@@ -325,7 +384,9 @@ def test_builders_deterministic_cached_and_cache_verified(tmp_path, monkeypatch,
     t = pq.read_table(fa)
     ids, vec = E.read_embedding_parquet(fa)
     E.write_embedding_parquet(
-        fa, ids, vec + 1.0,
+        fa,
+        ids,
+        vec + 1.0,
         metadata=json.loads(t.schema.metadata[b"ratingbench"]),
     )
     e = E.build_embeddings(name, cache_dir=tmp_path / "a", **kw)
@@ -342,8 +403,9 @@ def test_cache_key_follows_the_inputs(tmp_path, small_catalog):
     assert len(list(tmp_path.glob("kg_gnn-*.parquet"))) == 4
     # catalog builders ignore which items the dataset rates: one cache file
     E.build_embeddings("genre", catalog=small_catalog, **kw)
-    E.build_embeddings("genre", catalog=small_catalog, item_ids=np.array([1, 2]),
-                       cache_dir=tmp_path)
+    E.build_embeddings(
+        "genre", catalog=small_catalog, item_ids=np.array([1, 2]), cache_dir=tmp_path
+    )
     assert len(list(tmp_path.glob("genre-*.parquet"))) == 1
 
 
@@ -395,8 +457,11 @@ def test_missing_policies():
     np.testing.assert_array_equal(m.present, emb.present)
     assert m.hash != emb.hash
     assert emb.vectors[1].sum() == 0  # input not mutated
-    with pytest.raises(ConfigError, match=r"unknown missing-embedding policy 'means'; options: "
-                       r"drop, zero, mean; did you mean 'mean'\?"):
+    with pytest.raises(
+        ConfigError,
+        match=r"unknown missing-embedding policy 'means'; options: "
+        r"drop, zero, mean; did you mean 'mean'\?",
+    ):
         E.apply_missing_policy("means", emb)
     none = ItemEmbeddings("n", np.zeros((2, 2), np.float32), np.zeros(2, bool), "h")
     with pytest.raises(DataError, match="no item has a vector"):
@@ -428,8 +493,9 @@ def ml_small() -> Catalog:
 
 def test_kg_gnn_on_ml_latest_small(tmp_path, ml_small):
     ids = np.sort(ml_small.item_id)
-    emb = E.build_embeddings("kg_gnn", catalog=ml_small, item_ids=ids, cache_dir=tmp_path,
-                             progress=False)
+    emb = E.build_embeddings(
+        "kg_gnn", catalog=ml_small, item_ids=ids, cache_dir=tmp_path, progress=False
+    )
     assert emb.vectors.shape == (9742, 300) and emb.vectors.dtype == np.float32
     assert np.isfinite(emb.vectors).all()
     assert emb.present.sum() >= 9700
@@ -468,6 +534,5 @@ def test_movie_texts(small_catalog):
     t = E.movie_texts(small_catalog)
     assert t[0] == "Toy Story (1995) | Animation, Children, Comedy | pixar, toys"
     assert t[3] == "Heat (1995) | Crime, Thriller | de niro, heist"
-    no_tags = dataclasses.replace(small_catalog, tags=None,
-                                  genres=np.array([""] * 6, dtype=object))
+    no_tags = dataclasses.replace(small_catalog, tags=None, genres=np.array([""] * 6, dtype=object))
     assert E.movie_texts(no_tags)[0] == "Toy Story (1995)"

@@ -17,7 +17,10 @@ def run(tmp_path: Path, *args: str) -> tuple[int, dict, str]:
     out = tmp_path / "gpu_check.json"
     proc = subprocess.run(
         [sys.executable, str(SCRIPT), "--smoke", "--out", str(out), *args],
-        capture_output=True, text=True, timeout=600, check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     doc = json.loads(out.read_text()) if out.exists() else {}
     return proc.returncode, doc, proc.stderr

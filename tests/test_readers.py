@@ -47,15 +47,17 @@ def test_csv_with_crlf(tmp_path: Path) -> None:
 def test_catalog_csv_with_quoted_commas_and_crlf(tmp_path: Path) -> None:
     p = write(
         tmp_path / "movies.csv",
-        'movieId,title,genres\r\n'
+        "movieId,title,genres\r\n"
         '11,"American President, The (1995)",Comedy|Drama|Romance\r\n'
         '12,"Say ""Hi"", Again (2000)",(no genres listed)\r\n'
-        '13,Heat (1995),\r\n',
+        "13,Heat (1995),\r\n",
     )
     c = read_catalog(p)
     np.testing.assert_array_equal(c.item_id, [11, 12, 13])
     assert c.title.tolist() == [
-        "American President, The (1995)", 'Say "Hi", Again (2000)', "Heat (1995)"
+        "American President, The (1995)",
+        'Say "Hi", Again (2000)',
+        "Heat (1995)",
     ]
     assert c.genres.tolist() == ["Comedy|Drama|Romance", "(no genres listed)", ""]
     assert c.tags is None
@@ -80,8 +82,12 @@ def test_dat_double_colon_ratings_and_latin1_movies(tmp_path: Path) -> None:
         tmp_path / "ratings.dat",
         "1::1193::5::978300760\n1::661::3::978302109\n2::1193::4::978298413\n",
     )
-    r = read_ratings(rp, header=False, names=["u", "m", "r", "t"],
-                     columns={"user": "u", "item": "m", "rating": "r", "timestamp": "t"})
+    r = read_ratings(
+        rp,
+        header=False,
+        names=["u", "m", "r", "t"],
+        columns={"user": "u", "item": "m", "rating": "r", "timestamp": "t"},
+    )
     np.testing.assert_array_equal(r.user_id, [1, 1, 2])
     np.testing.assert_array_equal(r.item_id, [1193, 661, 1193])
     np.testing.assert_array_equal(r.rating, [5, 3, 4])
@@ -89,16 +95,19 @@ def test_dat_double_colon_ratings_and_latin1_movies(tmp_path: Path) -> None:
     # titles hold ':' and '"' and a latin-1 byte; genres are already pipe-separated
     mp = write(
         tmp_path / "movies.dat",
-        '1::Toy Story (1995)::Animation|Comedy\n'
-        '2::Star Wars: Episode IV (1977)::Action|Sci-Fi\n'
+        "1::Toy Story (1995)::Animation|Comedy\n"
+        "2::Star Wars: Episode IV (1977)::Action|Sci-Fi\n"
         '3::"Great Performances" Cats (1998)::Musical\n'
-        '4::Café Society (1995)::Drama\n',
+        "4::Café Society (1995)::Drama\n",
         encoding="latin-1",
     )
-    c = read_catalog(mp, header=False, names=["movieId", "title", "genres"], encoding="latin-1",
-                     quoting=False)
+    c = read_catalog(
+        mp, header=False, names=["movieId", "title", "genres"], encoding="latin-1", quoting=False
+    )
     assert c.title.tolist() == [
-        "Toy Story (1995)", "Star Wars: Episode IV (1977)", '"Great Performances" Cats (1998)',
+        "Toy Story (1995)",
+        "Star Wars: Episode IV (1977)",
+        '"Great Performances" Cats (1998)',
         "Café Society (1995)",
     ]
     assert c.genres.tolist() == ["Animation|Comedy", "Action|Sci-Fi", "Musical", "Drama"]
@@ -112,8 +121,14 @@ def test_pipe_catalog_with_genre_flags(tmp_path: Path) -> None:
         encoding="latin-1",
     )
     c = read_catalog(
-        p, format="csv", sep="|", header=False, quoting=False, encoding="latin-1",
-        names=["movieId", "title", "date", "A", "B", "C"], columns={"item": "movieId"},
+        p,
+        format="csv",
+        sep="|",
+        header=False,
+        quoting=False,
+        encoding="latin-1",
+        names=["movieId", "title", "date", "A", "B", "C"],
+        columns={"item": "movieId"},
         genre_flags=["A", "B", "C"],
     )
     np.testing.assert_array_equal(c.item_id, [1, 2, 3])
@@ -127,13 +142,18 @@ def test_parquet_custom_columns_and_datetime(tmp_path: Path) -> None:
         ["2020-01-01T00:00:00Z", "2020-01-01T00:00:01.9Z", "1970-01-02T00:00:00Z"],
         format="ISO8601",
     )
-    pq.write_table(pa.table({
-        "who": pa.array([7, 7, 8], pa.int32()),
-        "what": pa.array([3, 4, 3], pa.int64()),
-        "stars": pa.array([1.0, 2.5, 10.0]),
-        "when": pa.array(ts),
-        "extra": ["a", "b", "c"],
-    }), p)
+    pq.write_table(
+        pa.table(
+            {
+                "who": pa.array([7, 7, 8], pa.int32()),
+                "what": pa.array([3, 4, 3], pa.int64()),
+                "stars": pa.array([1.0, 2.5, 10.0]),
+                "when": pa.array(ts),
+                "extra": ["a", "b", "c"],
+            }
+        ),
+        p,
+    )
     roles = {"user": "who", "item": "what", "rating": "stars", "timestamp": "when"}
     r = read_ratings(p, columns=roles)
     np.testing.assert_array_equal(r.user_id, [7, 7, 8])
@@ -175,8 +195,11 @@ def test_given_scale_is_kept_and_range_is_checked_by_build_interactions(tmp_path
 
 
 def test_read_tags_drops_empty_tags(tmp_path: Path) -> None:
-    p = write(tmp_path / "tags.csv", 'userId,movieId,tag,timestamp\r\n2,60756,funny,1445714994\r\n'
-              '2,89774,"Tom Hardy, again",1445715205\r\n3,5,,1\r\n')
+    p = write(
+        tmp_path / "tags.csv",
+        "userId,movieId,tag,timestamp\r\n2,60756,funny,1445714994\r\n"
+        '2,89774,"Tom Hardy, again",1445715205\r\n3,5,,1\r\n',
+    )
     t = read_tags(p)
     assert t["item_id"].tolist() == [60756, 89774]
     assert t["tag"].tolist() == ["funny", "Tom Hardy, again"]

@@ -66,11 +66,13 @@ def _trainset(store: EventStore, n_items: int, scale: RatingScale = SCALE, seed:
 
 
 # users 0 and 1 rated items 0..3; item 4 exists but has no training event; user 2 has none
-_LOG = _store([
-    [(0, 4.0, 1), (1, 2.0, 2), (2, 5.0, 3)],
-    [(1, 3.0, 1), (3, 4.0, 2)],
-    [],
-])
+_LOG = _store(
+    [
+        [(0, 4.0, 1), (1, 2.0, 2), (2, 5.0, 3)],
+        [(1, 3.0, 1), (3, 4.0, 2)],
+        [],
+    ]
+)
 
 
 def _hand_params() -> SVDppParams:
@@ -95,11 +97,13 @@ def _with_params(params: SVDppParams, reg_bias: float = 5.0) -> SVDpp:
 
 def test_implicit_sums_by_hand() -> None:
     y = _hand_params().item_implicit
-    b = _batch([
-        (0, [(0, 4.0, 1), (1, 2.0, 2)], 2),  # (y_0 + y_1) / sqrt(2) = (1, 3) / sqrt 2
-        (1, [], 2),  # empty history: zero
-        (0, [(2, 1.0, 1), (3, 1.0, 2), (4, 1.0, 3), (0, 1.0, 4)], 1),  # (2, 3) / 2
-    ])
+    b = _batch(
+        [
+            (0, [(0, 4.0, 1), (1, 2.0, 2)], 2),  # (y_0 + y_1) / sqrt(2) = (1, 3) / sqrt 2
+            (1, [], 2),  # empty history: zero
+            (0, [(2, 1.0, 1), (3, 1.0, 2), (4, 1.0, 3), (0, 1.0, 4)], 1),  # (2, 3) / 2
+        ]
+    )
     z = implicit_sums(b, y)
     s2 = math.sqrt(2)
     np.testing.assert_allclose(z, [[1 / s2, 3 / s2], [0, 0], [1.0, 1.5]], atol=1e-12)
@@ -164,8 +168,9 @@ def test_implicit_term_learns_taste_from_what_was_watched() -> None:
     m.fit(_trainset(store, n_items))
     hist_a = [(i, 3.0, i) for i in range(6)]
     hist_b = [(10 + i, 3.0, i) for i in range(6)]
-    b = _batch([(n_users, hist_a, 21), (n_users, hist_b, 21),
-                (n_users, hist_a, 27), (n_users, hist_b, 27)])
+    b = _batch(
+        [(n_users, hist_a, 21), (n_users, hist_b, 21), (n_users, hist_a, 27), (n_users, hist_b, 27)]
+    )
     pred, fb = m.predict_with_fallback(b)
     assert fb.all()  # unknown user
     assert pred[0] - pred[1] > 1.5  # film 21: A likes it, B does not
@@ -258,8 +263,9 @@ def test_blind_to_the_future(world) -> None:
     assert not np.array_equal(inter2.rating, inter.rating)
     a = SVDpp(**_FAST).fit(split.train_set(inter))
     b = SVDpp(**_FAST).fit(split2.train_set(inter2))
-    assert np.array_equal(a.predict(_test_batch(inter, split)),
-                          b.predict(_test_batch(inter2, split2)))
+    assert np.array_equal(
+        a.predict(_test_batch(inter, split)), b.predict(_test_batch(inter2, split2))
+    )
 
 
 # --------------------------------------------------------------------------- real data

@@ -124,7 +124,11 @@ def run_child(pipeline: str, path: Path, *extra: str) -> dict[str, Any]:
     """One measurement in a fresh process (see ``scale_child.py``)."""
     proc = subprocess.run(
         [sys.executable, str(CHILD), pipeline, str(path), *extra],
-        capture_output=True, text=True, check=False, cwd=REPO, timeout=1800,
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=REPO,
+        timeout=1800,
     )
     if proc.returncode != 0:
         raise RuntimeError(
@@ -139,9 +143,7 @@ def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "cpu_seconds": statistics.median(r["cpu_seconds"] for r in runs),
         "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
         "base_rss_mb": runs[0]["base_rss_mb"],
-        "rounds": [
-            {k: r[k] for k in ("seconds", "cpu_seconds", "peak_rss_mb")} for r in runs
-        ],
+        "rounds": [{k: r[k] for k in ("seconds", "cpu_seconds", "peak_rss_mb")} for r in runs],
     }
 
 
@@ -171,8 +173,13 @@ def test_load_split(benchmark: Any, parquet_for: Any, size: str) -> None:
         "rss_ratio": rb["peak_rss_mb"] / nb["peak_rss_mb"],
     }
     benchmark.extra_info.update(
-        size=size, **REPORT["data"][size], **{f"notebook_{k}": v for k, v in nb.items()
-                                             if k in ("seconds", "cpu_seconds", "peak_rss_mb")},
+        size=size,
+        **REPORT["data"][size],
+        **{
+            f"notebook_{k}": v
+            for k, v in nb.items()
+            if k in ("seconds", "cpu_seconds", "peak_rss_mb")
+        },
         ratingbench_peak_rss_mb=rb["peak_rss_mb"],
     )
 
@@ -205,7 +212,8 @@ def test_cache_vs_parse(benchmark: Any, parquet_for: Any, tmp_path: Path) -> Non
         "load_split_cached": _summary([cached_split]),
     }
     benchmark.extra_info.update(
-        entry_mb=REPORT["cache"]["entry_mb"], parse_seconds=p["seconds"],
+        entry_mb=REPORT["cache"]["entry_mb"],
+        parse_seconds=p["seconds"],
         load_speedup=REPORT["cache"]["load_speedup"],
     )
 
@@ -271,9 +279,7 @@ def _ratios() -> dict[str, Any]:
         out["full_rss_ratio"] = full["rss_ratio"]
     if "full" in ls and "tenth" in ls:
         for who in ("ratingbench", "notebook"):
-            out[f"growth_{who}"] = (
-                ls["full"][who]["seconds"] / ls["tenth"][who]["seconds"]
-            )
+            out[f"growth_{who}"] = ls["full"][who]["seconds"] / ls["tenth"][who]["seconds"]
             out[f"growth_{who}_cpu"] = (
                 ls["full"][who]["cpu_seconds"] / ls["tenth"][who]["cpu_seconds"]
             )
@@ -284,11 +290,14 @@ def _targets(r: dict[str, Any]) -> dict[str, bool | None]:
     pred = REPORT["predict"]
     return {
         "speedup": None if "full_speedup" not in r else r["full_speedup"] >= TARGETS["speedup_min"],
-        "peak_rss": None if "full_rss_ratio" not in r
+        "peak_rss": None
+        if "full_rss_ratio" not in r
         else r["full_rss_ratio"] <= TARGETS["rss_ratio_max"],
-        "growth": None if "growth_ratingbench" not in r
+        "growth": None
+        if "growth_ratingbench" not in r
         else r["growth_ratingbench"] <= TARGETS["growth_max"],
-        "predict": None if not pred
+        "predict": None
+        if not pred
         else all(p["cpu_seconds"] < TARGETS["predict_cpu_max_s"] for p in pred.values()),
     }
 

@@ -193,8 +193,15 @@ def ratingbench_fit(
 
 
 def notebook_train(
-    name: str, predictor: Any, train_data: list[Any], movie_to_idx: dict[Any, int],
-    embeddings_norm: np.ndarray, *, steps: int, warmup: int, batch_size: int,
+    name: str,
+    predictor: Any,
+    train_data: list[Any],
+    movie_to_idx: dict[Any, int],
+    embeddings_norm: np.ndarray,
+    *,
+    steps: int,
+    warmup: int,
+    batch_size: int,
 ) -> dict[str, Any]:
     """The notebook's training loop (cell 12) over its DataLoader, on ``predictor.module_``."""
     import notebook_pipeline as nb
@@ -206,7 +213,11 @@ def notebook_train(
     module.train()
     with_ids = name == "transformer"  # it needs the movie codes as well as the embeddings
     loader = nb.make_loader(
-        train_data, movie_to_idx, embeddings_norm, batch_size=batch_size, shuffle=True,
+        train_data,
+        movie_to_idx,
+        embeddings_norm,
+        batch_size=batch_size,
+        shuffle=True,
         with_ids=with_ids,
     )
     criterion = nn.MSELoss()
@@ -231,8 +242,12 @@ def notebook_train(
         optimizer.zero_grad()
         if with_ids:
             pred = module(
-                hist_emb, hist_ratings, mask.bool(), target_emb,
-                batch["hist_idx"].to(device), batch["target_idx"].to(device),
+                hist_emb,
+                hist_ratings,
+                mask.bool(),
+                target_emb,
+                batch["hist_idx"].to(device),
+                batch["target_idx"].to(device),
             )
         else:
             pred = module(hist_emb, hist_ratings, mask, target_emb)
@@ -306,8 +321,14 @@ def main(argv: list[str] | None = None) -> int:
         "schema": "ratingbench/gpu_check/1",
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "smoke": bool(args.smoke),
-        "settings": {"users": users, "steps": steps, "warmup": warmup,
-                     "batch_size": batch_size, "seed": args.seed, "models": models},
+        "settings": {
+            "users": users,
+            "steps": steps,
+            "warmup": warmup,
+            "batch_size": batch_size,
+            "seed": args.seed,
+            "models": models,
+        },
         "machine": {
             "python": platform.python_version(),
             "torch": torch.__version__,
@@ -343,20 +364,33 @@ def main(argv: list[str] | None = None) -> int:
         try:
             log(f"{name}: ratingbench trainer, {steps} steps")
             rb, predictor = ratingbench_fit(
-                name, data["train"], steps=steps, warmup=warmup, batch_size=batch_size,
-                device=str(device), seed=args.seed,
+                name,
+                data["train"],
+                steps=steps,
+                warmup=warmup,
+                batch_size=batch_size,
+                device=str(device),
+                seed=args.seed,
             )
             row["ratingbench"] = rb
             log(f"{name}: ratingbench {rb['samples_per_s']:,.0f} samples/s; notebook loop")
             nb = notebook_train(
-                name, predictor, train_data, data["movie_to_idx"], data["embeddings_norm"],
-                steps=steps, warmup=warmup, batch_size=batch_size,
+                name,
+                predictor,
+                train_data,
+                data["movie_to_idx"],
+                data["embeddings_norm"],
+                steps=steps,
+                warmup=warmup,
+                batch_size=batch_size,
             )
             row["notebook"] = nb
             row["speedup"] = rb["samples_per_s"] / nb["samples_per_s"]
             row["status"] = "ok"
-            log(f"{name}: notebook {nb['samples_per_s']:,.0f} samples/s, "
-                f"speedup {row['speedup']:.1f}x")
+            log(
+                f"{name}: notebook {nb['samples_per_s']:,.0f} samples/s, "
+                f"speedup {row['speedup']:.1f}x"
+            )
         except Exception as e:
             row["status"] = "failed"
             row["error"] = f"{type(e).__name__}: {e}"
