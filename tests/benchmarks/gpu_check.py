@@ -248,6 +248,8 @@ def notebook_train(
                 target_emb,
                 batch["hist_idx"].to(device),
                 batch["target_idx"].to(device),
+                # the notebook's Dataset carries no timestamps: gaps of 0 cost the same
+                torch.zeros_like(hist_ratings),
             )
         else:
             pred = module(hist_emb, hist_ratings, mask, target_emb)
