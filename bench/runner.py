@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import inspect
 import os
 import platform
 import resource
@@ -350,8 +351,10 @@ def _plan_runs(
     for m in ordered:
         uses = bool(getattr(get_class(m.name), "uses_embeddings", False))
         embs: list[str | None] = list(emb_names) if (uses and emb_names) else [None]
-        # an automatically added reference runs once; chosen models run once per seed
-        seeds = spec.seeds if m.label in requested else spec.seeds[:1]
+        # chosen models that take a seed run once per seed; deterministic models (no seed
+        # parameter) and an automatically added reference run once
+        seeded = "seed" in inspect.signature(get_class(m.name).__init__).parameters
+        seeds = spec.seeds if (m.label in requested and seeded) else spec.seeds[:1]
         for e in embs:
             for s in seeds:
                 key = m.label

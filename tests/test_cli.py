@@ -388,3 +388,32 @@ def test_compare_against_another_reference_recomputes_the_paired_differences(tmp
     rows = {line.split("|")[1].strip(): line for line in r.output.splitlines() if "|" in line}
     assert "(reference)" in rows["bias"]
     assert "[" in rows["user-mean"].split("|")[4]  # user-mean now has a difference to bias
+
+
+def test_seeds_repeat_only_models_that_take_a_seed(tmp_path):
+    csv = _ratings_csv(tmp_path)
+    r = _run(
+        [
+            "run",
+            "--ratings",
+            str(csv),
+            "--models",
+            "recent-k,svdpp:factors=4:reg=0.1",
+            "--seeds",
+            "0,1",
+            "--out",
+            str(tmp_path),
+            "--resamples",
+            "200",
+        ]
+    )
+    assert r.exit_code == 0, r.output
+    doc = json.loads(next(tmp_path.glob("*.json")).read_text())
+    keys = [m["key"] for m in doc["models"]]
+    assert keys == [
+        "user-mean",
+        "recent-k",
+        "svdpp:factors=4:reg=0.1@0",
+        "svdpp:factors=4:reg=0.1@1",
+    ]
+    assert list(doc["seed_summary"]) == ["svdpp:factors=4:reg=0.1"]
