@@ -27,7 +27,14 @@ from numpy.typing import NDArray
 
 from bench.data import Interactions, hash_arrays
 from bench.errors import ConfigError, DataError
-from predictors.types import EventStore, HistoryBatch, ItemEmbeddings, Queries, TrainSet
+from predictors.types import (
+    EventStore,
+    HistoryBatch,
+    ItemEmbeddings,
+    Queries,
+    TrainSet,
+    gather_ranges,
+)
 
 __all__ = ["PROTOCOLS", "Split", "SplitParams", "make_split"]
 
@@ -124,7 +131,7 @@ class Split:
         # absolute row -> row in the fit store (same user, same position within the user)
         shift = store.user_offsets[:-1] - inter.user_offsets[:-1]
         train_pos = self.train_pos + shift[self.train_user]
-        val_batch = HistoryBatch.from_store(inter.store(), self.val_user, self.val_pos)
+        val_batch = self._val_batch(inter, store)
         val = Queries(batch=val_batch, rating=inter.rating[self.val_pos].copy())
         return TrainSet(
             events=store,
@@ -140,6 +147,32 @@ class Split:
                 "min_history": self.params.min_history,
                 "n_users": inter.n_users,
             },
+        )
+
+    def _val_batch(self, inter: Interactions, store: EventStore) -> HistoryBatch:
+        """The validation queries. A validation target directly follows its user's fit
+        events, so its history is exactly the user's rows of the fit store: gathered from
+        there, and shared without a copy when those rows are the whole store (every kept
+        user has a validation target), which saves a second copy of the data."""
+        vu = self.val_user
+        starts, ends = store.user_offsets[vu], store.user_offsets[vu + 1]
+        lens = ends - starts
+        offsets = np.zeros(vu.shape[0] + 1, dtype=np.int64)
+        np.cumsum(lens, out=offsets[1:])
+        whole = bool(offsets[-1] == store.n_events) and bool(np.all(starts == offsets[:-1]))
+        if whole:
+            item, rating, ts = store.item, store.rating, store.timestamp
+        else:
+            idx, offsets = gather_ranges(starts, ends)
+            item, rating, ts = store.item[idx], store.rating[idx], store.timestamp[idx]
+        return HistoryBatch(
+            user=vu,
+            target_item=inter.item[self.val_pos],
+            target_time=inter.timestamp[self.val_pos],
+            hist_offsets=offsets,
+            hist_item=item,
+            hist_rating=rating,
+            hist_timestamp=ts,
         )
 
     def test_batches(
