@@ -43,6 +43,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from predictors.base import BasePredictor
+from predictors.tuning import grid_search
 from predictors.types import EventStore, HistoryBatch, TrainSet, gather_ranges
 
 __all__ = ["MF", "ALSParams", "fit_als", "solve_grouped"]
@@ -395,58 +396,29 @@ class MF(BasePredictor):
         )
 
     def _fit(self, train: TrainSet) -> None:
-        f_grid = _FACTOR_GRID if self.factors is None else (int(self.factors),)
-        r_grid = _REG_GRID if self.reg is None else (float(self.reg),)
-        n_epochs = self.max_epochs if self.epochs is None else int(self.epochs)
-        val = train.val
-        tune = len(val.batch) > 0
-        grid: list[dict[str, Any]] = []
-        best: dict[str, Any] = {
-            "val_rmse": np.inf,
-            "factors": f_grid[0],
-            "reg": r_grid[0],
-            "epochs": n_epochs,
-            "params": None,
-        }
-        for f in f_grid:
-            for reg in r_grid:
-                curve: list[float] = []
-
-                def on_epoch(
-                    epoch: int,
-                    params: ALSParams,
-                    curve: list[float] = curve,
-                    f: int = f,
-                    reg: float = reg,
-                ) -> bool:
-                    if not tune:
-                        return False
-                    score = self._val_score(params, val)
-                    curve.append(score)
-                    if score < best["val_rmse"]:
-                        best.update(val_rmse=score, factors=f, reg=reg, epochs=epoch, params=params)
-                    # early stop: no improvement in the last 3 sweeps (only when tuning)
-                    return self.epochs is None and epoch - int(np.argmin(curve)) > 3
-
-                params = self._train(train.events, train, f, reg, n_epochs, on_epoch)
-                grid.append({"factors": f, "reg": reg, "val_rmse": [round(c, 5) for c in curve]})
-        if best["params"] is None:  # no validation queries: take the given/first settings
-            best["params"] = params
-        if self.epochs is not None:
-            best["epochs"] = int(self.epochs)
-        self.factors_, self.reg_, self.epochs_ = best["factors"], best["reg"], best["epochs"]
-        self._after_tuning(best["params"], train)
-        params = best["params"]
+        tune = len(train.val.batch) > 0
+        choice = grid_search(
+            lambda f, reg, n, on_epoch: self._train(train.events, train, f, reg, n, on_epoch),
+            lambda params: self._val_score(params, train.val),
+            _FACTOR_GRID if self.factors is None else (int(self.factors),),
+            _REG_GRID if self.reg is None else (float(self.reg),),
+            max_epochs=self.max_epochs,
+            fixed_epochs=self.epochs,
+            tune=tune,
+        )
+        self.factors_, self.reg_, self.epochs_ = choice.factors, choice.reg, choice.epochs
+        self._after_tuning(choice.params, train)
+        params = choice.params
         if self.refit and tune:
             params = self._train(train.val_events(), train, self.factors_, self.reg_, self.epochs_)
             self.refit_ = True
         self.params_ = params
         self.fit_info_ = {
-            "factors": int(self.factors_),
-            "reg": float(self.reg_),
-            "epochs": int(self.epochs_),
-            "val_rmse": None if not np.isfinite(best["val_rmse"]) else float(best["val_rmse"]),
-            "grid": grid,
+            "factors": self.factors_,
+            "reg": self.reg_,
+            "epochs": self.epochs_,
+            "val_rmse": choice.val_rmse,
+            "grid": choice.grid,
             **self._extra_info(),
         }
 

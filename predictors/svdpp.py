@@ -68,13 +68,13 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from predictors.base import BasePredictor
 from predictors.mf import check_float, check_int, history_sums, rmse
+from predictors.tuning import grid_search
 from predictors.types import EventStore, HistoryBatch, Queries, TrainSet, gather_ranges
 
 __all__ = ["SVDpp", "SVDppParams", "fit_svdpp", "implicit_sums"]
@@ -324,49 +324,21 @@ class SVDpp(BasePredictor):
 
     def _fit(self, train: TrainSet) -> None:
         self.seed_ = int(train.seed if self.seed is None else self.seed)
-        f_grid = _FACTOR_GRID if self.factors is None else (int(self.factors),)
-        r_grid = _REG_GRID if self.reg is None else (float(self.reg),)
-        n_epochs = self.max_epochs if self.epochs is None else int(self.epochs)
-        val = train.val
-        tune = len(val.batch) > 0
-        if not tune:  # nothing to choose on: the given (or first) settings
-            f_grid, r_grid = f_grid[:1], r_grid[:1]
-        grid: list[dict[str, Any]] = []
-        best: dict[str, Any] = {
-            "val_rmse": np.inf,
-            "factors": f_grid[0],
-            "reg": r_grid[0],
-            "epochs": n_epochs,
-            "params": None,
-        }
-        params: SVDppParams | None = None
-        for f in f_grid:
-            for reg in r_grid:
-                curve: list[float] = []
-
-                def on_epoch(
-                    epoch: int,
-                    prm: SVDppParams,
-                    curve: list[float] = curve,
-                    f: int = f,
-                    reg: float = reg,
-                ) -> bool:
-                    if not tune:
-                        return False
-                    score = self._val_score(prm, val)
-                    curve.append(score)
-                    if score < best["val_rmse"]:
-                        best.update(val_rmse=score, factors=f, reg=reg, epochs=epoch, params=prm)
-                    return self.epochs is None and epoch - int(np.argmin(curve)) > _PATIENCE
-
-                params = self._train(train.events, train.n_items, f, reg, n_epochs, on_epoch)
-                grid.append({"factors": f, "reg": reg, "val_rmse": [round(c, 5) for c in curve]})
-        if best["params"] is None:  # no validation queries: the given/first settings
-            best["params"] = params
-        if self.epochs is not None:
-            best["epochs"] = int(self.epochs)
-        self.factors_, self.reg_, self.epochs_ = int(best["factors"]), best["reg"], best["epochs"]
-        params = best["params"]
+        tune = len(train.val.batch) > 0
+        choice = grid_search(
+            lambda f, reg, n, on_epoch: self._train(
+                train.events, train.n_items, f, reg, n, on_epoch
+            ),
+            lambda prm: self._val_score(prm, train.val),
+            _FACTOR_GRID if self.factors is None else (int(self.factors),),
+            _REG_GRID if self.reg is None else (float(self.reg),),
+            max_epochs=self.max_epochs,
+            fixed_epochs=self.epochs,
+            tune=tune,
+            patience=_PATIENCE,
+        )
+        self.factors_, self.reg_, self.epochs_ = choice.factors, choice.reg, choice.epochs
+        params = choice.params
         if self.refit and tune:
             params = self._train(
                 train.val_events(), train.n_items, self.factors_, self.reg_, self.epochs_
@@ -375,11 +347,11 @@ class SVDpp(BasePredictor):
         self.params_ = params
         self.fit_info_ = {
             "factors": self.factors_,
-            "reg": float(self.reg_),
-            "epochs": int(self.epochs_),
+            "reg": self.reg_,
+            "epochs": self.epochs_,
             "seed": self.seed_,
-            "val_rmse": None if not np.isfinite(best["val_rmse"]) else float(best["val_rmse"]),
-            "grid": grid,
+            "val_rmse": choice.val_rmse,
+            "grid": choice.grid,
         }
 
     def _predict(self, batch: HistoryBatch) -> tuple[NDArray[np.floating], NDArray[np.bool_]]:
