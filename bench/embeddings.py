@@ -42,7 +42,6 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -59,6 +58,7 @@ from numpy.typing import NDArray
 from bench.data import Catalog, hash_arrays
 from bench.errors import ConfigError, DataError
 from bench.loading import align_embeddings
+from bench.results import atomic_write
 from predictors.types import ItemEmbeddings
 
 __all__ = [
@@ -211,6 +211,8 @@ def write_embedding_parquet(
     ids = np.asarray(ids, dtype=np.int64)
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     m, d = vectors.shape
+    if m * d > np.iinfo(np.int32).max:
+        raise ConfigError(f"embedding too large for list<float32>: {m} x {d} values")
     offsets = pa.array(np.arange(0, m * d + 1, d, dtype=np.int64))
     emb = pa.LargeListArray.from_arrays(offsets, pa.array(vectors.reshape(-1)))
     emb = emb.cast(pa.list_(pa.float32()))
@@ -218,14 +220,7 @@ def write_embedding_parquet(
     if metadata is not None:
         table = table.replace_schema_metadata({_META_KEY: json.dumps(metadata, sort_keys=True)})
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda tmp: pq.write_table(table, tmp))
 
 
 # --------------------------------------------------------------------------- catalog parsing

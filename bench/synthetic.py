@@ -78,7 +78,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -329,33 +328,12 @@ def make_synthetic(
 
 def write_embeddings_parquet(data: SyntheticData, path: str | os.PathLike[str]) -> Path:
     """Write ``data``'s embedding in the notebook's format: columns ``movieId`` (int64) and
-    ``embedding`` (list<float32>), one row per movie. Atomic: a temporary file in the same
-    folder is renamed over ``path``. Returns the path."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    ``embedding`` (list<float32>), one row per movie, atomically (``bench.embeddings.
+    write_embedding_parquet``). Returns the path."""
+    from bench.embeddings import write_embedding_parquet
 
     path = Path(path)
-    emb = np.ascontiguousarray(data.embedding, dtype=np.float32)
-    n, d = emb.shape
-    if n * d > np.iinfo(np.int32).max:
-        raise ConfigError(f"embedding too large for list<float32>: {n} x {d} values")
-    offsets = pa.array(np.arange(0, n * d + 1, d, dtype=np.int32))
-    values = pa.array(emb.reshape(-1))
-    table = pa.table(
-        {
-            "movieId": pa.array(np.asarray(data.embedding_item_id, dtype=np.int64)),
-            "embedding": pa.ListArray.from_arrays(offsets, values),
-        }
-    )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_embedding_parquet(path, data.embedding_item_id, data.embedding)
     return path
 
 

@@ -37,13 +37,14 @@ import platform
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+
+from bench.results import atomic_write
 
 pytestmark = pytest.mark.benchmark  # deselected from the default suite
 
@@ -97,9 +98,7 @@ def _write_parquet(n_users: int, path: Path) -> dict[str, Any]:
         "parquet_mb": 0.0,
     }
     del raw, order
-    tmp = path.with_suffix(".tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: pq.write_table(table, tmp))
     info["parquet_mb"] = path.stat().st_size / 2**20
     return info
 
@@ -359,15 +358,7 @@ def write_report(path: Path = RESULTS) -> dict[str, Any]:
         "targets_met": _targets(r),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".bench_scale.", suffix=".json", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(doc, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(doc, indent=2) + "\n"))
     return doc
 
 

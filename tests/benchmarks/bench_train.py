@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,7 @@ import torch.nn as nn
 from torch.utils.data import DataLoader
 
 from bench.loading import DataSource, load_source
+from bench.results import atomic_write
 from bench.split import SplitParams, make_split
 from predictors.attention import Attention, AttentionConfig, RatingPredictor
 from predictors.torch_common import (
@@ -144,14 +144,7 @@ def _write_json(payload: dict[str, Any]) -> None:
         except (OSError, ValueError):
             old = {}
     old.update(payload)
-    fd, tmp = tempfile.mkstemp(dir=OUT.parent, prefix=f".{OUT.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(old, f, indent=2, sort_keys=True)
-        os.replace(tmp, OUT)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(OUT, lambda tmp: tmp.write_text(json.dumps(old, indent=2, sort_keys=True)))
 
 
 def _env() -> dict[str, Any]:

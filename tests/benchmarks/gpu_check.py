@@ -33,7 +33,6 @@ import json
 import os
 import platform
 import sys
-import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -46,6 +45,8 @@ for _p in (str(REPO), str(HERE)):
         sys.path.insert(0, _p)
 
 import numpy as np  # noqa: E402
+
+from bench.results import atomic_write  # noqa: E402
 
 MODELS = ("attention", "transformer")
 FULL_USERS = 200_000
@@ -282,15 +283,7 @@ def notebook_train(
 
 def write_json(doc: dict[str, Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".gpu_check.", suffix=".json", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(doc, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(doc, indent=2) + "\n"))
 
 
 def main(argv: list[str] | None = None) -> int:
