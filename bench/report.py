@@ -348,6 +348,24 @@ def _display_name(key: str, reference: str | None) -> str:
 # --------------------------------------------------------------------------- forest
 
 
+def _ci_point(
+    ax: Any, e: float, lo: float, hi: float, y: float, metric: str, color: Any, face: Any
+) -> None:
+    """One estimate with its CI as a horizontal error bar: circles for RMSE, squares for MAE
+    (filled with ``face``)."""
+    ax.errorbar(
+        e,
+        y,
+        xerr=[[e - lo], [hi - e]],
+        fmt="o" if metric == "rmse" else "s",
+        color=color,
+        mfc=face,
+        ms=6,
+        capsize=3,
+        lw=1.5,
+    )
+
+
 def forest_figure(ctx: _Ctx) -> Figure | None:
     """RMSE/MAE with CIs per model (best on top) | paired difference to the reference."""
     models = sorted(ctx.ok, key=lambda m: m["metrics"]["rmse"]["estimate"])
@@ -366,17 +384,7 @@ def forest_figure(ctx: _Ctx) -> Figure | None:
             if iv is None:
                 continue
             e, lo, hi = iv
-            ax_abs.errorbar(
-                e,
-                y + dy,
-                xerr=[[e - lo], [hi - e]],
-                fmt="o" if metric == "rmse" else "s",
-                color=c,
-                mfc=face,
-                ms=6,
-                capsize=3,
-                lw=1.5,
-            )
+            _ci_point(ax_abs, e, lo, hi, y + dy, metric, c, face)
         if m["key"] == ref:
             ax_diff.plot([0], [y], marker="|", color=c, ms=12, mew=2)
             ax_diff.annotate(
@@ -395,17 +403,7 @@ def forest_figure(ctx: _Ctx) -> Figure | None:
             if iv is None:
                 continue
             e, lo, hi = iv
-            ax_diff.errorbar(
-                e,
-                y + dy,
-                xerr=[[e - lo], [hi - e]],
-                fmt="o" if metric == "rmse" else "s",
-                color=c,
-                mfc=face,
-                ms=6,
-                capsize=3,
-                lw=1.5,
-            )
+            _ci_point(ax_diff, e, lo, hi, y + dy, metric, c, face)
             v = (vs.get(metric) or {}).get("verdict")
             if v:
                 ax_diff.annotate(
