@@ -669,8 +669,24 @@ def _predictions_frame(prep: Prepared) -> pd.DataFrame:
     return pd.DataFrame(cols)
 
 
+def _provenance() -> dict[str, Any]:
+    """Where the run ran: read once per run (git status is a subprocess)."""
+    return {
+        "ratingbench": bench.__version__,
+        "git": _git_info(),
+        "versions": _versions(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
 def _document(
-    spec: RunSpec, prep: Prepared, device: str, status: str, started: str
+    spec: RunSpec,
+    prep: Prepared,
+    device: str,
+    status: str,
+    started: str,
+    provenance: dict[str, Any],
 ) -> dict[str, Any]:
     return {
         "schema": SCHEMA,
@@ -681,11 +697,7 @@ def _document(
         "command": spec.command,
         "run_spec": spec.to_dict(),
         "protocol": spec.protocol,
-        "ratingbench": bench.__version__,
-        "git": _git_info(),
-        "versions": _versions(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
+        **provenance,
         "device": device,
         "seeds": spec.seeds,
         "dataset": {**prep.loaded.interactions.summary(), **prep.loaded.info},
@@ -775,12 +787,14 @@ def execute(
     )
 
     written = resume is not None
+    provenance = _provenance()
 
-    def save(status: str) -> None:
+    def save(status: str) -> dict[str, Any]:
         nonlocal written
-        doc = _document(spec, prep, device, status, started)
+        doc = _document(spec, prep, device, status, started, provenance)
         write_results(path, doc, _predictions_frame(prep), overwrite=written)
         written = True
+        return doc
 
     interrupted = False
     todo = [r for r in prep.runs if r.status != "ok"]
@@ -826,11 +840,5 @@ def execute(
             r.metrics is None or (r.vs_reference is None and r.key != prep.ref_key)
         ):
             _score_one(r, prep, spec)
-    status = "incomplete" if interrupted else "complete"
-    save(status)
-    return RunOutcome(
-        path=path,
-        doc=_document(spec, prep, device, status, started),
-        runs=prep.runs,
-        interrupted=interrupted,
-    )
+    doc = save("incomplete" if interrupted else "complete")
+    return RunOutcome(path=path, doc=doc, runs=prep.runs, interrupted=interrupted)
