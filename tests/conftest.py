@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from bench.data import Interactions, RawRatings, build_interactions
-from predictors.types import RatingScale
+from predictors.types import EventStore, RatingScale
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -56,6 +56,20 @@ def make_raw(rows: list[tuple[int, int, float, int]], scale=(0.5, 5.0, 0.5)) -> 
         timestamp=a[:, 3].astype(np.int64),
         scale=RatingScale(*scale),
         source="tiny",
+    )
+
+
+def make_store(users: list[list[tuple[int, float, int]]]) -> EventStore:
+    """An EventStore from per-user lists of (item, rating, timestamp), oldest first."""
+    lens = [len(u) for u in users]
+    flat = [e for u in users for e in u]
+    offsets = np.zeros(len(users) + 1, dtype=np.int64)
+    np.cumsum(lens, out=offsets[1:])
+    return EventStore(
+        user_offsets=offsets,
+        item=np.array([e[0] for e in flat], dtype=np.int32),
+        rating=np.array([e[1] for e in flat], dtype=np.float32),
+        timestamp=np.array([e[2] for e in flat], dtype=np.int64),
     )
 
 

@@ -23,22 +23,9 @@ from predictors.types import (
     RatingScale,
     TrainSet,
 )
+from tests.conftest import make_store as _store
 
 SCALE = RatingScale(0.5, 5.0, 0.5)
-
-
-def _store(users: list[list[tuple[int, float, int]]]) -> EventStore:
-    """An EventStore from per-user lists of (item, rating, timestamp), oldest first."""
-    lens = [len(u) for u in users]
-    flat = [e for u in users for e in u]
-    offsets = np.zeros(len(users) + 1, dtype=np.int64)
-    np.cumsum(lens, out=offsets[1:])
-    return EventStore(
-        user_offsets=offsets,
-        item=np.array([e[0] for e in flat], dtype=np.int32),
-        rating=np.array([e[1] for e in flat], dtype=np.float32),
-        timestamp=np.array([e[2] for e in flat], dtype=np.int64),
-    )
 
 
 def _batch(user: int, hist: list[tuple[int, float, int]], target: int, time: int) -> HistoryBatch:
