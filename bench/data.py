@@ -2,12 +2,17 @@
 
 ``RawRatings`` is what every reader returns (a file, a catalog dataset, the synthetic
 generator). ``build_interactions`` turns it into ``Interactions``: dense int codes, events
-sorted by (user, timestamp) with a stable tie-break (file order), CSR user offsets.
+sorted by (user, timestamp) with ties broken on content (item id, then rating), timestamps
+in seconds, CSR user offsets.
+
+Everything built here is a function of the ratings' content, never of the file's row order:
+the same ratings in another row order give identical Interactions, dataset hash and splits.
+MovieLens' published files are sorted by user, then movie id, so the content tie-break
+reproduces the order (and the splits) that the file order gave.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +25,7 @@ from bench.errors import DataError
 from predictors.types import EventStore, RatingScale
 
 __all__ = [
+    "TIME_UNITS",
     "Catalog",
     "Interactions",
     "RawRatings",
@@ -27,6 +33,9 @@ __all__ = [
     "drop_items",
     "hash_arrays",
 ]
+
+#: Timestamp units and how many of each make one second.
+TIME_UNITS: dict[str, int] = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}
 
 
 @dataclass(frozen=True)
@@ -36,9 +45,11 @@ class RawRatings:
     user_id: NDArray[np.int64]  # (N,) int64 original user ids
     item_id: NDArray[np.int64]  # (N,) int64 original movie ids
     rating: NDArray[np.float32]  # (N,) float32 on the original scale
-    timestamp: NDArray[np.int64]  # (N,) int64 seconds
+    timestamp: NDArray[np.int64]  # (N,) int64 in ``time_unit`` units since the epoch
     scale: RatingScale
     source: str  # where it came from (dataset name or file), for messages and results
+    time_unit: str = "s"  # unit of ``timestamp``: one of TIME_UNITS
+    time_info: dict[str, Any] = field(default_factory=dict)  # how the unit was decided
 
     def __len__(self) -> int:
         return int(self.user_id.shape[0])
@@ -85,8 +96,18 @@ def _dense_codes(ids: NDArray[np.int64]) -> tuple[NDArray[np.int32], NDArray[np.
     return codes.astype(np.int32), np.asarray(uniq, dtype=np.int64)
 
 
-def _user_time_order(user: NDArray[np.int32], ts: NDArray[np.int64]) -> NDArray[np.int64]:
-    """Row order sorting by (user, timestamp), stable (file order on ties)."""
+def _event_order(
+    user: NDArray[np.int32],
+    ts: NDArray[np.int64],
+    item: NDArray[np.int32],
+    rating: NDArray[np.float32],
+) -> NDArray[np.int64]:
+    """Row order sorting by (user, timestamp, item, rating): a function of the content only.
+
+    One stable sort on a combined (user, timestamp) key (or a lexsort when it does not fit
+    in 62 bits), then the rows that tie on (user, timestamp), usually a few percent, are
+    re-sorted by (item, rating). Dense item codes are ranks of the original ids, so the
+    tie-break is by original item id. Rows equal in all four are interchangeable."""
     n = user.shape[0]
     if n == 0:
         return np.zeros(0, dtype=np.int64)
@@ -96,9 +117,59 @@ def _user_time_order(user: NDArray[np.int32], ts: NDArray[np.int64]) -> NDArray[
     if bits_t + bits_u <= 62:  # one combined int64 key: one stable sort instead of lexsort
         key = (user.astype(np.int64) << bits_t) + (ts - tmin)
         if np.all(key[1:] >= key[:-1]):
-            return np.arange(n, dtype=np.int64)
-        return np.argsort(key, kind="stable")
-    return np.lexsort((ts, user))
+            order = np.arange(n, dtype=np.int64)
+        else:
+            order = np.argsort(key, kind="stable")
+        ks = key[order]
+        same = ks[1:] == ks[:-1]  # (N-1,) row j+1 ties with row j
+        del key, ks
+    else:
+        order = np.lexsort((ts, user)).astype(np.int64)
+        us, tss = user[order], ts[order]
+        same = (us[1:] == us[:-1]) & (tss[1:] == tss[:-1])
+        del us, tss
+    if not same.any():
+        return order
+    tied = np.zeros(n, dtype=bool)
+    tied[1:] = same
+    tied[:-1] |= same
+    pos = np.flatnonzero(tied)  # sorted positions in a tie group
+    group = np.cumsum(np.concatenate(([True], ~same)))[pos]  # tie group of each position
+    sub = order[pos]
+    order[pos] = sub[np.lexsort((rating[sub], item[sub], group))]
+    return order
+
+
+def detect_time_unit(ts: NDArray[np.int64], *, source: str, column: str) -> str:
+    """The unit of integer Unix timestamps, told from their magnitude: seconds below 1e11
+    (the year 5138), milliseconds below 1e14, microseconds below 1e17, else nanoseconds.
+    Today's times are ~1.7e9 s, ~1.7e12 ms, ~1.7e15 us, ~1.7e18 ns, so the bands are three
+    orders of magnitude wide. Raises ``DataError`` when the smallest and the largest value
+    (both at least 1e8, i.e. not small counters) fall in different bands: mixed units."""
+
+    def band(v: int) -> str:
+        for unit, limit in (("s", 10**11), ("ms", 10**14), ("us", 10**17)):
+            if v < limit:
+                return unit
+        return "ns"
+
+    if ts.size == 0:
+        return "s"
+    a = np.abs(ts)
+    hi = int(a.max())
+    unit = band(hi)
+    big = a[a >= 10**8]
+    lo = int(big.min()) if big.size else hi
+    if band(lo) != unit:
+        raise DataError(
+            f"{source}: column {column!r} mixes time units (values from {lo} to {hi} look like "
+            f"{_UNIT_NAMES[band(lo)]} and {_UNIT_NAMES[unit]}); expected one unit: fix the "
+            "column or pass --time-unit s|ms|us|ns"
+        )
+    return unit
+
+
+_UNIT_NAMES = {"s": "seconds", "ms": "milliseconds", "us": "microseconds", "ns": "nanoseconds"}
 
 
 def content_hash(
@@ -128,7 +199,7 @@ def content_hash(
 
 @dataclass(frozen=True)
 class Interactions:
-    """All ratings, one row per event, sorted by (user, timestamp), file order on ties."""
+    """All ratings, one row per event, sorted by (user, timestamp, item id, rating)."""
 
     user: NDArray[np.int32]  # (N,) int32 dense user codes, non-decreasing
     item: NDArray[np.int32]  # (N,) int32 dense item codes
@@ -137,9 +208,6 @@ class Interactions:
     user_offsets: NDArray[np.int64]  # (n_users + 1,) int64 CSR offsets
     user_ids: NDArray[np.int64]  # (n_users,) int64 original id of each user code
     item_ids: NDArray[np.int64]  # (n_items,) int64 original id of each item code
-    user_first_seen: NDArray[
-        np.int32
-    ]  # (n_users,) int32 user codes in order of first appearance in the file
     scale: RatingScale
     name: str
     hash: str
@@ -179,11 +247,22 @@ class Interactions:
 def build_interactions(raw: RawRatings, *, name: str | None = None) -> Interactions:
     """Dense-code and sort a raw log. Vectorised; O(N log N).
 
-    Raises ``DataError`` if the log is empty or a rating lies outside ``raw.scale``.
+    Events are ordered by (user, timestamp in ``raw.time_unit``, item id, rating): the row
+    order of the file never matters. Timestamps are then converted to whole seconds
+    (floored), the unit every model's time gaps are in; ``meta["time_unit"]`` records the
+    source unit and how it was decided (``raw.time_info``).
+
+    Raises ``DataError`` if the log is empty, a rating lies outside ``raw.scale``, or the
+    time unit is unknown.
     """
     n = len(raw)
     if n == 0:
         raise DataError(f"{raw.source}: no ratings to load (the table is empty)")
+    if raw.time_unit not in TIME_UNITS:
+        raise DataError(
+            f"{raw.source}: unknown time unit {raw.time_unit!r}; expected one of "
+            f"{', '.join(TIME_UNITS)}"
+        )
     rating = np.asarray(raw.rating, dtype=np.float32)
     bad = ~np.isfinite(rating)
     if bad.any():
@@ -203,20 +282,21 @@ def build_interactions(raw: RawRatings, *, name: str | None = None) -> Interacti
     user_codes, uid = _dense_codes(np.asarray(raw.user_id, dtype=np.int64))
     item_codes, iid = _dense_codes(np.asarray(raw.item_id, dtype=np.int64))
     ts = np.asarray(raw.timestamp, dtype=np.int64)
-    order = _user_time_order(user_codes, ts)  # stable: file order on equal (user, timestamp)
+    # sorted at the source resolution: events within one second keep their true order
+    order = _event_order(user_codes, ts, item_codes, rating)
     n_users = int(uid.shape[0])
     user_sorted = user_codes[order]
     counts = np.bincount(user_sorted, minlength=n_users)
     offsets = np.zeros(n_users + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
-    # first appearance of every user in file order (pandas' drop_duplicates order): the
-    # smallest original row among each user's rows
-    first_row = np.minimum.reduceat(order, offsets[:-1]) if n_users else order[:0]
-    first_seen = np.argsort(first_row, kind="stable").astype(np.int32)
     item_s = item_codes[order]
     rating_s = rating[order]
     ts_s = ts[order]
+    factor = TIME_UNITS[raw.time_unit]
+    if factor != 1:
+        ts_s //= factor  # floor: whole seconds, also before 1970
     digest = content_hash(uid, user_sorted, iid, item_s, rating_s, ts_s, raw.scale)
+    time_meta = {"unit": raw.time_unit, **raw.time_info}
     return Interactions(
         user=user_sorted,
         item=item_s,
@@ -225,35 +305,45 @@ def build_interactions(raw: RawRatings, *, name: str | None = None) -> Interacti
         user_offsets=offsets,
         user_ids=uid,
         item_ids=iid,
-        user_first_seen=first_seen,
         scale=raw.scale,
         name=name or raw.source,
         hash=digest,
+        meta={"time_unit": time_meta},
     )
 
 
 def drop_items(inter: Interactions, drop: NDArray[np.bool_]) -> Interactions:
     """``inter`` without the ratings of items where ``drop`` (n_items,) is True, re-coded
-    densely. Event order (user, time, original tie order) and the users' first-seen order are
-    kept, so seeded user samples stay comparable. Raises ``DataError`` if nothing is left."""
-    keep_ev = ~np.asarray(drop, dtype=bool)[inter.item]
+    densely (users left without a rating are dropped). The event order is kept as it is,
+    not sorted again. Raises ``DataError`` if nothing is left."""
+    drop = np.asarray(drop, dtype=bool)
+    keep_ev = ~drop[inter.item]
     if not keep_ev.any():
         raise DataError(f"{inter.name}: no rating is left after dropping the items")
-    raw = RawRatings(
-        user_id=inter.user_ids[inter.user[keep_ev]],
-        item_id=inter.item_ids[inter.item[keep_ev]],
-        rating=inter.rating[keep_ev],
-        timestamp=inter.timestamp[keep_ev],
+    item_keep = ~drop
+    item_code = (np.cumsum(item_keep) - 1).astype(np.int32)  # old code -> new code
+    item = item_code[inter.item[keep_ev]]
+    user_old = inter.user[keep_ev]
+    counts_old = np.bincount(user_old, minlength=inter.n_users)
+    user_keep = counts_old > 0
+    user_code = (np.cumsum(user_keep) - 1).astype(np.int32)
+    user = user_code[user_old]
+    counts = counts_old[user_keep]
+    offsets = np.zeros(counts.shape[0] + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    user_ids, item_ids = inter.user_ids[user_keep], inter.item_ids[item_keep]
+    rating, ts = inter.rating[keep_ev], inter.timestamp[keep_ev]
+    digest = content_hash(user_ids, user, item_ids, item, rating, ts, inter.scale)
+    return Interactions(
+        user=user,
+        item=item,
+        rating=rating,
+        timestamp=ts,
+        user_offsets=offsets,
+        user_ids=user_ids,
+        item_ids=item_ids,
         scale=inter.scale,
-        source=inter.name,
+        name=inter.name,
+        hash=digest,
+        meta=dict(inter.meta),
     )
-    out = build_interactions(raw, name=inter.name)
-    # first-seen order: the surviving users in the original first-seen order
-    new_code = np.full(inter.n_users, -1, dtype=np.int64)
-    surviving = np.searchsorted(out.user_ids, inter.user_ids)
-    surviving = np.minimum(surviving, out.n_users - 1)
-    hit = out.user_ids[surviving] == inter.user_ids
-    new_code[hit] = surviving[hit]
-    order = new_code[inter.user_first_seen]
-    first_seen = order[order >= 0].astype(np.int32)
-    return dataclasses.replace(out, user_first_seen=first_seen, meta=dict(inter.meta))

@@ -31,6 +31,7 @@ class DataSource:
     download: bool = True
     synthetic: dict[str, Any] = field(default_factory=dict)  # make_synthetic options
     cache: bool = True  # reuse a verified binary cache of the parsed ratings
+    time_unit: str | None = None  # unit of integer timestamps (s, ms, us, ns); None: detect
 
     def describe(self) -> dict[str, Any]:
         scale = None if self.rating_scale is None else list(self.rating_scale)
@@ -42,6 +43,7 @@ class DataSource:
                 "columns": dict(self.columns),
                 "sep": self.sep,
                 "rating_scale": scale,
+                "time_unit": self.time_unit,
             }
         if self.dataset == "synthetic":
             return {"kind": "synthetic", "options": dict(self.synthetic)}
@@ -50,6 +52,7 @@ class DataSource:
             "dataset": self.dataset,
             "data_dir": None if self.data_dir is None else str(self.data_dir),
             "rating_scale": scale,
+            "time_unit": self.time_unit,
         }
 
 
@@ -105,7 +108,7 @@ def load_source(src: DataSource) -> Loaded:
     if src.ratings is not None:
         from bench import readers
 
-        kwargs: dict[str, Any] = {"scale": scale}
+        kwargs: dict[str, Any] = {"scale": scale, "time_unit": src.time_unit}
         if src.columns:
             kwargs["columns"] = dict(src.columns)
         if src.sep is not None:
@@ -138,7 +141,12 @@ def load_source(src: DataSource) -> Loaded:
     folder = datasets.resolve_dataset_dir(manifest, src.data_dir, None, src.download)
     rspec = manifest.ratings
     ratings_path = folder / rspec.path
-    kwargs = {**rspec.reader_kwargs(), "scale": scale or manifest.scale, "source": manifest.name}
+    kwargs = {
+        **rspec.reader_kwargs(),
+        "scale": scale or manifest.scale,
+        "source": manifest.name,
+        "time_unit": src.time_unit,
+    }
 
     def build_ds() -> Interactions:
         return build_interactions(readers.read_ratings(ratings_path, **kwargs), name=src.dataset)

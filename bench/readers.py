@@ -31,7 +31,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
-from bench.data import Catalog, RawRatings
+from bench.data import TIME_UNITS, Catalog, RawRatings, detect_time_unit
 from bench.errors import ConfigError, DataError
 from predictors.types import RatingScale
 
@@ -313,10 +313,71 @@ def _numeric(col: pa.ChunkedArray, path: Path, name: str, what: str) -> NDArray[
     raise DataError(f"{path}: column {name!r} has type {t}; expected {what}")
 
 
+_FLOAT_EXACT = 2**53  # float64 holds every integer up to here, and not all beyond
+
+
+def _is_string(t: pa.DataType) -> bool:
+    return bool(pa.types.is_string(t) or pa.types.is_large_string(t))
+
+
+def _exact_ints(col: pa.ChunkedArray, path: Path, name: str, what: str) -> NDArray[np.int64]:
+    """(N,) int64 from a string column of whole numbers, parsed exactly (never through
+    float64, which merges distinct integers above 2**53): digits with an optional sign and
+    an optional all-zero fraction (``"12"``, ``"12.0"``). Raises ``DataError`` naming the
+    first value that is missing, not a number, not whole, or beyond int64."""
+    if col.null_count:
+        _numeric(col, path, name, what)  # raises the missing-values error
+    text = pc.utf8_trim_whitespace(col)
+    whole = pc.match_substring_regex(text, r"^[+-]?[0-9]+(\.0*)?$")
+    if not pc.all(whole).as_py():
+        ok = np.asarray(whole.to_numpy(zero_copy_only=False), dtype=bool)
+        i = int(np.flatnonzero(~ok)[0])
+        v = col[i].as_py() if col.num_chunks else None
+        try:
+            num = float(str(v))
+        except ValueError:
+            num = float("nan")
+        if num != num:  # NaN: not a number at all
+            raise DataError(
+                f"{path}: column {name!r} has a non-numeric value {v!r} at data row {i + 1}; "
+                f"expected {what}"
+            )
+        raise DataError(
+            f"{path}: column {name!r} has a non-integer value {num} at data row {i + 1} "
+            f"(written {v!r}); expected {what}"
+        )
+    digits = pc.replace_substring_regex(text, r"\.0*$", "")
+    try:
+        out = pc.cast(digits, pa.int64())
+    except pa.ArrowInvalid:
+        raise DataError(
+            f"{path}: column {name!r} has values beyond the 64-bit integer range; expected {what}"
+        ) from None
+    return np.asarray(out.to_numpy(), dtype=np.int64)
+
+
+def _check_float_exact(a: NDArray[Any], path: Path, name: str, what: str) -> None:
+    """Integral floats convert exactly only up to 2**53: beyond it, distinct integers were
+    merged when the column was written as floating point, so refuse rather than guess."""
+    big = np.abs(a) > _FLOAT_EXACT
+    if big.any():
+        i = int(np.flatnonzero(big)[0])
+        raise DataError(
+            f"{path}: column {name!r} is stored as floating point and has {int(big.sum())} "
+            f"value(s) above 2**53 (first: {a[i]:.0f} at data row {i + 1}), where float64 "
+            f"cannot hold every integer: the conversion would be lossy; expected {what} "
+            "stored as integers"
+        )
+
+
 def _ids(col: pa.ChunkedArray, path: Path, name: str) -> NDArray[np.int64]:
-    """(N,) int64 non-negative integer ids."""
+    """(N,) int64 non-negative integer ids, never converted through float64."""
     what = "non-negative integer ids"
-    a = _numeric(col, path, name, what)
+    a = (
+        _exact_ints(col, path, name, what)
+        if _is_string(col.type)
+        else _numeric(col, path, name, what)
+    )
     if a.dtype.kind == "f":
         bad = ~np.isfinite(a) | (a != np.round(a))
         if bad.any():
@@ -325,6 +386,7 @@ def _ids(col: pa.ChunkedArray, path: Path, name: str) -> NDArray[np.int64]:
                 f"{path}: column {name!r} has a non-integer value {a[i]} at data row {i + 1}; "
                 f"expected {what}"
             )
+        _check_float_exact(a, path, name, what)
     if a.dtype.kind == "u":
         if a.size and a.max() > np.iinfo(np.int64).max:
             raise DataError(f"{path}: column {name!r} has ids beyond int64; expected {what}")
@@ -359,13 +421,15 @@ def _ratings(col: pa.ChunkedArray, path: Path, name: str) -> NDArray[np.float32]
     return a.astype(np.float32)
 
 
-def _timestamps(col: pa.ChunkedArray, path: Path, name: str) -> NDArray[np.int64]:
-    """(N,) int64 Unix seconds, from integer seconds or a datetime/date/ISO-8601 column.
+def _timestamps(col: pa.ChunkedArray, path: Path, name: str) -> tuple[NDArray[np.int64], bool]:
+    """((N,) int64 timestamps, whether they came from datetimes). Integer columns are kept
+    as they are (their unit is decided by the caller); datetime/date/ISO-8601 columns become
+    Unix seconds. Integers written as text are parsed exactly, never through float64.
 
     Sub-second datetimes are floored to the second; time-zone-aware values are converted to
     UTC, naive ones are taken as UTC.
     """
-    what = "integer Unix seconds or ISO-8601 datetimes"
+    what = "integer Unix times (seconds, or ms/us/ns) or ISO-8601 datetimes"
     t = col.type
     if pa.types.is_timestamp(t) or pa.types.is_date(t):
         if col.null_count:
@@ -373,17 +437,22 @@ def _timestamps(col: pa.ChunkedArray, path: Path, name: str) -> NDArray[np.int64
         arr = col.to_numpy(zero_copy_only=False) if pa.types.is_date(t) else None
         if arr is None:
             arr = pc.cast(col, pa.timestamp(t.unit)).to_numpy()  # drops the tz: UTC instants
-        return np.asarray(arr).astype("datetime64[s]").astype(np.int64)
-    if pa.types.is_string(t) or pa.types.is_large_string(t):
-        s = col.to_numpy(zero_copy_only=False)
-        num = pd.to_numeric(pd.Series(s, dtype=object), errors="coerce")
-        if num.isna().any() and col.null_count == 0:  # not all numeric: try ISO datetimes
-            try:
-                dt = pd.to_datetime(pd.Series(s, dtype=object), utc=True, format="ISO8601")
-            except (ValueError, TypeError):
-                dt = None
-            if dt is not None and not dt.isna().any():
-                return dt.to_numpy(dtype="datetime64[ns]").astype("datetime64[s]").astype(np.int64)
+        return np.asarray(arr).astype("datetime64[s]").astype(np.int64), True
+    if _is_string(t):
+        if col.null_count == 0:
+            text = pc.utf8_trim_whitespace(col)
+            if not pc.all(pc.match_substring_regex(text, r"^[+-]?[0-9]+(\.0*)?$")).as_py():
+                s = col.to_numpy(zero_copy_only=False)
+                num = pd.to_numeric(pd.Series(s, dtype=object), errors="coerce")
+                if num.isna().any():  # not all numeric: try ISO datetimes
+                    try:
+                        dt = pd.to_datetime(pd.Series(s, dtype=object), utc=True, format="ISO8601")
+                    except (ValueError, TypeError):
+                        dt = None
+                    if dt is not None and not dt.isna().any():
+                        sec = dt.to_numpy(dtype="datetime64[ns]").astype("datetime64[s]")
+                        return sec.astype(np.int64), True
+        return _exact_ints(col, path, name, what), False
     a = _numeric(col, path, name, what)
     if a.dtype.kind == "f":
         bad = ~np.isfinite(a) | (a != np.round(a))
@@ -393,7 +462,8 @@ def _timestamps(col: pa.ChunkedArray, path: Path, name: str) -> NDArray[np.int64
                 f"{path}: column {name!r} has a non-integer value {a[i]} at data row {i + 1}; "
                 f"expected {what}"
             )
-    return a.astype(np.int64, copy=False)
+        _check_float_exact(a, path, name, what)
+    return a.astype(np.int64, copy=False), False
 
 
 def _check_duplicates(
@@ -486,6 +556,7 @@ def read_ratings(
     quoting: bool | None = None,
     scale: RatingScale | None = None,
     source: str | None = None,
+    time_unit: str | None = None,
 ) -> RawRatings:
     """Read a ratings log into ``RawRatings`` (file order, original ids).
 
@@ -495,10 +566,16 @@ def read_ratings(
     ``timestamp`` to column names (default ``userId``, ``movieId``, ``rating``,
     ``timestamp``); a file without a header line gives all its column ``names`` in order.
     ``quoting`` (default: on for csv only) honours double-quoted fields. Timestamps are integer
-    Unix seconds, or datetimes / ISO-8601 strings, converted to int64 seconds (UTC). When
-    ``scale`` is None it is inferred by ``infer_scale`` (min, max, step 1 / 0.5 / None).
+    Unix times in ``time_unit`` (``s``, ``ms``, ``us``, ``ns``; default: detected from their
+    magnitude, see ``bench.data.detect_time_unit``), or datetimes / ISO-8601 strings,
+    converted to int64 seconds (UTC). When ``scale`` is None it is inferred by
+    ``infer_scale`` (min, max, step 1 / 0.5 / None). Ids and integer timestamps are never
+    converted through float64: text is parsed exactly, and a float column whose values
+    exceed 2**53 (where float64 cannot hold every integer) is an error.
 
-    Returns arrays: user_id, item_id (N,) int64; rating (N,) float32; timestamp (N,) int64.
+    Returns arrays: user_id, item_id (N,) int64; rating (N,) float32; timestamp (N,) int64
+    in ``time_unit`` units (``build_interactions`` converts them to seconds), plus
+    ``time_unit`` and ``time_info`` (how the unit was decided).
 
     Raises ``DataError`` (naming file and column) for: a missing file; an unknown format;
     a file that is not of its format; a missing column (with the columns found and the
@@ -528,10 +605,14 @@ def read_ratings(
     # convert one column at a time and let Arrow free it, so that the Arrow table and the
     # numpy copies never coexist in full (peak memory at 30M+ ratings)
     out: dict[str, Any] = {}
+    from_datetimes = False
     for role, conv in (("user", _ids), ("item", _ids), ("rating", _ratings), ("timestamp", None)):
         name = roles[role]
         col = table.column(name)
-        out[role] = _timestamps(col, path, name) if conv is None else conv(col, path, name)
+        if conv is None:
+            out[role], from_datetimes = _timestamps(col, path, name)
+        else:
+            out[role] = conv(col, path, name)
         out[role] = np.array(out[role], copy=not out[role].flags.owndata)  # own the buffer
         del col
         if name not in [roles[r] for r in ("user", "item", "rating", "timestamp") if r not in out]:
@@ -543,9 +624,38 @@ def read_ratings(
     src = source or str(path)
     if scale is None:
         scale = infer_scale(rating, source=src)
+    unit, info = _time_unit(ts, time_unit, from_datetimes, path, roles["timestamp"])
     return RawRatings(
-        user_id=user, item_id=item, rating=rating, timestamp=ts, scale=scale, source=src
+        user_id=user,
+        item_id=item,
+        rating=rating,
+        timestamp=ts,
+        scale=scale,
+        source=src,
+        time_unit=unit,
+        time_info=info,
     )
+
+
+def _time_unit(
+    ts: NDArray[np.int64], given: str | None, from_datetimes: bool, path: Path, column: str
+) -> tuple[str, dict[str, Any]]:
+    """The unit of integer timestamps and how it was decided: ``given`` (``--time-unit``),
+    ``datetime`` (the column held datetimes, converted to seconds) or ``detected`` from the
+    magnitude (``bench.data.detect_time_unit``)."""
+    if given is not None:
+        if given not in TIME_UNITS:
+            raise ConfigError(f"--time-unit must be one of {', '.join(TIME_UNITS)}, got {given!r}")
+        if from_datetimes and given != "s":
+            raise ConfigError(
+                f"{path}: column {column!r} holds datetimes, which carry their own unit; "
+                f"--time-unit {given} does not apply (leave it out)"
+            )
+        return given, {"how": "given", "column": column}
+    if from_datetimes:
+        return "s", {"how": "datetime", "column": column}
+    unit = detect_time_unit(ts, source=str(path), column=column)
+    return unit, {"how": "detected", "column": column}
 
 
 def _strings(col: pa.ChunkedArray) -> NDArray[np.object_]:

@@ -12,7 +12,9 @@ For every user with at least ``min_history + 1`` events (oldest first, positions
 What fitting may see (``TrainSet.events``) is each kept user's events before the
 validation target (before the test target for users without one). Users with fewer events
 are dropped entirely, as the notebook did. ``sample_users = N`` keeps N users drawn like
-the notebook's ``userId.drop_duplicates().sample(n=N, random_state=seed)``.
+the notebook's ``userId.drop_duplicates().sample(n=N, random_state=seed)`` on a file sorted
+by user (as MovieLens' are): the population is the users in ascending id order, so that the
+sample, like everything else in the split, depends on the ratings and not on the row order.
 """
 
 from __future__ import annotations
@@ -201,7 +203,7 @@ def _sample_users(inter: Interactions, n: int, seed: int) -> NDArray[np.bool_]:
     if n >= inter.n_users:
         keep[:] = True
         return keep
-    order = pd.Series(inter.user_first_seen)
+    order = pd.Series(np.arange(inter.n_users, dtype=np.int32))  # ascending original id
     chosen = order.sample(n=n, random_state=seed).to_numpy()
     keep[chosen] = True
     return keep

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
 import json
 import os
@@ -34,7 +35,6 @@ ARRAYS = (
     "user_offsets",
     "user_ids",
     "item_ids",
-    "user_first_seen",
 )
 
 
@@ -115,26 +115,31 @@ def test_key_follows_the_file(tmp_path: Path) -> None:
     assert source_key(f) == k1  # deterministic
     assert source_key(f, {"sep": ","}) != k1  # reader options are part of the key
     st = f.stat()
-    # different content, same size, same mtime: only the fingerprint can tell
+    # different content, same size, same mtime: the whole-file hash tells
     f.write_text("userId,movieId,rating,timestamp\n1,10,5.0,100\n")
     os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert f.stat().st_size == st.st_size and f.stat().st_mtime_ns == st.st_mtime_ns
     assert source_key(f) != k1
-    # same content, new mtime: a new key (the file was touched, re-verify by parsing)
+    # back to the first content with a new mtime: the same key (the content is what counts)
     f.write_text("userId,movieId,rating,timestamp\n1,10,4.0,100\n")
     os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
-    assert source_key(f) != k1
+    assert source_key(f) == k1
 
 
-def test_fingerprint_samples_large_files(tmp_path: Path) -> None:
+def test_fingerprint_covers_every_byte_of_a_large_file(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     data = bytearray(rng.integers(0, 256, 5 * 1024 * 1024, dtype=np.uint8).tobytes())
     f = tmp_path / "big.bin"
     f.write_bytes(bytes(data))
-    fp = fingerprint(f)
-    data[-1] ^= 0xFF  # the last block is always sampled
-    f.write_bytes(bytes(data))
-    assert fingerprint(f) != fp
+    seen = {fingerprint(f)}
+    positions = {0, len(data) - 1, *rng.integers(0, len(data), 8).tolist()}
+    for pos in positions:
+        data[pos] ^= 0x01  # one bit anywhere, size unchanged
+        f.write_bytes(bytes(data))
+        seen.add(fingerprint(f))
+        data[pos] ^= 0x01
+    assert len(seen) == 1 + len(positions)
+    assert fingerprint(f) == hashlib.sha256(f.read_bytes()).hexdigest()
 
 
 def test_corrupt_bytes_give_none_and_delete(
@@ -193,12 +198,14 @@ def test_swapped_user_codes_fail_the_content_hash(
         assert load_interactions("k1", tmp_path) is None
 
 
-def test_changed_first_seen_fails_the_aux_checksum(
+def test_changed_offsets_fail_the_aux_checksum(
     saved: tuple[Interactions, Path], tmp_path: Path
 ) -> None:
     inter, entry = saved
-    rewrite_member(entry, "user_first_seen", inter.user_first_seen[::-1].copy())
-    with pytest.warns(CacheWarning, match="user_first_seen"):
+    off = inter.user_offsets.copy()
+    off[1] += 1  # still non-decreasing from 0 to N: only the checksum can tell
+    rewrite_member(entry, "user_offsets", off)
+    with pytest.warns(CacheWarning, match="user_offsets"):
         assert load_interactions("k1", tmp_path) is None
 
 

@@ -342,3 +342,104 @@ def test_headerless_file_defaults_to_role_names(tmp_path: Path) -> None:
     wide = write(tmp_path / "w.dat", "1::A::x::extra\n")
     with pytest.raises(DataError, match=r"w\.dat: not a valid dat file .*Expected 3 columns"):
         read_catalog(wide, header=False)
+
+
+# --------------------------------------------------------------------------- exact ids
+
+S = RatingScale(0.5, 5.0, 0.5)
+
+
+def test_64_bit_ids_beside_a_float_written_column_stay_distinct(tmp_path: Path) -> None:
+    # "1.0" in movieId sends the reader to its string path: the 64-bit user ids must not go
+    # through float64 there (2**60 + k for k < 128 are one float64)
+    users = [2**60 + k for k in range(50)]
+    rows = [f"{u},{j % 3}.0,4,{100 + j}" for j, u in enumerate(users)]
+    r = read_ratings(csv_file(tmp_path, rows), scale=S)
+    assert r.user_id.tolist() == users
+    assert r.item_id.tolist() == [j % 3 for j in range(50)]
+    inter = build_interactions(r)
+    assert inter.n_users == 50
+
+
+def test_text_ids_and_times_are_parsed_exactly(tmp_path: Path) -> None:
+    big = 2**62 + 1
+    ts = 1_700_000_000_123_456_789  # nanoseconds, beyond 2**53
+    p = csv_file(tmp_path, [f"{big},10,4,{ts}", f"{big - 1},10.000,3,{ts + 1}", "1,x,3,5"])
+    with pytest.raises(DataError, match=r"column 'movieId' has a non-numeric value 'x' at data r"):
+        read_ratings(p, scale=S)
+    p = csv_file(tmp_path, [f"{big},10,4,{ts}", f"{big - 1},10.000,3,{ts + 1}"])
+    r = read_ratings(p, scale=S)
+    assert r.user_id.tolist() == [big, big - 1] and r.timestamp.tolist() == [ts, ts + 1]
+    assert r.time_unit == "ns"
+
+
+def test_ids_stored_as_floats_beyond_2_53_are_an_error(tmp_path: Path) -> None:
+    p = tmp_path / "r.parquet"
+    pq.write_table(
+        pa.table(
+            {
+                "userId": pa.array([1.0, 2.0**60], pa.float64()),
+                "movieId": pa.array([1, 2], pa.int64()),
+                "rating": pa.array([4.0, 3.0]),
+                "timestamp": pa.array([100, 200], pa.int64()),
+            }
+        ),
+        p,
+    )
+    with pytest.raises(DataError, match=r"r\.parquet: column 'userId' is stored as floating poi"):
+        read_ratings(p, scale=S)
+
+
+def test_ids_beyond_int64_are_an_error(tmp_path: Path) -> None:
+    p = csv_file(tmp_path, ["1,10.0,4,100", f"{2**64},10,4,100"])
+    with pytest.raises(DataError, match=r"column 'userId' has values beyond the 64-bit"):
+        read_ratings(p, scale=S)
+
+
+# --------------------------------------------------------------------------- time units
+
+
+@pytest.mark.parametrize(
+    ("scale", "unit"),
+    [(1, "s"), (1_000, "ms"), (1_000_000, "us"), (1_000_000_000, "ns")],
+)
+def test_time_unit_is_detected_and_converted_to_seconds(
+    tmp_path: Path, scale: int, unit: str
+) -> None:
+    secs = [1_500_000_000 + 3600 * j for j in range(4)]
+    rows = [f"1,{10 + j},4,{t * scale + (scale // 2)}" for j, t in enumerate(secs)]
+    r = read_ratings(csv_file(tmp_path, rows), scale=S)
+    assert r.time_unit == unit and r.time_info["how"] == "detected"
+    inter = build_interactions(r)
+    assert inter.timestamp.tolist() == secs  # floored to whole seconds
+    assert inter.meta["time_unit"]["unit"] == unit
+
+
+def test_given_time_unit_wins_and_is_recorded(tmp_path: Path) -> None:
+    r = read_ratings(csv_file(tmp_path, ["1,10,4,5000", "1,11,4,7000"]), time_unit="ms", scale=S)
+    inter = build_interactions(r)
+    assert inter.timestamp.tolist() == [5, 7]
+    assert inter.meta["time_unit"] == {"unit": "ms", "how": "given", "column": "timestamp"}
+    with pytest.raises(ConfigError, match="--time-unit must be one of s, ms, us, ns, got 'h'"):
+        read_ratings(csv_file(tmp_path, ["1,10,4,5000"]), time_unit="h", scale=S)
+
+
+def test_mixed_time_units_are_an_error(tmp_path: Path) -> None:
+    p = csv_file(tmp_path, ["1,10,4,1500000000", "1,11,4,1500000000000"])
+    with pytest.raises(DataError, match=r"column 'timestamp' mixes time units .* --time-unit"):
+        read_ratings(p, scale=S)
+
+
+def test_datetimes_refuse_another_unit(tmp_path: Path) -> None:
+    p = csv_file(tmp_path, ["1,10,4,2020-01-01T00:00:00Z"])
+    assert read_ratings(p, scale=S).time_info["how"] == "datetime"
+    with pytest.raises(ConfigError, match="holds datetimes"):
+        read_ratings(p, time_unit="ms", scale=S)
+
+
+def test_sub_second_order_survives_the_conversion(tmp_path: Path) -> None:
+    # two ratings in one second: the millisecond order decides, not the movie id
+    rows = ["1,30,4,1500000000100", "1,20,2,1500000000900", "1,10,3,1500000000500"]
+    inter = build_interactions(read_ratings(csv_file(tmp_path, rows), scale=S))
+    assert inter.item_ids[inter.item].tolist() == [30, 10, 20]
+    assert inter.timestamp.tolist() == [1_500_000_000] * 3

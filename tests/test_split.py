@@ -164,3 +164,62 @@ def test_notebook_protocol_counts_on_ml_latest_small(data_dir):
     sp = make_split(inter, PROTOCOLS["notebook"])
     c = sp.counts()
     assert (c["train"], c["val"], c["test"]) == (3050, 610, 610)
+
+
+# --------------------------------------------------------------------------- row order
+
+
+def _shuffled(raw, seed: int):
+    from dataclasses import replace
+
+    perm = np.random.default_rng(seed).permutation(len(raw))
+    return replace(
+        raw,
+        user_id=raw.user_id[perm],
+        item_id=raw.item_id[perm],
+        rating=raw.rating[perm],
+        timestamp=raw.timestamp[perm],
+    )
+
+
+def test_ties_are_broken_by_item_id_then_rating_not_by_row_order():
+    # user 1 rates items 30, 10, 20 in one second; user 2 rates item 5 twice at one time
+    rows = [(1, 30, 1.0, 100), (1, 10, 2.0, 100), (1, 20, 3.0, 100), (1, 40, 4.0, 50)]
+    rows += [(2, 5, 4.5, 7), (2, 5, 0.5, 7), (2, 6, 1.0, 3)]
+    for perm in ([0, 1, 2, 3, 4, 5, 6], [6, 5, 4, 3, 2, 1, 0], [2, 4, 0, 6, 1, 5, 3]):
+        inter = build_interactions(make_raw([rows[i] for i in perm]))
+        assert inter.item_ids[inter.item].tolist() == [40, 10, 20, 30, 6, 5, 5]
+        assert inter.rating.tolist() == [4.0, 2.0, 3.0, 1.0, 1.0, 0.5, 4.5]
+
+
+def test_shuffled_rows_give_the_same_interactions_hash_and_split(tiny):
+    from tests.conftest import tiny_rows
+
+    raw = make_raw(tiny_rows())
+    for seed in range(3):
+        other = build_interactions(_shuffled(raw, seed), name="tiny")
+        assert other.hash == tiny.hash
+        for p in (SplitParams(min_history=2), SplitParams(min_history=2, sample_users=2, seed=1)):
+            assert make_split(other, p).hash == make_split(tiny, p).hash
+
+
+def test_published_order_and_splits_are_unchanged_and_shuffling_changes_nothing(data_dir):
+    """On ml-latest-small (sorted by user, then movie) the content tie-break gives the order
+    that a stable sort of the file by (user, timestamp) gave; a shuffled copy gives the same
+    dataset hash and the same splits (94 users tie at their last timestamp)."""
+    from bench.datasets import load_dataset
+
+    raw, _ = load_dataset("ml-latest-small", data_dir=data_dir, download=False)
+    inter = build_interactions(raw, name="ml-latest-small")
+    file_order = np.lexsort((raw.timestamp, raw.user_id))  # stable: file order on ties
+    np.testing.assert_array_equal(inter.item_ids[inter.item], raw.item_id[file_order])
+    np.testing.assert_array_equal(inter.rating, raw.rating[file_order])
+    last = inter.user_offsets[1:] - 1
+    ties = inter.timestamp[last] == inter.timestamp[last - 1]
+    assert int(ties.sum()) > 50  # the tie-break decides many test targets
+    shuffled = build_interactions(_shuffled(raw, 0), name="ml-latest-small")
+    assert shuffled.hash == inter.hash
+    for p in (PROTOCOLS["default"], PROTOCOLS["notebook"], SplitParams(sample_users=100, seed=3)):
+        a, b = make_split(inter, p), make_split(shuffled, p)
+        assert a.hash == b.hash
+        np.testing.assert_array_equal(a.test_pos, b.test_pos)
