@@ -177,6 +177,14 @@ def main() -> None:
 )
 @click.option("--confidence", type=float, default=0.95, show_default=True)
 @click.option(
+    "--ci-method",
+    default="auto",
+    show_default=True,
+    help="Bootstrap interval: bca, percentile, basic, normal or auto (BCa up to 5,000 test "
+    "queries, exact percentile up to 50,000, the Gaussian limit of the bootstrap above; "
+    "docs/statistics.md).",
+)
+@click.option(
     "--out",
     type=click.Path(path_type=Path),
     default=Path("results"),
@@ -310,6 +318,7 @@ def run_cmd(**opts: Any) -> None:
             reference=opts["reference"],
             n_resamples=opts["resamples"],
             confidence=opts["confidence"],
+            ci_method=opts["ci_method"],
             out_dir=opts["out"],
             chunk_size=opts["chunk_size"],
             device=opts["device"],
@@ -407,15 +416,28 @@ def rerun_cmd(results: Path, out: Path | None) -> None:
     help="Write the table to this file instead of the terminal.",
 )
 @click.option("--resamples", type=int, default=2000, show_default=True)
+@click.option(
+    "--ci-method",
+    default="auto",
+    show_default=True,
+    help="Bootstrap interval for the differences computed here (see bench run --help).",
+)
 def compare_cmd(
-    files: tuple[Path, ...], reference: str | None, fmt: str, out: Path | None, resamples: int
+    files: tuple[Path, ...],
+    reference: str | None,
+    fmt: str,
+    out: Path | None,
+    resamples: int,
+    ci_method: str,
 ) -> None:
     """Align models across results files scored on the same split; paired CIs."""
     from bench.compare import build_comparison, render_markdown, render_rich
     from bench.results import atomic_write
 
     try:
-        comp = build_comparison(list(files), reference=reference, n_resamples=resamples)
+        comp = build_comparison(
+            list(files), reference=reference, n_resamples=resamples, method=ci_method
+        )
         if fmt == "markdown" or out is not None:
             text = render_markdown(comp)
             if out is not None:

@@ -24,7 +24,7 @@ from bench.results import load_results, read_predictions
 
 __all__ = ["Comparison", "build_comparison", "render_markdown", "render_rich"]
 
-MARKS = {"better": "better", "worse": "worse", "no clear difference": "~"}
+MARKS = stats.VERDICTS
 
 
 @dataclass
@@ -115,7 +115,12 @@ def build_comparison(
     n_resamples: int = 2000,
     confidence: float = 0.95,
     seed: int = 0,
+    method: str = "auto",
 ) -> Comparison:
+    """One table from results files scored on the same split. Differences that the files do
+    not already hold (several runs, or another reference than the run's own) are computed
+    from the predictions sidecars with ``stats.evaluate``: one resampling of the test
+    queries for every model of every run and every pair."""
     if not paths:
         raise ResultsError("no results file given")
     docs = [(Path(p), load_results(Path(p))) for p in paths]
@@ -127,32 +132,36 @@ def build_comparison(
     reference = reference or d0.get("statistics", {}).get("reference")
     notes: list[str] = []
     frames = [read_predictions(p, d) for p, d in docs]
-    kw: dict[str, Any] = {"n_resamples": n_resamples, "confidence": confidence, "seed": seed}
 
-    # the reference predictions: first run that has the reference model with a sidecar
-    ref_pred = None
+    # every run's predictions aligned on the first sidecar's queries: "run|key" -> (n,)
     truth = None
+    preds: dict[str, np.ndarray] = {}
     base_frame = next((f for f in frames if f is not None), None)
     if base_frame is not None:
         truth = base_frame["truth"].to_numpy(np.float32)
-        for f in frames:
-            if f is not None and reference and f"pred:{reference}" in f.columns:
-                ref_pred = _align(base_frame, f)[f"pred:{reference}"].to_numpy(np.float32)
-                break
-    if len(docs) > 1 and reference and ref_pred is None:
+        for name, frame in zip(names, frames, strict=True):
+            if frame is None:
+                continue
+            aligned = _align(base_frame, frame)
+            for col in aligned.columns:
+                if col.startswith("pred:") and not col.endswith("__other"):
+                    preds[f"{name}|{col[5:]}"] = aligned[col].to_numpy(np.float32)
+    ref_col = next(
+        (f"{n}|{reference}" for n in names if reference and f"{n}|{reference}" in preds), None
+    )
+    if len(docs) > 1 and reference and ref_col is None:
         notes.append(
             f"reference '{reference}' has no predictions in any run: no paired differences"
         )
 
     rows: list[Row] = []
+    pairs: list[tuple[str, str]] = []
     for (_path, doc), name, frame in zip(docs, names, frames, strict=True):
         if doc.get("status") != "complete":
             notes.append(f"{name}: run is {doc.get('status')} (interrupted); finished models shown")
         if frame is None:
             notes.append(f"{name}: predictions sidecar missing; differences taken from its JSON")
-        aligned = (
-            _align(base_frame, frame) if (frame is not None and base_frame is not None) else None
-        )
+        own_ref = (doc.get("statistics") or {}).get("reference")
         for m in doc["models"]:
             metrics = m.get("metrics") or {}
             row = Row(
@@ -166,50 +175,58 @@ def build_comparison(
                 predict_s=(m.get("timings") or {}).get("predict_s"),
                 error=m.get("error"),
             )
-            col = f"pred:{m['key']}"
-            own_ref = (doc.get("statistics") or {}).get("reference")
+            col = f"{name}|{m['key']}"
             if (
                 (len(docs) > 1 or reference != own_ref)
                 and m["status"] == "ok"
                 and m["key"] != reference
-                and aligned is not None
-                and ref_pred is not None
-                and truth is not None
-                and col in aligned.columns
+                and ref_col is not None
+                and col in preds
             ):
-                diffs = stats.paired_diff_cis(
-                    truth, aligned[col].to_numpy(np.float32), ref_pred, **kw
-                )
-                row.d_rmse = {**diffs["rmse"].to_dict(), "verdict": stats.verdict(diffs["rmse"])}
-                row.d_mae = {**diffs["mae"].to_dict(), "verdict": stats.verdict(diffs["mae"])}
+                pairs.append((col, ref_col))
             elif m.get("vs_reference") and reference == own_ref:
                 row.d_rmse = m["vs_reference"].get("rmse")
                 row.d_mae = m["vs_reference"].get("mae")
             rows.append(row)
 
     cross: list[CrossRow] = []
+    cross_pairs: list[tuple[CrossRow, tuple[str, str]]] = []
     if len(docs) > 1:
         _base_path, base_doc = docs[0]
         base_models = {m["key"]: m for m in base_doc["models"] if m["status"] == "ok"}
-        for (_, doc), name, frame in zip(docs[1:], names[1:], frames[1:], strict=True):
+        for (_, doc), name in zip(docs[1:], names[1:], strict=True):
             for m in doc["models"]:
                 b = base_models.get(m["key"])
-                if m["status"] != "ok" or b is None:
+                if m["status"] != "ok" or b is None or not m.get("metrics") or not b.get("metrics"):
                     continue
                 ratio = m["metrics"]["rmse"]["estimate"] / b["metrics"]["rmse"]["estimate"]
-                d = None
-                if frames[0] is not None and frame is not None and truth is not None:
-                    al = _align(frames[0], frame)
-                    col = f"pred:{m['key']}"
-                    if col in al.columns and f"{col}__other" in al.columns:
-                        iv = stats.paired_diff_cis(
-                            truth,
-                            al[f"{col}__other"].to_numpy(np.float32),
-                            al[col].to_numpy(np.float32),
-                            **kw,
-                        )["rmse"]
-                        d = {**iv.to_dict(), "verdict": stats.verdict(iv)}
-                cross.append(CrossRow(m["key"], names[0], name, ratio, d))
+                cr = CrossRow(m["key"], names[0], name, ratio, None)
+                cross.append(cr)
+                pair = (f"{name}|{m['key']}", f"{names[0]}|{m['key']}")
+                if pair[0] in preds and pair[1] in preds:
+                    cross_pairs.append((cr, pair))
+
+    all_pairs = pairs + [p for _, p in cross_pairs]
+    if all_pairs and truth is not None:
+        used = {k for p in all_pairs for k in p}
+        ev = stats.evaluate(
+            truth,
+            {k: v for k, v in preds.items() if k in used},
+            pairs=all_pairs,
+            n_resamples=n_resamples,
+            confidence=confidence,
+            seed=seed,
+            method=method,
+        )
+        by_col = {col: row for row in rows for col in [f"{row.run}|{row.key}"]}
+        for pair in pairs:
+            d = ev.diffs[pair]
+            row = by_col[pair[0]]
+            row.d_rmse = {**d["rmse"].to_dict(), "verdict": stats.verdict(d["rmse"])}
+            row.d_mae = {**d["mae"].to_dict(), "verdict": stats.verdict(d["mae"])}
+        for cr, pair in cross_pairs:
+            iv = ev.diffs[pair]["rmse"]
+            cr.d_rmse = {**iv.to_dict(), "verdict": stats.verdict(iv)}
     return Comparison(
         reference=reference,
         rows=rows,

@@ -66,6 +66,7 @@ class RunSpec:
     n_resamples: int = 2000
     confidence: float = 0.95
     stats_seed: int = 0
+    ci_method: str = "auto"  # see bench.stats.METHODS
     out_dir: Path = Path("results")
     chunk_size: int = 50_000
     device: str = "auto"
@@ -84,6 +85,10 @@ class RunSpec:
             raise ConfigError(f"--resamples must be >= 100, got {self.n_resamples}")
         if not 0.5 < self.confidence < 1:
             raise ConfigError(f"--confidence must be in (0.5, 1), got {self.confidence}")
+        if self.ci_method not in stats.METHODS:
+            raise ConfigError(
+                f"--ci-method must be one of {', '.join(stats.METHODS)}, got '{self.ci_method}'"
+            )
         if self.chunk_size < 1:
             raise ConfigError(f"--chunk-size must be >= 1, got {self.chunk_size}")
         if self.blas_threads is not None and self.blas_threads < 1:
@@ -108,6 +113,7 @@ class RunSpec:
             "n_resamples": self.n_resamples,
             "confidence": self.confidence,
             "stats_seed": self.stats_seed,
+            "ci_method": self.ci_method,
             "out_dir": str(self.out_dir),
             "chunk_size": self.chunk_size,
             "device": self.device,
@@ -139,6 +145,7 @@ class RunSpec:
             n_resamples=d["n_resamples"],
             confidence=d["confidence"],
             stats_seed=d.get("stats_seed", 0),
+            ci_method=d.get("ci_method", "auto"),
             out_dir=Path(d.get("out_dir", "results")),
             chunk_size=d.get("chunk_size", 50_000),
             device=d.get("device", "auto"),
@@ -338,6 +345,7 @@ class Prepared:
     runs: list[ModelRun]
     ref_key: str | None
     timings: dict[str, float]
+    stats_method: str | None = None  # the CI method ``stats.evaluate`` resolved
 
 
 def _plan_runs(
@@ -617,20 +625,32 @@ def _fit_predict(
     run.status = "ok"
 
 
-def _score_one(r: ModelRun, prep: Prepared, spec: RunSpec) -> None:
-    if r.status != "ok" or r.pred is None:
+def _score_all(prep: Prepared, spec: RunSpec) -> None:
+    """Metrics with CIs for every finished model and its paired difference against the
+    reference, all from one resampling of the test queries (``stats.evaluate``)."""
+    ok = [r for r in prep.runs if r.status == "ok" and r.pred is not None]
+    if not ok:
         return
-    kw: dict[str, Any] = {
-        "n_resamples": spec.n_resamples,
-        "confidence": spec.confidence,
-        "seed": spec.stats_seed,
-    }
-    cis = stats.metric_cis(prep.truth, r.pred, **kw)
-    r.metrics = {k: v.to_dict() for k, v in cis.items()}
-    ref = next((x for x in prep.runs if x.key == prep.ref_key and x.status == "ok"), None)
-    if ref is not None and r is not ref and ref.pred is not None:
-        diffs = stats.paired_diff_cis(prep.truth, r.pred, ref.pred, **kw)
-        r.vs_reference = {k: {**v.to_dict(), "verdict": stats.verdict(v)} for k, v in diffs.items()}
+    ref = next((r for r in ok if r.key == prep.ref_key), None)
+    pairs = [(r.key, ref.key) for r in ok if ref is not None and r is not ref]
+    ev = stats.evaluate(
+        prep.truth,
+        {r.key: r.pred for r in ok if r.pred is not None},
+        pairs=pairs,
+        n_resamples=spec.n_resamples,
+        confidence=spec.confidence,
+        seed=spec.stats_seed,
+        method=spec.ci_method,
+    )
+    prep.stats_method = ev.method
+    for r in ok:
+        r.metrics = {k: v.to_dict() for k, v in ev.metrics[r.key].items()}
+        diffs = ev.diffs.get((r.key, ref.key)) if ref is not None else None
+        r.vs_reference = (
+            None
+            if diffs is None
+            else {k: {**v.to_dict(), "verdict": stats.verdict(v)} for k, v in diffs.items()}
+        )
 
 
 def _seed_summary(runs: list[ModelRun]) -> dict[str, Any]:
@@ -647,7 +667,7 @@ def _seed_summary(runs: list[ModelRun]) -> dict[str, Any]:
             "seeds": [g.seed for g in group],
             **{
                 m: stats.seed_spread([g.metrics[m]["estimate"] for g in group if g.metrics])
-                for m in ("rmse", "mae")
+                for m in stats.METRICS
             },
         }
     return out
@@ -706,6 +726,9 @@ def _document(
         "statistics": {
             "metric_ci": "bootstrap over test queries",
             "difference_ci": "paired bootstrap over the same resampled queries",
+            "resampling": "one resampling of the test queries shared by every model",
+            "method": prep.stats_method,
+            "metrics": list(stats.METRICS),
             "n_resamples": spec.n_resamples,
             "confidence": spec.confidence,
             "seed": spec.stats_seed,
@@ -791,6 +814,11 @@ def execute(
 
     def save(status: str) -> dict[str, Any]:
         nonlocal written
+        # every finished model is scored again on the run's one resampling: cheap (one
+        # column per model), and the file on disk always carries complete intervals
+        t0 = time.perf_counter()
+        _score_all(prep, spec)
+        prep.timings["statistics_s"] = time.perf_counter() - t0
         doc = _document(spec, prep, device, status, started, provenance)
         write_results(path, doc, _predictions_frame(prep), overwrite=written)
         written = True
@@ -814,7 +842,6 @@ def execute(
                 progress.update(task, description=f"fitting {r.key}")
                 try:
                     _fit_predict(r, prep, spec, device, trains, gm_val_rmse, console)
-                    _score_one(r, prep, spec)
                     console.print(
                         f"  [green]ok[/] {r.key}: fit {r.fit_s:.2f}s, predict {r.predict_s:.2f}s"
                     )
@@ -834,11 +861,5 @@ def execute(
                 r.status = "not run"
         console.print("[yellow]interrupted: the finished models are kept[/]")
     prep.timings["models_s"] = time.perf_counter() - t_models
-    # the reference may have been restored or finished after others: score any gaps
-    for r in prep.runs:
-        if r.status == "ok" and (
-            r.metrics is None or (r.vs_reference is None and r.key != prep.ref_key)
-        ):
-            _score_one(r, prep, spec)
     doc = save("incomplete" if interrupted else "complete")
     return RunOutcome(path=path, doc=doc, runs=prep.runs, interrupted=interrupted)

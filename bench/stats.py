@@ -1,41 +1,60 @@
-"""Test-set statistics: pooled RMSE/MAE, their bootstrap CIs, paired differences, seed spread.
+"""Test-set statistics: pooled metrics, their bootstrap CIs, paired differences, seed spread.
 
-Decisions (see DESIGN.md, Statistics):
+Decisions (docs/statistics.md has the reasoning and the measured costs):
 
-- Metrics are pooled over test queries (one per user) on the original rating scale.
-- CIs resample test queries with ``scipy.stats.bootstrap``. The bootstrap resamples
-  *query indices* (one-sample bootstrap of ``arange(n)``) and the statistic gathers the
-  per-query errors at those indices, computing both metrics in one vectorised call. The
-  resamples therefore depend only on ``(n, n_resamples, seed)``: every model scored on the
-  same queries with the same seed is resampled identically, and a paired difference uses
-  the same resampled queries for both models.
-- Method ``"auto"``: BCa for ``n <= BCA_MAX_N`` (its jackknife costs O(n^2)), percentile
-  above. Batches are sized so that resample arrays stay under ``RESAMPLE_BUDGET_BYTES``.
+- Metrics are pooled over test queries (one per user) on the original rating scale. Every
+  metric is ``finish(mean(loss(pred - truth)))``: RMSE is ``sqrt`` of the mean squared error,
+  MAE the mean absolute error. ``METRIC_TABLE`` lists them; statistics, the runner, compare
+  and report iterate it, so a new metric of that form is one row there.
+- **One resampling for every model.** ``evaluate`` takes every model's predictions at once,
+  stacks their per-query losses into one (n, columns) matrix and resamples the test queries
+  once: each batch of resamples is a matrix of multinomial counts (resample x query) applied
+  to all columns with one matrix product. Every model, metric and paired difference is
+  therefore read off the same resamples, and a model adds one column, not a bootstrap.
+  The resamples depend only on ``(n, n_resamples, seed)``, never on the data.
+- Intervals (``method``): ``"bca"``, ``"percentile"`` and ``"basic"`` on exact multinomial
+  resamples, as ``scipy.stats.bootstrap`` defines them (the tests check agreement within
+  Monte-Carlo error). BCa's jackknife is exact and O(n) here: every statistic is a smooth
+  function of column means, so the leave-one-out means are ``(S - x_i) / (n - 1)``.
+  ``"normal"`` is the percentile interval of the bootstrap distribution's Gaussian limit: the
+  resampled column means are drawn as ``mean + N(0, Σ/n)`` (Σ the plug-in covariance of the
+  columns, so pairing is kept), then passed through the same ``finish`` and differences. The
+  bootstrap distribution of a mean differs from that limit by O(1/sqrt(n)) in skewness,
+  far below the Monte-Carlo error of 2,000 resamples once n is in the tens of thousands,
+  and it costs O(n · columns²) instead of O(n · n_resamples).
+- ``"auto"``: BCa for ``n <= BCA_MAX_N``, exact percentile for ``n <= EXACT_MAX_N``, normal
+  above. Exact batches are sized so that live arrays stay under ``RESAMPLE_BUDGET_BYTES``.
 - A bootstrap distribution without spread (one query, all errors equal, a model against
   itself, a constant per-query margin) gives the point estimate as both bounds, with method
-  ``"degenerate"``, instead of scipy's NaN.
+  ``"degenerate"``.
 - Seed-to-seed spread (training randomness) is reported by ``seed_spread``, separately.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy import stats as sps
+from scipy.special import ndtr, ndtri
 
 from bench.errors import ConfigError
 
 __all__ = [
     "BCA_MAX_N",
+    "EXACT_MAX_N",
     "METHODS",
     "METRICS",
+    "METRIC_TABLE",
     "RESAMPLE_BUDGET_BYTES",
+    "VERDICTS",
+    "Evaluation",
     "Interval",
+    "Metric",
+    "evaluate",
     "mae",
     "metric_cis",
     "paired_diff_cis",
@@ -45,17 +64,44 @@ __all__ = [
     "verdict",
 ]
 
-METRICS = ("rmse", "mae")  # order of the rows of every vector-valued statistic below
-METHODS = ("auto", "bca", "percentile", "basic")
-BCA_MAX_N = 5_000  # "auto" uses BCa up to this many queries, percentile above
+
+@dataclass(frozen=True)
+class Metric:
+    """A pooled metric ``finish(mean(loss(pred - truth)))`` over test queries."""
+
+    name: str
+    label: str  # for tables and figures
+    loss: Callable[[NDArray[np.float64]], NDArray[np.float64]]  # (n,) errors -> (n,) losses
+    finish: Callable[[NDArray[np.float64]], NDArray[np.float64]]  # mean loss -> metric
+    lower_is_better: bool = True
+
+
+def _identity(x: NDArray[np.float64]) -> NDArray[np.float64]:
+    return x
+
+
+def _sqrt(x: NDArray[np.float64]) -> NDArray[np.float64]:
+    return np.sqrt(np.maximum(x, 0.0))
+
+
+METRIC_TABLE: tuple[Metric, ...] = (
+    Metric("rmse", "RMSE", np.square, _sqrt),
+    Metric("mae", "MAE", np.abs, _identity),
+)
+METRICS = tuple(m.name for m in METRIC_TABLE)  # the order of every per-metric result
+METHODS = ("auto", "bca", "percentile", "basic", "normal")
+BCA_MAX_N = 5_000  # "auto" uses BCa up to this many queries
+EXACT_MAX_N = 50_000  # "auto" resamples exactly up to this many queries, normal above
 RESAMPLE_BUDGET_BYTES = 64 * 2**20  # target for live resample arrays per batch
-# Live bytes per resampled element: scipy's int64 index draw + its int32 gather of our query
-# indices, then those + one float64 error gather inside the statistic. Measured peaks with
-# tracemalloc: ~70 MB at n = 200,000 (percentile), ~90 MB at n = 5,000 (BCa jackknife).
-_BYTES_PER_ELEMENT = 16
+# Live bytes per resampled element: int64 draws, their int64 bincount and the float64 counts.
+_BYTES_PER_ELEMENT = 24
 # Bootstrap distributions whose range is below this (relative to max(1, |value|)) are
 # degenerate: rounding noise of a constant statistic, not sampling variability.
 _DEGENERATE_RTOL = 1e-12
+# Covariance eigenvalues below this fraction of the largest are null directions ("normal").
+_NULL_RTOL = 1e-10
+# The words a difference interval is read as (``verdict``), and their short marks.
+VERDICTS = {"better": "better", "worse": "worse", "no clear difference": "~"}
 
 
 @dataclass(frozen=True)
@@ -65,7 +111,7 @@ class Interval:
     estimate: float
     low: float
     high: float
-    method: str  # "bca" | "percentile" | "basic" | "degenerate"
+    method: str  # "bca" | "percentile" | "basic" | "normal" | "degenerate"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -81,13 +127,22 @@ def _as_1d(name: str, values: ArrayLike) -> NDArray[np.float64]:
     return arr
 
 
-def _errors(truth: ArrayLike, pred: ArrayLike, pred_name: str = "pred") -> NDArray[np.float64]:
-    """Per-query errors ``pred - truth`` as float64, shape (n,); raises ValueError on bad input."""
+def _check_truth(truth: ArrayLike) -> NDArray[np.float64]:
     t = _as_1d("truth", truth)
+    if t.size == 0:
+        raise ValueError("no test queries: truth and predictions are empty")
+    bad = ~np.isfinite(t)
+    if bad.any():
+        raise ValueError(f"truth has {int(bad.sum())} non-finite ratings")
+    return t
+
+
+def _errors(t: NDArray[np.float64], pred: ArrayLike, pred_name: str) -> NDArray[np.float64]:
+    """Per-query errors ``pred - truth`` as float64, shape (n,); raises ValueError on bad input."""
     p = _as_1d(pred_name, pred)
     if t.shape != p.shape:
         raise ValueError(f"shape mismatch: truth has shape {t.shape}, {pred_name} has {p.shape}")
-    if t.size == 0:
+    if p.size == 0:
         raise ValueError("no test queries: truth and predictions are empty")
     bad = ~np.isfinite(p)
     if bad.any():
@@ -96,9 +151,6 @@ def _errors(truth: ArrayLike, pred: ArrayLike, pred_name: str = "pred") -> NDArr
             f"{pred_name} has {int(bad.sum())} missing or non-finite predictions "
             f"(first at query {first}: {p[first]}); a missing prediction is never averaged away"
         )
-    bad = ~np.isfinite(t)
-    if bad.any():
-        raise ValueError(f"truth has {int(bad.sum())} non-finite ratings")
     return p - t
 
 
@@ -114,13 +166,18 @@ def _check_options(n_resamples: int, confidence: float, method: str) -> None:
 # --------------------------------------------------------------------------- point metrics
 
 
+def _point(metric: str, truth: ArrayLike, pred: ArrayLike) -> float:
+    m = METRIC_TABLE[METRICS.index(metric)]
+    e = _errors(_check_truth(truth), pred, "pred")
+    return float(m.finish(np.asarray(np.mean(m.loss(e)))))
+
+
 def rmse(truth: ArrayLike, pred: ArrayLike) -> float:
     """Pooled root mean squared error ``sqrt(mean((pred - truth)^2))`` over (n,) queries.
 
     Raises ValueError on a shape mismatch, empty input or any NaN/inf.
     """
-    e = _errors(truth, pred)
-    return float(np.sqrt(np.mean(e * e)))
+    return _point("rmse", truth, pred)
 
 
 def mae(truth: ArrayLike, pred: ArrayLike) -> float:
@@ -128,14 +185,14 @@ def mae(truth: ArrayLike, pred: ArrayLike) -> float:
 
     Raises ValueError on a shape mismatch, empty input or any NaN/inf.
     """
-    return float(np.mean(np.abs(_errors(truth, pred))))
+    return _point("mae", truth, pred)
 
 
-# --------------------------------------------------------------------------- bootstrap core
+# --------------------------------------------------------------------------- resampling
 
 
 def resample_batch(n: int, n_resamples: int) -> int:
-    """Resamples per vectorised call so that one batch holds at most ~RESAMPLE_BUDGET_BYTES.
+    """Exact resamples per batch so that one batch holds at most ~RESAMPLE_BUDGET_BYTES.
 
     A function of (n, n_resamples) only, never of the data: the random stream, hence the
     resampled queries, are then identical for every model scored on the same n queries.
@@ -145,83 +202,183 @@ def resample_batch(n: int, n_resamples: int) -> int:
 
 def _resolve_method(method: str, n: int) -> str:
     if method == "auto":
-        return "bca" if n <= BCA_MAX_N else "percentile"
+        if n <= BCA_MAX_N:
+            return "bca"
+        return "percentile" if n <= EXACT_MAX_N else "normal"
     return method
 
 
-def _bootstrap(
-    statistic: Callable[..., NDArray[np.float64]],
-    estimates: NDArray[np.float64],
-    n: int,
-    *,
-    n_resamples: int,
-    confidence: float,
-    seed: int,
-    method: str,
-) -> dict[str, Interval]:
-    """Bootstrap CIs for a vector statistic of resampled query indices, one row per metric.
-
-    ``statistic(idx, axis=-1)`` maps an integer index array (..., m) to (len(METRICS), ...);
-    ``estimates`` (len(METRICS),) is its value on all n queries.
-    """
-    if n == 1:  # nothing to resample; scipy refuses one observation
-        return {
-            k: Interval(float(v), float(v), float(v), "degenerate")
-            for k, v in zip(METRICS, estimates, strict=True)
-        }
-    chosen = _resolve_method(method, n)
-    # Resample query indices: int32 keeps the gathered resamples half the size of int64.
-    queries = np.arange(n, dtype=np.int32)
-    kwargs = dict(
-        statistic=statistic,
-        vectorized=True,
-        paired=False,  # one sample (the indices); pairing is done by gathering with them
-        axis=-1,
-        confidence_level=confidence,
-        batch=resample_batch(n, n_resamples),
-    )
-    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
-        # Degenerate distributions make BCa warn and return NaN; handled below.
-        warnings.simplefilter("ignore", sps.DegenerateDataWarning)
-        res = sps.bootstrap(
-            (queries,),
-            n_resamples=n_resamples,
-            method=chosen,
-            rng=np.random.default_rng(seed),
-            **kwargs,
-        )
-        low = np.array(res.confidence_interval.low, dtype=np.float64, ndmin=1)
-        high = np.array(res.confidence_interval.high, dtype=np.float64, ndmin=1)
-        methods = [chosen] * len(METRICS)
-        if chosen == "bca" and (np.isnan(low).any() or np.isnan(high).any()):
-            # BCa fails (NaN) when the jackknife has no spread though the bootstrap has:
-            # fall back to percentile on the same bootstrap distribution (no new resamples).
-            pct = sps.bootstrap(
-                (queries,),
-                n_resamples=0,
-                bootstrap_result=res,
-                method="percentile",
-                rng=np.random.default_rng(seed),
-                **kwargs,
-            )
-            for j in np.flatnonzero(np.isnan(low) | np.isnan(high)):
-                low[j] = np.atleast_1d(pct.confidence_interval.low)[j]
-                high[j] = np.atleast_1d(pct.confidence_interval.high)[j]
-                methods[j] = "percentile"
-    dist = np.atleast_2d(res.bootstrap_distribution)  # (len(METRICS), n_resamples)
-    spread = np.ptp(dist, axis=-1)
-    scale = np.maximum(1.0, np.max(np.abs(dist), axis=-1))
-    out = {}
-    for j, key in enumerate(METRICS):  # type: ignore[assignment]
-        est = float(estimates[j])
-        if spread[j] <= _DEGENERATE_RTOL * scale[j]:
-            out[key] = Interval(est, est, est, "degenerate")
-        else:
-            out[key] = Interval(est, float(low[j]), float(high[j]), methods[j])
+def _exact_means(
+    cols: NDArray[np.float64], n_resamples: int, rng: np.random.Generator
+) -> NDArray[np.float64]:
+    """(R, C) column means of ``cols`` (n, C) over R multinomial resamples of its rows."""
+    n = cols.shape[0]
+    batch = resample_batch(n, n_resamples)
+    out = np.empty((n_resamples, cols.shape[1]), dtype=np.float64)
+    for lo in range(0, n_resamples, batch):
+        b = min(batch, n_resamples - lo)
+        idx = rng.integers(0, n, size=(b, n))  # (b, n) int64 resampled query indices
+        idx += (np.arange(b, dtype=np.int64) * n)[:, None]
+        counts = np.bincount(idx.ravel(), minlength=b * n).reshape(b, n).astype(np.float64)
+        out[lo : lo + b] = counts @ cols
+    out /= n
     return out
 
 
-# --------------------------------------------------------------------------- public CIs
+def _normal_means(
+    cols: NDArray[np.float64], n_resamples: int, rng: np.random.Generator
+) -> NDArray[np.float64]:
+    """(R, C) draws of the Gaussian limit of the bootstrap distribution of the column means:
+    ``mean + N(0, Σ / n)`` with Σ the plug-in (ddof=0) covariance of the (n, C) columns."""
+    n = cols.shape[0]
+    mean = cols.mean(axis=0)
+    centred = cols - mean
+    cov = centred.T @ centred / n  # (C, C)
+    vals, vecs = np.linalg.eigh(cov)
+    # directions without variance (a model against itself, a constant per-query margin)
+    # come out of eigh as rounding noise: zero them so that those statistics stay exact
+    vals = np.where(vals > _NULL_RTOL * max(float(vals.max(initial=0.0)), 0.0), vals, 0.0)
+    root = vecs * np.sqrt(vals)  # (C, C): root @ root.T == cov
+    z = rng.standard_normal((n_resamples, cols.shape[1]))
+    return mean + (z @ root.T) / np.sqrt(n)
+
+
+# --------------------------------------------------------------------------- intervals
+
+
+def _intervals(
+    theta: NDArray[np.float64],
+    dist: NDArray[np.float64],
+    jack: NDArray[np.float64] | None,
+    confidence: float,
+    method: str,
+) -> list[Interval]:
+    """One Interval per statistic: ``theta`` (S,) estimates, ``dist`` (R, S) their bootstrap
+    distribution, ``jack`` (n, S) leave-one-out values (BCa only)."""
+    alpha = (1.0 - confidence) / 2.0
+    r = dist.shape[0]
+    levels = np.tile([alpha, 1.0 - alpha], (theta.size, 1))  # (S, 2)
+    methods = [method] * theta.size
+    if method == "bca":
+        assert jack is not None
+        with np.errstate(invalid="ignore", divide="ignore"):
+            frac = ((dist < theta).sum(axis=0) + (dist <= theta).sum(axis=0)) / (2.0 * r)
+            z0 = ndtri(frac)
+            u = jack.mean(axis=0) - jack  # (n, S), scipy's U_i up to the factor (n - 1)
+            a_hat = (u**3).sum(axis=0) / (6.0 * ((u**2).sum(axis=0)) ** 1.5)
+            for j, z in enumerate((ndtri(alpha), -ndtri(alpha))):
+                num = z0 + z
+                levels[:, j] = ndtr(z0 + num / (1.0 - a_hat * num))
+        bad = ~np.isfinite(levels).all(axis=1)
+        # BCa fails (NaN) when the jackknife has no spread though the bootstrap has: take
+        # the percentile interval of the same bootstrap distribution instead.
+        levels[bad] = [alpha, 1.0 - alpha]
+        for j in np.flatnonzero(bad):
+            methods[j] = "percentile"
+    ranked = np.sort(dist, axis=0)
+    out = []
+    spread = ranked[-1] - ranked[0]
+    scale = np.maximum(1.0, np.max(np.abs(ranked), axis=0))
+    for j in range(theta.size):
+        est = float(theta[j])
+        if spread[j] <= _DEGENERATE_RTOL * scale[j]:
+            out.append(Interval(est, est, est, "degenerate"))
+            continue
+        # the 'linear' quantile of numpy (and of scipy.stats.bootstrap)
+        lo, hi = np.quantile(ranked[:, j], levels[j])
+        if methods[j] == "basic":
+            lo, hi = 2 * est - hi, 2 * est - lo
+        out.append(Interval(est, float(lo), float(hi), methods[j]))
+    return out
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Every model's metrics and every asked-for paired difference, from one resampling."""
+
+    metrics: dict[str, dict[str, Interval]]  # model -> metric -> Interval
+    diffs: dict[tuple[str, str], dict[str, Interval]]  # (a, b) -> metric -> a - b
+    method: str  # the resolved method (an Interval may say "degenerate" or fall back)
+    n: int  # test queries
+
+
+def evaluate(
+    truth: ArrayLike,
+    preds: Mapping[str, ArrayLike],
+    *,
+    pairs: Sequence[tuple[str, str]] = (),
+    n_resamples: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    method: str = "auto",
+) -> Evaluation:
+    """CIs of every metric of every model in ``preds`` ({name: (n,) predictions}) and of the
+    paired differences ``metric(a) - metric(b)`` for each (a, b) in ``pairs``, all read off one
+    resampling of the (n,) test queries (see the module docstring for the methods).
+
+    Raises ValueError on bad arrays (naming the model) or an unknown pair member,
+    ConfigError on bad options.
+    """
+    _check_options(n_resamples, confidence, method)
+    t = _check_truth(truth)
+    names = list(preds)
+    for a, b in pairs:
+        for k in (a, b):
+            if k not in preds:
+                raise ValueError(f"paired difference names {k!r}, which has no predictions")
+    n_met = len(METRIC_TABLE)
+    n = t.size
+    # (n, K * n_met) per-query losses: column k * n_met + j is metric j of model k
+    cols = np.empty((n, len(names) * n_met), dtype=np.float64)
+    for k, name in enumerate(names):
+        e = _errors(t, preds[name], name)
+        for j, m in enumerate(METRIC_TABLE):
+            cols[:, k * n_met + j] = m.loss(e)
+    chosen = _resolve_method(method, n)
+    rng = np.random.default_rng(seed)
+
+    def stats_of(means: NDArray[np.float64]) -> NDArray[np.float64]:
+        # (..., K * n_met) column means -> (..., S) statistics: every metric of every
+        # model, then every pair's differences
+        per_model = np.empty_like(means)
+        for j, m in enumerate(METRIC_TABLE):
+            per_model[..., j::n_met] = m.finish(means[..., j::n_met])
+        parts = [per_model]
+        for a, b in pairs:
+            ia, ib = names.index(a) * n_met, names.index(b) * n_met
+            parts.append(per_model[..., ia : ia + n_met] - per_model[..., ib : ib + n_met])
+        return np.concatenate(parts, axis=-1)
+
+    total = cols.sum(axis=0)
+    theta = stats_of(total / n)
+    jack = None
+    if n == 1:  # nothing to resample: every interval is the point (degenerate)
+        dist = np.repeat(theta[None, :], 2, axis=0)
+        chosen = "percentile"
+    else:
+        if chosen == "normal":
+            means = _normal_means(cols, n_resamples, rng)
+        else:
+            means = _exact_means(cols, n_resamples, rng)
+        dist = stats_of(means)
+        if chosen == "bca":
+            jack = stats_of((total - cols) / (n - 1))  # (n, S) leave-one-out statistics
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ivs = _intervals(theta, dist, jack, confidence, chosen)
+    metrics = {
+        name: {m.name: ivs[k * n_met + j] for j, m in enumerate(METRIC_TABLE)}
+        for k, name in enumerate(names)
+    }
+    base = len(names) * n_met
+    diffs = {
+        pair: {m.name: ivs[base + p * n_met + j] for j, m in enumerate(METRIC_TABLE)}
+        for p, pair in enumerate(pairs)
+    }
+    return Evaluation(metrics=metrics, diffs=diffs, method=chosen, n=n)
 
 
 def metric_cis(
@@ -233,32 +390,19 @@ def metric_cis(
     seed: int = 0,
     method: str = "auto",
 ) -> dict[str, Interval]:
-    """Bootstrap CIs of pooled RMSE and MAE, resampling the (n,) test queries.
-
-    Returns ``{"rmse": Interval, "mae": Interval}``. ``method`` is "auto" (BCa when
-    n <= BCA_MAX_N, percentile otherwise), "bca", "percentile" or "basic". Same (n, seed)
-    gives the same resampled queries for every model. Raises ValueError on bad arrays,
-    ConfigError on bad options.
-    """
-    _check_options(n_resamples, confidence, method)
-    e = _errors(truth, pred)
-    sq = e * e  # (n,) float64
-    ab = np.abs(e)  # (n,) float64
-
-    def statistic(idx: NDArray[np.int32], axis: int = -1) -> NDArray[np.float64]:
-        # idx (..., m) int32 query indices -> (2, ...): RMSE and MAE of each resample
-        return np.stack([np.sqrt(sq[idx].mean(axis=axis)), ab[idx].mean(axis=axis)])
-
-    estimates = np.array([np.sqrt(sq.mean()), ab.mean()])
-    return _bootstrap(
-        statistic,
-        estimates,
-        e.size,
+    """Bootstrap CIs of every metric (``{"rmse": Interval, "mae": Interval}``) of one model
+    over its (n,) test queries; ``evaluate`` with one model. Same (n, seed) gives the same
+    resampled queries for every model. Raises ValueError on bad arrays, ConfigError on bad
+    options."""
+    ev = evaluate(
+        truth,
+        {"pred": pred},
         n_resamples=n_resamples,
         confidence=confidence,
         seed=seed,
         method=method,
     )
+    return ev.metrics["pred"]
 
 
 def paired_diff_cis(
@@ -271,36 +415,21 @@ def paired_diff_cis(
     seed: int = 0,
     method: str = "auto",
 ) -> dict[str, Interval]:
-    """Paired-bootstrap CIs of metric(a) - metric(b) for RMSE and MAE over (n,) queries.
-
-    Both models are scored on the same resampled queries in every resample, so the
-    between-query variance cancels. A negative upper bound means a is really better
-    (lower error); see ``verdict``. Returns ``{"rmse": Interval, "mae": Interval}``.
-    Raises ValueError on bad arrays (either model), ConfigError on bad options.
-    """
-    _check_options(n_resamples, confidence, method)
-    ea = _errors(truth, pred_a, "pred_a")
-    eb = _errors(truth, pred_b, "pred_b")
-    sq_a = ea * ea  # (n,) float64
-    sq_b = eb * eb  # (n,) float64
-    d_abs = np.abs(ea) - np.abs(eb)  # (n,) float64; MAE is linear, so its diff is a mean
-
-    def statistic(idx: NDArray[np.int32], axis: int = -1) -> NDArray[np.float64]:
-        # idx (..., m) int32 query indices -> (2, ...): RMSE(a) - RMSE(b), MAE(a) - MAE(b)
-        rmse_a = np.sqrt(sq_a[idx].mean(axis=axis))
-        rmse_b = np.sqrt(sq_b[idx].mean(axis=axis))
-        return np.stack([rmse_a - rmse_b, d_abs[idx].mean(axis=axis)])
-
-    estimates = np.array([np.sqrt(sq_a.mean()) - np.sqrt(sq_b.mean()), d_abs.mean()])
-    return _bootstrap(
-        statistic,
-        estimates,
-        ea.size,
+    """Paired-bootstrap CIs of metric(a) - metric(b) over (n,) queries; ``evaluate`` with
+    one pair. Both models are scored on the same resampled queries in every resample, so the
+    between-query variance cancels. A negative upper bound means a is really better (lower
+    error); see ``verdict``. Raises ValueError on bad arrays (either model), ConfigError on
+    bad options."""
+    ev = evaluate(
+        truth,
+        {"pred_a": pred_a, "pred_b": pred_b},
+        pairs=[("pred_a", "pred_b")],
         n_resamples=n_resamples,
         confidence=confidence,
         seed=seed,
         method=method,
     )
+    return ev.diffs[("pred_a", "pred_b")]
 
 
 def verdict(interval: Interval) -> str:

@@ -10,10 +10,14 @@ import pytest
 from bench.errors import ConfigError
 from bench.stats import (
     BCA_MAX_N,
+    EXACT_MAX_N,
+    RESAMPLE_BUDGET_BYTES,
     Interval,
+    evaluate,
     mae,
     metric_cis,
     paired_diff_cis,
+    resample_batch,
     rmse,
     seed_spread,
     verdict,
@@ -257,3 +261,141 @@ def test_seed_spread_on_hand_example() -> None:
         seed_spread([])
     with pytest.raises(ValueError, match="non-finite"):
         seed_spread([0.8, float("nan")])
+
+
+# --------------------------------------------------------------------------- one resampling
+
+
+def _scipy_ci(errors: np.ndarray, stat: str, method: str, n_resamples: int) -> tuple[float, float]:
+    from scipy import stats as sps
+
+    def rmse_of(e: np.ndarray, axis: int = -1) -> np.ndarray:
+        return np.sqrt(np.mean(e * e, axis=axis))
+
+    def mae_of(e: np.ndarray, axis: int = -1) -> np.ndarray:
+        return np.mean(np.abs(e), axis=axis)
+
+    res = sps.bootstrap(
+        (errors,),
+        rmse_of if stat == "rmse" else mae_of,
+        n_resamples=n_resamples,
+        method=method,
+        vectorized=True,
+        rng=np.random.default_rng(99),
+    )
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+@pytest.mark.parametrize(
+    ("method", "scipy_method", "n"),
+    [
+        ("percentile", "percentile", 400),
+        ("basic", "basic", 400),
+        ("bca", "BCa", 400),
+        ("normal", "percentile", 3000),
+    ],
+)
+def test_intervals_agree_with_scipy_bootstrap_within_monte_carlo_error(
+    method: str, scipy_method: str, n: int
+) -> None:
+    # skewed errors (a Gamma tail) so that BCa and percentile really differ
+    rng = np.random.default_rng(21)
+    truth = np.zeros(n)
+    pred = rng.gamma(2.0, 0.5, n) * rng.choice([-1.0, 1.0], n)
+    ours = metric_cis(truth, pred, n_resamples=4000, method=method, seed=5)
+    for k in ("rmse", "mae"):
+        lo, hi = _scipy_ci(pred - truth, k, scipy_method, 4000)
+        width = hi - lo
+        # a 2.5% quantile of 4,000 resamples has a Monte-Carlo sd of ~0.011 widths; two
+        # independent ones differ by ~0.015 widths: 0.08 is over 5 sd
+        assert abs(ours[k].low - lo) < 0.08 * width, (k, ours[k], lo, hi)
+        assert abs(ours[k].high - hi) < 0.08 * width, (k, ours[k], lo, hi)
+        assert ours[k].method == method
+
+
+@pytest.mark.parametrize("method", ["percentile", "bca", "normal"])
+def test_one_evaluation_equals_separate_calls(method: str) -> None:
+    # the resamples depend on (n, n_resamples, seed) only: evaluating three models and two
+    # pairs at once gives exactly what one call per model or pair gives
+    truth, pred_a = _model(700, 1.0, seed=30)
+    _, pred_b = _model(700, 1.1, seed=31)
+    pred_c = (pred_a + pred_b) / 2
+    ev = evaluate(
+        truth,
+        {"a": pred_a, "b": pred_b, "c": pred_c},
+        pairs=[("a", "c"), ("b", "c")],
+        n_resamples=500,
+        seed=4,
+        method=method,
+    )
+    assert ev.n == 700 and ev.method == method
+    if method == "normal":  # draws are joint over all columns: equal within Monte-Carlo error
+        for key, pred in (("a", pred_a), ("b", pred_b)):
+            alone = metric_cis(truth, pred, n_resamples=500, seed=4, method=method)
+            for k in ("rmse", "mae"):
+                width = alone[k].high - alone[k].low
+                assert ev.metrics[key][k].estimate == alone[k].estimate
+                assert abs(ev.metrics[key][k].low - alone[k].low) < 0.15 * width
+        return
+    def same(x: dict[str, Interval], y: dict[str, Interval]) -> None:
+        # equal up to the summation order of one matrix product with more columns
+        for k in ("rmse", "mae"):
+            assert x[k].method == y[k].method
+            for f in ("estimate", "low", "high"):
+                assert getattr(x[k], f) == pytest.approx(getattr(y[k], f), rel=1e-12, abs=1e-12)
+
+    for key, pred in (("a", pred_a), ("b", pred_b), ("c", pred_c)):
+        same(ev.metrics[key], metric_cis(truth, pred, n_resamples=500, seed=4, method=method))
+    for a, pred in (("a", pred_a), ("b", pred_b)):
+        alone = paired_diff_cis(truth, pred, pred_c, n_resamples=500, seed=4, method=method)
+        same(ev.diffs[(a, "c")], alone)
+
+
+def test_auto_uses_the_gaussian_limit_above_exact_max_n_and_it_matches_exact() -> None:
+    truth, pred_a = _model(EXACT_MAX_N + 1, 1.0, seed=40)
+    pred_b = pred_a + np.random.default_rng(41).normal(0.0, 0.3, pred_a.size)
+    kw: dict = {"pairs": [("a", "b")], "n_resamples": 1000, "seed": 2}
+    auto = evaluate(truth, {"a": pred_a, "b": pred_b}, **kw)
+    exact = evaluate(truth, {"a": pred_a, "b": pred_b}, method="percentile", **kw)
+    assert auto.method == "normal" and exact.method == "percentile"
+    assert {iv.method for iv in auto.metrics["a"].values()} == {"normal"}
+    for got, ref in [
+        *((auto.metrics[m][k], exact.metrics[m][k]) for m in "ab" for k in ("rmse", "mae")),
+        *((auto.diffs[("a", "b")][k], exact.diffs[("a", "b")][k]) for k in ("rmse", "mae")),
+    ]:
+        width = ref.high - ref.low
+        assert got.estimate == pytest.approx(ref.estimate, rel=1e-12)
+        assert abs(got.low - ref.low) < 0.1 * width and abs(got.high - ref.high) < 0.1 * width
+
+
+@pytest.mark.filterwarnings("error")
+def test_normal_limit_is_seeded_and_degenerate_where_the_bootstrap_is() -> None:
+    truth, pred = _model(2000, 1.0, seed=50)
+    kw: dict = {"n_resamples": 300, "method": "normal"}
+    first = metric_cis(truth, pred, seed=1, **kw)
+    assert metric_cis(truth, pred, seed=1, **kw) == first
+    assert metric_cis(truth, pred, seed=2, **kw)["rmse"].low != first["rmse"].low
+    same = paired_diff_cis(truth, pred, pred.copy(), **kw)
+    assert same["rmse"] == same["mae"] == Interval(0.0, 0.0, 0.0, "degenerate")
+    flat = metric_cis(np.zeros(50), np.full(50, 0.5), **kw)
+    assert flat["rmse"] == Interval(0.5, 0.5, 0.5, "degenerate")
+    # |err_a| = |err_b| - 0.1 on every query: the MAE difference has no variability at all
+    err = np.random.default_rng(51).uniform(0.2, 1.5, 2000)
+    margin = paired_diff_cis(np.zeros(2000), err - 0.1, err, **kw)["mae"]
+    assert margin.method == "degenerate" and margin.estimate == pytest.approx(-0.1)
+
+
+def test_evaluate_names_the_bad_model_and_unknown_pairs() -> None:
+    bad = PRED4.copy()
+    bad[2] = np.inf
+    with pytest.raises(ValueError, match="my-model has 1 missing"):
+        evaluate(TRUTH4, {"ok": PRED4, "my-model": bad})
+    with pytest.raises(ValueError, match="'nope', which has no predictions"):
+        evaluate(TRUTH4, {"ok": PRED4}, pairs=[("ok", "nope")])
+
+
+def test_resample_batches_stay_within_the_memory_budget() -> None:
+    for n in (10, 5_000, 50_000, 1_000_000):
+        b = resample_batch(n, 2000)
+        assert 1 <= b <= 2000
+        assert b == 1 or b * n * 24 <= RESAMPLE_BUDGET_BYTES
