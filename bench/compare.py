@@ -131,7 +131,10 @@ def build_comparison(
     d0 = docs[0][1]
     reference = reference or d0.get("statistics", {}).get("reference")
     notes: list[str] = []
-    frames = [read_predictions(p, d) for p, d in docs]
+    own_refs = {(d.get("statistics") or {}).get("reference") for _, d in docs}
+    # one run against its own reference: every number is in its JSON already
+    needs_sidecars = len(docs) > 1 or own_refs != {reference}
+    frames = [read_predictions(p, d) if needs_sidecars else None for p, d in docs]
 
     # every run's predictions aligned on the first sidecar's queries: "run|key" -> (n,)
     truth = None
@@ -159,7 +162,7 @@ def build_comparison(
     for (_path, doc), name, frame in zip(docs, names, frames, strict=True):
         if doc.get("status") != "complete":
             notes.append(f"{name}: run is {doc.get('status')} (interrupted); finished models shown")
-        if frame is None:
+        if frame is None and needs_sidecars:
             notes.append(f"{name}: predictions sidecar missing; differences taken from its JSON")
         own_ref = (doc.get("statistics") or {}).get("reference")
         for m in doc["models"]:

@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -46,11 +47,15 @@ from bench.results import (
 )
 from bench.split import Split, SplitParams, make_split
 from predictors.registry import ModelSpec, create, get_class, parse_spec
-from predictors.types import ItemEmbeddings, TrainSet, gather_ranges
+from predictors.types import HistoryBatch, ItemEmbeddings, TrainSet, gather_ranges
 
 # built from the movie catalog with no extra dependency; used when a model needs embeddings
 # and none was given
 DEFAULT_EMBEDDING = "kg_gnn"
+# Test batches are built once and shared by every model up to this size of their histories
+# (13.4M history events at the notebook's full scale are 214 MB); larger, once per model.
+TEST_CACHE_BYTES = 768 * 2**20
+_HIST_EVENT_BYTES = 16  # item int32 + rating float32 + timestamp int64 per history row
 
 __all__ = ["ModelRun", "RunOutcome", "RunSpec", "execute"]
 
@@ -346,6 +351,26 @@ class Prepared:
     ref_key: str | None
     timings: dict[str, float]
     stats_method: str | None = None  # the CI method ``stats.evaluate`` resolved
+    test_cache: list[HistoryBatch] | None = None  # the test batches, kept when small
+
+    def test_batches(self, chunk: int) -> Iterable[HistoryBatch]:
+        """The test queries in chunks of ``chunk``. Built once and kept read-only when
+        their histories fit in ``TEST_CACHE_BYTES`` (every model predicts the same batches;
+        a model that writes into one fails instead of changing the next model's input),
+        built again for every model otherwise, so that memory stays bounded."""
+        if self.test_cache is not None:
+            return self.test_cache
+        inter = self.loaded.interactions
+        starts = inter.user_offsets[self.split.test_user]
+        n_hist = int((self.split.test_pos - starts).sum())
+        if n_hist * _HIST_EVENT_BYTES > TEST_CACHE_BYTES:
+            return (b for _, b in self.split.test_batches(inter, chunk))
+        batches = [b for _, b in self.split.test_batches(inter, chunk)]
+        for b in batches:
+            for f in dataclasses.fields(b):
+                getattr(b, f.name).flags.writeable = False
+        self.test_cache = batches
+        return batches
 
 
 def _plan_runs(
@@ -585,7 +610,7 @@ def _fit_predict(
             model.n_clipped_ = 0
         preds, falls = [], []
         t0 = time.perf_counter()
-        for _, batch in prep.split.test_batches(inter, spec.chunk_size):
+        for batch in prep.test_batches(spec.chunk_size):
             if hasattr(model, "predict_with_fallback"):
                 p, f = model.predict_with_fallback(batch)
             else:

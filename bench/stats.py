@@ -32,14 +32,15 @@ Decisions (docs/statistics.md has the reasoning and the measured costs):
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.special import ndtr, ndtri
 
 from bench.errors import ConfigError
 
@@ -246,6 +247,23 @@ def _normal_means(
 # --------------------------------------------------------------------------- intervals
 
 
+_STD_NORMAL = NormalDist()
+
+
+def _bca_levels(frac: float, a_hat: float, alpha: float) -> tuple[float, float]:
+    """BCa's adjusted quantile levels (Efron & Tibshirani, eq. 14.10) from the share of
+    resamples below the estimate and the acceleration; NaN where they are undefined."""
+    if not (0.0 < frac < 1.0 and math.isfinite(a_hat)):
+        return math.nan, math.nan
+    z0 = _STD_NORMAL.inv_cdf(frac)
+    out = []
+    for z in (_STD_NORMAL.inv_cdf(alpha), -_STD_NORMAL.inv_cdf(alpha)):
+        num = z0 + z
+        den = 1.0 - a_hat * num
+        out.append(_STD_NORMAL.cdf(z0 + num / den) if den != 0 else math.nan)
+    return out[0], out[1]
+
+
 def _intervals(
     theta: NDArray[np.float64],
     dist: NDArray[np.float64],
@@ -261,14 +279,12 @@ def _intervals(
     methods = [method] * theta.size
     if method == "bca":
         assert jack is not None
+        frac = ((dist < theta).sum(axis=0) + (dist <= theta).sum(axis=0)) / (2.0 * r)
+        u = jack.mean(axis=0) - jack  # (n, S), scipy's U_i up to the factor (n - 1)
         with np.errstate(invalid="ignore", divide="ignore"):
-            frac = ((dist < theta).sum(axis=0) + (dist <= theta).sum(axis=0)) / (2.0 * r)
-            z0 = ndtri(frac)
-            u = jack.mean(axis=0) - jack  # (n, S), scipy's U_i up to the factor (n - 1)
             a_hat = (u**3).sum(axis=0) / (6.0 * ((u**2).sum(axis=0)) ** 1.5)
-            for j, z in enumerate((ndtri(alpha), -ndtri(alpha))):
-                num = z0 + z
-                levels[:, j] = ndtr(z0 + num / (1.0 - a_hat * num))
+        for i in range(theta.size):
+            levels[i] = _bca_levels(float(frac[i]), float(a_hat[i]), alpha)
         bad = ~np.isfinite(levels).all(axis=1)
         # BCa fails (NaN) when the jackknife has no spread though the bootstrap has: take
         # the percentile interval of the same bootstrap distribution instead.
