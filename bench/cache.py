@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from bench.data import Interactions, content_hash, hash_arrays
-from bench.results import atomic_write
+from bench.results import atomic_write, clean_stale_temps
 from predictors.types import RatingScale
 
 __all__ = [
@@ -153,6 +153,7 @@ def save_interactions(
     is not JSON-able."""
     path = _entry(key, cache_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
+    clean_stale_temps(path.parent)  # entries half-written by killed runs (can be GBs)
     meta = {
         "format": CACHE_FORMAT,
         "key": key,

@@ -109,6 +109,12 @@ def main() -> None:
 )
 @click.option("--sep", default=None, help="Field separator of --ratings (default: from suffix).")
 @click.option(
+    "--time-unit",
+    type=click.Choice(["s", "ms", "us", "ns"]),
+    default=None,
+    help="Unit of integer timestamps (default: told from their magnitude, and announced).",
+)
+@click.option(
     "--rating-scale",
     default=None,
     help="LOW,HIGH[,STEP] (default: from the dataset manifest or the data).",
@@ -260,6 +266,7 @@ def run_cmd(**opts: Any) -> None:
             catalog=opts["catalog"],
             columns=_parse_columns(opts["columns"]),
             sep=opts["sep"],
+            time_unit=opts["time_unit"],
             rating_scale=_parse_scale(opts["rating_scale"]),
             data_dir=opts["data_dir"],
             download=not opts["offline"],
@@ -306,6 +313,7 @@ def run_cmd(**opts: Any) -> None:
             if "run_spec" not in old:
                 raise ConfigError(f"{opts['resume']}: has no run_spec to resume from")
             spec = RunSpec.from_dict(old["run_spec"], command=["bench", *sys.argv[1:]])
+            spec.source = _resume_source(spec.source, opts)
             outcome = execute(spec, console, resume=opts["resume"])
             _finish_run(outcome, spec, console, opts["make_report"])
             return
@@ -338,6 +346,37 @@ def run_cmd(**opts: Any) -> None:
         _fail(str(e))
         return
     _finish_run(outcome, spec, console, opts["make_report"])
+
+
+#: options that may go with --resume: where to find the data and how to read it (the data's
+#: hash is verified), and --report; every other option would be ignored, so it is refused
+_RESUME_OPTIONS = {"resume", "make_report", "data_dir", "offline", "no_cache"}
+
+
+def _resume_source(source: Any, opts: dict[str, Any]) -> Any:
+    """The resumed run's data source with --data-dir/--offline/--no-cache applied; raises
+    ``ConfigError`` naming every other option given, which --resume would ignore."""
+    import dataclasses
+
+    ctx = click.get_current_context()
+    given = [
+        p
+        for p in ctx.command.params
+        if p.name is not None
+        and ctx.get_parameter_source(p.name) == click.core.ParameterSource.COMMANDLINE
+    ]
+    ignored = [max(p.opts, key=len) for p in given if p.name not in _RESUME_OPTIONS]
+    if ignored:
+        raise ConfigError(
+            f"--resume takes every setting from {opts['resume']}; these options would be "
+            f"ignored: {', '.join(ignored)} (leave them out, or use `bench rerun` / a new run)"
+        )
+    changes: dict[str, Any] = {"download": source.download and not opts["offline"]}
+    if opts["no_cache"]:
+        changes["cache"] = False
+    if opts["data_dir"] is not None and source.dataset is not None:
+        changes["data_dir"] = opts["data_dir"]
+    return dataclasses.replace(source, **changes)
 
 
 def _finish_run(outcome: Any, spec: Any, console: Console, make_report: bool) -> None:
@@ -432,9 +471,11 @@ def compare_cmd(
 ) -> None:
     """Align models across results files scored on the same split; paired CIs."""
     from bench.compare import build_comparison, render_markdown, render_rich
-    from bench.results import atomic_write
+    from bench.results import atomic_write, check_output_file
 
     try:
+        if out is not None:
+            check_output_file(out)  # before any work, and before the figure is written
         comp = build_comparison(
             list(files), reference=reference, n_resamples=resamples, method=ci_method
         )
@@ -464,6 +505,8 @@ def compare_cmd(
                 console.print(f"[yellow]note:[/] {n}")
     except BenchError as e:
         _fail(str(e))
+    except OSError as e:  # the figure beside --out (disk full, no permission)
+        _fail(f"--out {out}: cannot write the table or its figure ({e.strerror or e})")
 
 
 @main.command("report", context_settings=CONTEXT)

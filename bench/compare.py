@@ -20,7 +20,7 @@ from tabulate import tabulate
 
 from bench import stats
 from bench.errors import ResultsError
-from bench.results import load_results, read_predictions
+from bench.results import check_reference, load_results, read_predictions
 
 __all__ = ["Comparison", "build_comparison", "render_markdown", "render_rich"]
 
@@ -129,6 +129,7 @@ def build_comparison(
     names = [f"#{i + 1}" for i in range(len(docs))] if len(docs) > 1 else [docs[0][0].stem]
     legend = {n: str(p) for n, (p, _) in zip(names, docs, strict=True)}
     d0 = docs[0][1]
+    check_reference(reference, [d for _, d in docs])
     reference = reference or d0.get("statistics", {}).get("reference")
     notes: list[str] = []
     own_refs = {(d.get("statistics") or {}).get("reference") for _, d in docs}

@@ -347,3 +347,17 @@ def drop_items(inter: Interactions, drop: NDArray[np.bool_]) -> Interactions:
         hash=digest,
         meta=dict(inter.meta),
     )
+
+
+def time_unit_note(inter: Interactions) -> str:
+    """``", timestamps in milliseconds (detected), converted to seconds"``: how the run
+    announces the time unit recorded in ``inter.meta``; empty when none is recorded."""
+    info = inter.meta.get("time_unit") if isinstance(inter.meta, dict) else None
+    if not isinstance(info, dict) or info.get("unit") not in TIME_UNITS:
+        return ""
+    unit = _UNIT_NAMES[info["unit"]]
+    how = {"detected": "detected", "given": "--time-unit", "datetime": "from datetimes"}.get(
+        str(info.get("how")), ""
+    )
+    tail = "" if info["unit"] == "s" else ", converted to seconds"
+    return f", timestamps in {unit}" + (f" ({how})" if how else "") + tail

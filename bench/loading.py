@@ -122,6 +122,11 @@ def load_source(src: DataSource) -> Loaded:
         catalog = readers.read_catalog(Path(src.catalog)) if src.catalog is not None else None
         return Loaded(inter, catalog, None, {"source": src.describe()})
     if src.dataset == "synthetic":
+        if src.time_unit not in (None, "s"):
+            raise ConfigError(
+                f"--time-unit {src.time_unit} does not apply to --dataset synthetic (its "
+                "times are generated in seconds)"
+            )
         from bench.synthetic import make_synthetic
 
         data = make_synthetic(**src.synthetic)

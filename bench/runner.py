@@ -34,15 +34,15 @@ from threadpoolctl import threadpool_limits
 
 import bench
 from bench import stats
-from bench.data import Interactions, drop_items, hash_arrays
-from bench.errors import ConfigError, ResultsError
+from bench.data import Interactions, drop_items, hash_arrays, time_unit_note
+from bench.errors import ConfigError
 from bench.loading import DataSource, Loaded, load_source
 from bench.results import (
     SCHEMA,
     SCHEMA_VERSION,
-    load_results,
     new_results_path,
-    read_predictions,
+    new_run_id,
+    open_for_resume,
     write_results,
 )
 from bench.split import Split, SplitParams, make_split
@@ -533,6 +533,7 @@ def _prepare(spec: RunSpec, console: Console) -> Prepared:
     console.print(
         f"[bold]{inter.name}[/]: {len(inter):,} ratings, {inter.n_users:,} users, "
         f"{inter.n_items:,} items, scale {inter.scale.low:g}–{inter.scale.high:g}"
+        f"{time_unit_note(inter)}"
     )
     t0 = time.perf_counter()
     split = make_split(inter, spec.split)
@@ -797,14 +798,13 @@ def execute(
 
     if resume is not None:
         path = Path(resume)
-        old = load_results(path)
-        if old["split"].get("hash") != prep.split.hash or old["dataset"].get("hash") != inter.hash:
-            raise ResultsError(
-                f"{path}: cannot resume: the data or split differ from the run's "
-                f"(split {old['split'].get('hash')} then, {prep.split.hash} now)"
-            )
+        old, frame, notes = open_for_resume(
+            path,
+            dataset_hash=inter.hash,
+            split_hash=prep.split.hash,
+            queries=_predictions_frame(prep),
+        )
         started = old.get("created", started)
-        frame = read_predictions(path, old)
         done = {m["key"]: m for m in old["models"] if m.get("status") == "ok"}
         for r in prep.runs:
             d = done.get(r.key)
@@ -815,6 +815,8 @@ def execute(
                     frame[f"fallback:{r.key}"].to_numpy(bool),
                 )
         n_done = sum(r.status == "ok" for r in prep.runs)
+        for note in notes:
+            console.print(f"[yellow]note:[/] {note}")
         console.print(f"resuming {path.name}: {n_done} of {len(prep.runs)} model runs finished")
     else:
         stem = f"{inter.name}-{started.replace(':', '').replace('-', '').replace('+0000', '')}"
@@ -835,17 +837,18 @@ def execute(
     )
 
     written = resume is not None
-    provenance = _provenance()
+    run_id = (old.get("run_id") if resume is not None else None) or new_run_id()
+    provenance = {**_provenance(), "run_id": run_id}  # run_id pairs the JSON and its sidecar
 
     def save(status: str) -> dict[str, Any]:
-        nonlocal written
+        nonlocal written, path
         # every finished model is scored again on the run's one resampling: cheap (one
         # column per model), and the file on disk always carries complete intervals
         t0 = time.perf_counter()
         _score_all(prep, spec)
         prep.timings["statistics_s"] = time.perf_counter() - t0
         doc = _document(spec, prep, device, status, started, provenance)
-        write_results(path, doc, _predictions_frame(prep), overwrite=written)
+        path = write_results(path, doc, _predictions_frame(prep), overwrite=written)
         written = True
         return doc
 

@@ -45,12 +45,14 @@ def test_write_then_load_round_trip(tmp_path):
 
 def test_never_overwrites(tmp_path):
     p = tmp_path / "run.json"
-    write_results(p, _doc(), None)
+    assert write_results(p, _doc(), None) == p
     before = p.read_bytes()
-    with pytest.raises(FileExistsError):
-        write_results(p, {**_doc(), "models": [1]}, None)
+    # a second first write under a taken name moves on to the next free one
+    assert write_results(p, {**_doc(), "models": [1]}, None) == tmp_path / "run-2.json"
     assert p.read_bytes() == before
-    assert new_results_path(tmp_path, "run") == tmp_path / "run-2.json"
+    assert new_results_path(tmp_path, "run") == tmp_path / "run-3.json"
+    with pytest.raises(FileExistsError):  # an update of a file that exists is not a claim
+        atomic_write(p, lambda tmp: tmp.write_text("x"), overwrite=False)
 
 
 def test_failed_write_leaves_nothing(tmp_path):
