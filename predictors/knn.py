@@ -21,10 +21,18 @@ history is empty). ``k``, ``alpha``, ``shrink`` (and the baseline) left as ``Non
 tuned on validation RMSE over a small grid; with ``baseline="bias"`` the item biases are
 then refit on training + validation events. Similarities are computed in chunks of queries
 so that memory stays bounded.
+
+Tuning cost is one neighbour search over the validation queries (the grid then only
+re-weights the same neighbours). Up to ``tune_queries`` validation queries (default 20,000)
+it runs on all of them; above, on a seeded random subset of ``tune_queries`` of them
+(``predictors.tuning.query_subset``, seed: the train set's), which bounds tuning at any
+scale. The ``bias`` baseline inside is closed-form and tunes its dampings on all
+validation queries.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +42,7 @@ from numpy.typing import NDArray
 from predictors.base import BasePredictor
 from predictors.baselines import Bias
 from predictors.mf import check_float, check_int, history_sums, rmse
+from predictors.tuning import query_subset
 from predictors.types import HistoryBatch, TrainSet, gather_ranges
 
 __all__ = ["KNN"]
@@ -61,7 +70,8 @@ class KNN(BasePredictor):
     Learns per-movie parameters only with the ``bias`` baseline (item biases); the
     embeddings are given. Options (keyword-only): ``k`` (int >= 1), ``alpha`` (> 0),
     ``shrink`` (>= 0), ``baseline`` (``"bias"`` or ``"user-mean"``): ``None`` tunes them;
-    ``window`` (int >= 1, default 200) caps the candidates; ``refit`` (default True).
+    ``window`` (int >= 1, default 200) caps the candidates; ``refit`` (default True);
+    ``tune_queries`` (int >= 1, default 20,000) validation queries the grid runs on at most.
     """
 
     name = "knn"
@@ -77,11 +87,13 @@ class KNN(BasePredictor):
         baseline: str | None = None,
         window: int = 200,
         refit: bool = True,
+        tune_queries: int = 20_000,
     ) -> None:
         check_int(self.name, "k", k)
         check_float(self.name, "alpha", alpha, strict=True)
         check_float(self.name, "shrink", shrink)
         check_int(self.name, "window", window, none=False)
+        check_int(self.name, "tune_queries", tune_queries, none=False)
         if baseline is not None and baseline not in _BASELINES:
             raise ValueError(
                 f"knn: option baseline must be one of {', '.join(_BASELINES)}, got {baseline!r}"
@@ -94,6 +106,7 @@ class KNN(BasePredictor):
         self.baseline = baseline
         self.window = window
         self.refit = refit
+        self.tune_queries = tune_queries
 
     # ------------------------------------------------------------------------- pieces
     def _neighbours(self, batch: HistoryBatch, k: int) -> _Neighbours:
@@ -155,6 +168,7 @@ class KNN(BasePredictor):
 
     # ------------------------------------------------------------------------- fit/predict
     def _fit(self, train: TrainSet) -> None:
+        t0 = time.perf_counter()
         emb = train.embeddings
         if emb is None:
             raise ValueError("knn needs item embeddings: pass --embedding ...")
@@ -171,7 +185,10 @@ class KNN(BasePredictor):
         s_grid = _SHRINK_GRID if self.shrink is None else (float(self.shrink),)
         b_grid = _BASELINES if self.baseline is None else (self.baseline,)
         bias = Bias(refit=False).fit(train) if "bias" in b_grid else None
-        val = train.val
+        timings = {"bias_s": time.perf_counter() - t0}
+        val, tuned_on = query_subset(
+            train.val, max_queries=int(self.tune_queries), seed=int(train.seed)
+        )
         best: dict[str, Any] = {
             "val_rmse": np.inf,
             "k": k_grid[0],
@@ -207,6 +224,8 @@ class KNN(BasePredictor):
                                     "shrink": s,
                                     "baseline": bl,
                                 }
+        timings["tuning_s"] = time.perf_counter() - t0 - timings["bias_s"]
+        t1 = time.perf_counter()
         self.k_, self.alpha_, self.shrink_ = best["k"], best["alpha"], best["shrink"]
         self.baseline_ = best["baseline"]
         self.bias_: Bias | None = None
@@ -218,6 +237,8 @@ class KNN(BasePredictor):
                     item_damping=bias.item_damping_, user_damping=bias.user_damping_, refit=True
                 ).fit(train)
                 self.refit_ = True
+        timings["refit_s"] = time.perf_counter() - t1
+        timings["total_s"] = time.perf_counter() - t0
         self.fit_info_ = {
             "k": int(self.k_),
             "alpha": float(self.alpha_),
@@ -225,7 +246,9 @@ class KNN(BasePredictor):
             "baseline": self.baseline_,
             "window": int(self.window),
             "val_rmse": None if not np.isfinite(best["val_rmse"]) else float(best["val_rmse"]),
+            "tuning": tuned_on,
             "grid": grid,
+            "timings": {k: round(v, 3) for k, v in timings.items()},
         }
 
     def _predict(self, batch: HistoryBatch) -> tuple[NDArray[np.floating], NDArray[np.bool_]]:

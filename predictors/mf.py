@@ -35,6 +35,7 @@ against ``mu + b_i``) and ``p_u = 0``; a movie without training events gets ``b_
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -43,8 +44,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from predictors.base import BasePredictor
-from predictors.tuning import grid_search
-from predictors.types import EventStore, HistoryBatch, TrainSet, gather_ranges
+from predictors.tuning import TUNE_EVENTS, select_and_fit
+from predictors.types import EventStore, HistoryBatch, Queries, TrainSet, gather_ranges
 
 __all__ = ["MF", "ALSParams", "fit_als", "solve_grouped"]
 
@@ -54,6 +55,7 @@ _REG_GRID = (0.05, 0.1, 0.3, 1.0)
 # bound on the elements of one padded design chunk (float64: 8 bytes each)
 _CHUNK_ELEMENTS = 1 << 23
 _CHUNK_ENTITIES = 4096  # bound on the stacked (d, d) systems solved at once
+_REFIT_SWEEPS = 1  # large data: sweeps of the warm refit on training + validation events
 
 
 # --------------------------------------------------------------------------- option checks
@@ -75,6 +77,20 @@ def check_float(
     if not ok or v < low or (strict and v == low):
         rel = ">" if strict else ">="
         raise ValueError(f"{model}: option {key} must be a number {rel} {low}, got {v!r}")
+
+
+_MAX_PARAM_BYTES = 2 << 30  # parameter matrices (all copies) above this: fail early
+
+
+def check_param_memory(option: str, factors: int, rows: int, *, copies: int) -> None:
+    """Raise ValueError naming ``option`` when ``copies`` float64 matrices of ``rows`` x
+    ``factors`` (users + movies) would exceed a fixed budget of 2 GiB."""
+    need = 8 * copies * rows * (factors + 2)
+    if need > _MAX_PARAM_BYTES:
+        raise ValueError(
+            f"option {option}={factors} needs about {need / 2**30:.1f} GiB of parameters for "
+            f"{rows:,} users and movies (budget {_MAX_PARAM_BYTES / 2**30:.0f} GiB): lower {option}"
+        )
 
 
 # --------------------------------------------------------------------------- ALS core
@@ -133,10 +149,11 @@ def solve_grouped(
         local = np.repeat(np.arange(chunk.size), lens)
         pos = np.arange(idx.size, dtype=np.int64) - off[local]
         width = int(lens.max())
+        flat = local * width + pos  # row of each event in the flattened padded layout
         x = np.zeros((chunk.size, width, d))  # (c, L, d) zero-padded designs
-        x[local, pos] = design(rows)
+        x.reshape(-1, d)[flat] = design(rows)  # a row scatter: much faster than x[local, pos]
         y = np.zeros((chunk.size, width, 1))  # (c, L, 1)
-        y[local, pos, 0] = target[rows]
+        y.reshape(-1)[flat] = target[rows]
         rho = ridge[chunk]  # (c, d)
         if width < d:
             # dual form (Woodbury), cheaper for short entities: with R = diag(rho),
@@ -202,6 +219,7 @@ def fit_als(
     session_gap: float | None = None,
     reg_session: float = 3.0,
     on_epoch: Callable[[int, ALSParams], bool] | None = None,
+    init: ALSParams | None = None,
 ) -> ALSParams:
     """Train (temporal) biased MF on ``store`` by ALS for ``epochs`` sweeps.
 
@@ -211,8 +229,13 @@ def fit_als(
     solved after each sweep; the session biases absorb short-term mood during training and are
     not part of the returned parameters (a predictor re-estimates them from the history).
     ``on_epoch(epoch, params)`` is called after every sweep (1-based); returning True stops.
+    ``init`` (a fit with the same ``factors`` and movie codes) replaces the seeded initial
+    movie parameters ``[b_i, q_i]`` (a warm start; the first sweep solves the users from
+    them). Raises ValueError when the data is empty or the parameter matrices would not fit
+    in memory (lower ``factors``).
     """
     n_users = store.n_users
+    check_param_memory("factors", factors, n_users + n_items, copies=4)
     user = store.user().astype(np.int64)
     item = store.item.astype(np.int64)
     rating = store.rating.astype(np.float64)
@@ -239,6 +262,14 @@ def fit_als(
     rng = np.random.default_rng(seed)
     q = np.zeros((n_items, factors + 1))  # [b_i, q_i]
     q[:, 1:] = rng.normal(0.0, init_std, size=(n_items, factors))
+    if init is not None:
+        if init.item_factors.shape != (n_items, factors):
+            raise ValueError(
+                f"fit_als: init has factors of shape {init.item_factors.shape}, "
+                f"expected ({n_items}, {factors})"
+            )
+        q[:, 0] = init.item_bias
+        q[:, 1:] = init.item_factors
     q[icount == 0] = 0.0
     du = factors + 1 + int(drift)
     p = np.zeros((n_users, du))  # [b_u, (α_u), p_u]
@@ -324,9 +355,12 @@ class MF(BasePredictor):
     - ``epochs`` (int >= 1) ALS sweeps; ``None``: the best sweep on validation, up to
       ``max_epochs`` (default 20);
     - ``refit`` (default True) retrain on training + validation events before test;
-    - ``seed`` for the initial movie factors.
+    - ``seed`` for the initial movie factors and the tuning subsample;
+    - ``tune_events`` (int >= 1, default 300,000): tune on everything up to this many
+      fitting events, else on a seeded user subsample of about this many (see the module
+      docstring).
 
-    See the module docstring for the objective, the solver and the fallbacks.
+    See the module docstring for the objective, the solver, tuning and the fallbacks.
     """
 
     name = "mf"
@@ -344,8 +378,10 @@ class MF(BasePredictor):
         max_epochs: int = 20,
         refit: bool = True,
         seed: int = 0,
+        tune_events: int = TUNE_EVENTS,
     ) -> None:
         check_int(self.name, "factors", factors)
+        check_int(self.name, "tune_events", tune_events, none=False)
         check_float(self.name, "reg", reg, strict=True)
         check_float(self.name, "reg_bias", reg_bias, none=False)
         check_int(self.name, "epochs", epochs)
@@ -360,18 +396,20 @@ class MF(BasePredictor):
         self.max_epochs = max_epochs
         self.refit = refit
         self.seed = seed
+        self.tune_events = tune_events
 
     # hooks for mf-temporal ---------------------------------------------------------------
     def _als_options(self) -> dict[str, Any]:
         return {}
 
-    def _val_score(self, params: ALSParams, val: Any) -> float:
+    def _val_score(self, params: ALSParams, val: Queries) -> float:
         """Validation RMSE of a parameter set (the tuning criterion)."""
         pred, _ = self._predict_params(params, val.batch)
         return rmse(self.scale_.clip(pred), val.rating)
 
-    def _after_tuning(self, params: ALSParams, train: TrainSet) -> None:
-        """Called with the tuned (not yet refit) parameters; mf-temporal tunes its offset."""
+    def _after_tuning(self, params: ALSParams, val: Queries) -> None:
+        """Called with the fitted (not yet refit) parameters and the validation queries to
+        tune on; mf-temporal tunes its offset."""
 
     # fitting -------------------------------------------------------------------------------
     def _train(
@@ -382,6 +420,7 @@ class MF(BasePredictor):
         reg: float,
         epochs: int,
         on_epoch: Callable[[int, ALSParams], bool] | None = None,
+        init: ALSParams | None = None,
     ) -> ALSParams:
         return fit_als(
             store,
@@ -392,34 +431,57 @@ class MF(BasePredictor):
             epochs=epochs,
             seed=self.seed,
             on_epoch=on_epoch,
+            init=init,
             **self._als_options(),
         )
 
     def _fit(self, train: TrainSet) -> None:
-        tune = len(train.val.batch) > 0
-        choice = grid_search(
-            lambda f, reg, n, on_epoch: self._train(train.events, train, f, reg, n, on_epoch),
-            lambda params: self._val_score(params, train.val),
+        t0 = time.perf_counter()
+        has_val = len(train.val.batch) > 0
+        sel = select_and_fit(
+            train,
+            lambda data, f, reg, n, on_epoch, init: self._train(
+                data.events, train, f, reg, n, on_epoch, init
+            ),
+            self._val_score,
             _FACTOR_GRID if self.factors is None else (int(self.factors),),
             _REG_GRID if self.reg is None else (float(self.reg),),
             max_epochs=self.max_epochs,
             fixed_epochs=self.epochs,
-            tune=tune,
+            tune_events=int(self.tune_events),
+            seed=self.seed,
+            refit_epochs=_REFIT_SWEEPS,
         )
-        self.factors_, self.reg_, self.epochs_ = choice.factors, choice.reg, choice.epochs
-        self._after_tuning(choice.params, train)
-        params = choice.params
-        if self.refit and tune:
-            params = self._train(train.val_events(), train, self.factors_, self.reg_, self.epochs_)
+        self.factors_, self.reg_, self.epochs_ = sel.factors, sel.reg, sel.epochs
+        t1 = time.perf_counter()
+        self._after_tuning(sel.params, sel.tune_val)
+        val_rmse = self._val_score(sel.params, train.val) if has_val else None
+        sel.timings["after_tuning_s"] = time.perf_counter() - t1
+        params = sel.params
+        if self.refit and has_val:
+            # small data: retrained from the seed; large data: continued from the fit
+            t1 = time.perf_counter()
+            store = train.val_events()
+            params = self._train(
+                store, train, self.factors_, self.reg_, sel.refit_epochs, init=sel.refit_init
+            )
             self.refit_ = True
+            sel.info["refit"] = {
+                "events": store.n_events,
+                "sweeps": sel.refit_epochs,
+                "warm_start": sel.refit_init is not None,
+            }
+            sel.timings["refit_s"] = time.perf_counter() - t1
         self.params_ = params
+        sel.timings["total_s"] = time.perf_counter() - t0
         self.fit_info_ = {
             "factors": self.factors_,
             "reg": self.reg_,
             "epochs": self.epochs_,
-            "val_rmse": choice.val_rmse,
-            "grid": choice.grid,
+            "val_rmse": val_rmse,
             **self._extra_info(),
+            **sel.info,
+            "timings": {k: round(v, 3) for k, v in sel.timings.items()},
         }
 
     def _extra_info(self) -> dict[str, Any]:

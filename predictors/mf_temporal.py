@@ -39,6 +39,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from predictors.mf import MF, ALSParams, check_float, check_int, rmse
+from predictors.tuning import TUNE_EVENTS
 from predictors.types import HistoryBatch, Queries, TrainSet, last_k
 
 __all__ = ["MFTemporal"]
@@ -48,6 +49,7 @@ _TAU_GRID = (0.05, 0.25, 1.0, 4.0, 24.0, float("inf"))  # hours
 _DECAY_GRID = (1.0, 0.9, 0.7)
 _SHRINK_GRID = (0.5, 2.0, 5.0, 15.0)
 _DEFAULT_OFFSET = (0.25, 0.9, 2.0)  # (tau, decay, shrink) while tuning the MF part
+_CHUNK = 20_000  # queries scored at once (the offset works on (B, window) arrays)
 
 
 class MFTemporal(MF):
@@ -55,7 +57,7 @@ class MFTemporal(MF):
 
     Learns per-user and per-movie parameters (ids). Options (keyword-only), besides those
     of ``mf`` (``factors``, ``reg``, ``reg_bias``, ``epochs``, ``max_epochs``, ``refit``,
-    ``seed``):
+    ``seed``, ``tune_events``):
 
     - ``beta`` (> 0, default 0.4) exponent of ``dev_u(t)``; ``reg_drift`` (>= 0, default 300);
     - ``session_gap`` (seconds > 0, default 3600; 0 turns training sessions off) and
@@ -89,6 +91,7 @@ class MFTemporal(MF):
         shrink: float | None = None,
         refit: bool = True,
         seed: int = 0,
+        tune_events: int = TUNE_EVENTS,
     ) -> None:
         super().__init__(
             factors=factors,
@@ -98,6 +101,7 @@ class MFTemporal(MF):
             max_epochs=max_epochs,
             refit=refit,
             seed=seed,
+            tune_events=tune_events,
         )
         n = self.name
         check_float(n, "beta", beta, strict=True, none=False)
@@ -141,37 +145,56 @@ class MFTemporal(MF):
             s if self.shrink is None else float(self.shrink),
         )
 
-    def _val_score(self, params: ALSParams, val: Queries) -> float:
-        base, _, known_u = self._long_term(params, val.batch)
-        parts = self._offset_parts(params, val.batch)
-        pred = base + known_u * _offset(parts, *self._offset_setting())
-        return rmse(self.scale_.clip(pred), val.rating)
+    def _fit(self, train: TrainSet) -> None:
+        for key in ("tau_", "decay_", "shrink_", "mf_val_rmse_"):
+            self.__dict__.pop(key, None)  # a previous fit's offset must not score this one
+        super()._fit(train)
 
-    def _after_tuning(self, params: ALSParams, train: TrainSet) -> None:
+    def _val_score(self, params: ALSParams, val: Queries) -> float:
+        """Validation RMSE with the tuned offset once it is tuned, the given/default offset
+        before; in chunks of queries, so that the (B, window) arrays stay bounded."""
+        setting = (
+            (self.tau_, self.decay_, self.shrink_)
+            if hasattr(self, "tau_")
+            else self._offset_setting()
+        )
+        sse, n = 0.0, len(val.batch)
+        for lo in range(0, n, _CHUNK):
+            batch = val.batch if n <= _CHUNK else val.batch.take(np.arange(lo, min(n, lo + _CHUNK)))
+            base, _, known_u = self._long_term(params, batch)
+            parts = self._offset_parts(params, batch)
+            pred = self.scale_.clip(base + known_u * _offset(parts, *setting))
+            sse += float(np.sum((pred - val.rating[lo : lo + _CHUNK].astype(np.float64)) ** 2))
+        return float(np.sqrt(sse / max(n, 1)))
+
+    def _after_tuning(self, params: ALSParams, val: Queries) -> None:
         tau, decay, shrink = self._offset_setting()
-        self.tau_, self.decay_, self.shrink_ = tau, decay, shrink
         self.offset_grid_: list[dict[str, Any]] = []
-        val = train.val
         if not len(val.batch):
+            self.tau_, self.decay_, self.shrink_ = tau, decay, shrink
             return
         taus = _TAU_GRID if self.tau is None else (tau,)
         decays = _DECAY_GRID if self.decay is None else (decay,)
         shrinks = _SHRINK_GRID if self.shrink is None else (shrink,)
         base, _, known_u = self._long_term(params, val.batch)
-        parts = self._offset_parts(params, val.batch)
+        res, hours, rank, mask = self._offset_parts(params, val.batch)
         best = np.inf
+        chosen = (tau, decay, shrink)
         for t in taus:
             for d in decays:
+                # the weights depend on (tau, decay) only: once per pair, then every shrink
+                w = np.where(mask, np.exp(-hours / t) * d**rank, 0.0)
+                num, den = (w * res).sum(axis=1), w.sum(axis=1)
                 for s in shrinks:
-                    score = rmse(
-                        self.scale_.clip(base + known_u * _offset(parts, t, d, s)), val.rating
-                    )
+                    off = np.where(den + s > 0, num / np.where(den + s > 0, den + s, 1.0), 0.0)
+                    score = rmse(self.scale_.clip(base + known_u * off), val.rating)
                     self.offset_grid_.append(
                         {"tau": t, "decay": d, "shrink": s, "val_rmse": round(score, 5)}
                     )
                     if score < best:
                         best = score
-                        self.tau_, self.decay_, self.shrink_ = t, d, s
+                        chosen = (t, d, s)
+        self.tau_, self.decay_, self.shrink_ = chosen
         self.offset_val_rmse_ = best
         self.mf_val_rmse_ = rmse(self.scale_.clip(base), val.rating)
 
@@ -181,7 +204,6 @@ class MFTemporal(MF):
             "tau_hours": tau if np.isfinite(tau) else "inf",
             "decay": self.decay_,
             "shrink": self.shrink_,
-            "val_rmse": getattr(self, "offset_val_rmse_", None),
             "val_rmse_without_offset": getattr(self, "mf_val_rmse_", None),
             "offset_grid": self.offset_grid_,
         }

@@ -66,6 +66,7 @@ history.
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -73,8 +74,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from predictors.base import BasePredictor
-from predictors.mf import check_float, check_int, history_sums, rmse
-from predictors.tuning import grid_search
+from predictors.mf import check_float, check_int, check_param_memory, history_sums, rmse
+from predictors.tuning import TUNE_EVENTS, select_and_fit
 from predictors.types import EventStore, HistoryBatch, Queries, TrainSet, gather_ranges
 
 __all__ = ["SVDpp", "SVDppParams", "fit_svdpp", "implicit_sums"]
@@ -82,6 +83,8 @@ __all__ = ["SVDpp", "SVDppParams", "fit_svdpp", "implicit_sums"]
 _FACTOR_GRID = (16, 64)
 _REG_GRID = (0.03, 0.1, 0.3)
 _PATIENCE = 3  # early stopping: epochs without a validation improvement
+_SUM_ELEMENTS = 1 << 22  # bound on gathered (history row, factor) elements in implicit_sums
+_REFIT_EPOCHS = 1  # large data: epochs of the warm refit on training + validation events
 
 
 @dataclass(frozen=True)
@@ -101,14 +104,26 @@ class SVDppParams:
 
 def implicit_sums(batch: HistoryBatch, y: NDArray[np.floating]) -> NDArray[np.float64]:
     """(B, k) float64 ``|N|^-1/2 Σ_{j ∈ N} y_j`` with ``N`` the history of each query; a zero
-    row for an empty history. ``y`` is the (n_items, k) implicit factor matrix."""
+    row for an empty history. ``y`` is the (n_items, k) implicit factor matrix. Histories are
+    gathered in chunks of queries of at most about 2^22 (history row, factor) elements, so
+    memory does not grow with the batch."""
     b, k = len(batch), y.shape[1]
     n = batch.hist_lengths()
+    sums = np.zeros((b, k))
     if batch.hist_item.size == 0:
-        return np.zeros((b, k))
-    rows = np.concatenate([np.asarray(y, np.float64)[batch.hist_item], np.zeros((1, k))])
-    # reduceat returns rows[start] for an empty range: those are masked out below
-    sums = np.add.reduceat(rows, batch.hist_offsets[:-1], axis=0)
+        return sums
+    y64 = np.asarray(y, np.float64)
+    off = batch.hist_offsets
+    step = max(1, _SUM_ELEMENTS // max(k, 1))  # history rows per chunk
+    lo = 0
+    while lo < b:
+        # queries lo..hi-1 hold at most `step` history rows (at least one query)
+        hi = max(lo + 1, int(np.searchsorted(off, off[lo] + step, side="right")) - 1)
+        hi = min(hi, b)
+        rows = np.concatenate([y64[batch.hist_item[off[lo] : off[hi]]], np.zeros((1, k))])
+        # reduceat returns rows[start] for an empty range: those are masked out below
+        sums[lo:hi] = np.add.reduceat(rows, off[lo:hi] - off[lo], axis=0)
+        lo = hi
     scale = np.where(n > 0, 1.0 / np.sqrt(np.maximum(n, 1)), 0.0)
     return sums * scale[:, None]
 
@@ -126,15 +141,20 @@ def fit_svdpp(
     seed: int,
     init_std: float = 0.05,
     on_epoch: Callable[[int, SVDppParams], bool] | None = None,
+    init: SVDppParams | None = None,
 ) -> SVDppParams:
     """Train SVD++ on ``store`` by mini-batch Adam for ``epochs`` epochs (see the module
     docstring). ``on_epoch(epoch, params)`` is called after every epoch (1-based); returning
-    True stops. Raises ValueError on an empty store."""
+    True stops. ``init`` (a fit with the same ``factors`` and codes) is a warm start: users
+    and movies it has events for start from its parameters, the others as without it.
+    Raises ValueError on an empty store or when the parameters would not fit in memory
+    (lower ``factors``)."""
     import torch
 
     n_users = store.n_users
     if store.n_events == 0:
         raise ValueError("cannot fit on an empty training set (no training events)")
+    check_param_memory("factors", factors, n_users + 2 * n_items, copies=4)
     ucount = store.lengths().astype(np.int64)
     icount = np.bincount(store.item, minlength=n_items).astype(np.int64)
     mu = float(np.mean(store.rating, dtype=np.float64))
@@ -155,6 +175,22 @@ def fit_svdpp(
     bi0 = np.bincount(store.item, weights=r0, minlength=n_items) / (icount + reg_bias + 1e-12)
     bu0 = np.add.reduceat(np.append(r0 - bi0[store.item], 0.0), starts) * (ucount > 0)
     bu0 = bu0 / (ucount + reg_bias + 1e-12)
+    if init is not None:
+        if init.item_factors.shape != (n_items, factors):
+            raise ValueError(
+                f"fit_svdpp: init has factors of shape {init.item_factors.shape}, "
+                f"expected ({n_items}, {factors})"
+            )
+        ku, ki = init.user_count > 0, init.item_count > 0
+        bu0, bi0 = np.where(ku, init.user_bias, bu0), np.where(ki, init.item_bias, bi0)
+        with torch.no_grad():
+            for t, a, known in (
+                (p, init.user_factors, ku),
+                (q, init.item_factors, ki),
+                (y, init.item_implicit, ki),
+            ):
+                rows = torch.from_numpy(np.flatnonzero(known))
+                t[rows] = torch.from_numpy(a[known].astype(np.float32))
     bu = torch.from_numpy(bu0.astype(np.float32)).requires_grad_()
     bi = torch.from_numpy(bi0.astype(np.float32)).requires_grad_()
     # a coherent Adam step of size lr on every y_j moves z_u by lr * |N(u)|^1/2: scale the
@@ -249,9 +285,13 @@ class SVDpp(BasePredictor):
     - ``lr`` (> 0, default 0.005) Adam learning rate; ``batch_events`` (int >= 1, default
       4096) events per mini-batch (whole users); ``init_std`` (> 0, default 0.05);
     - ``refit`` (default True) retrain on training + validation events before test;
-    - ``seed`` (int >= 0) for initialisation and shuffling; ``None``: the train set's seed.
+    - ``seed`` (int >= 0) for initialisation, shuffling and the tuning subsample; ``None``:
+      the train set's seed;
+    - ``tune_events`` (int >= 1, default 300,000): tune on everything up to this many
+      fitting events, else on a seeded user subsample of about this many (see the module
+      docstring).
 
-    See the module docstring for N(u), the objective, the solver and the fallbacks.
+    See the module docstring for N(u), the objective, the solver, tuning and the fallbacks.
     """
 
     name = "svdpp"
@@ -271,8 +311,10 @@ class SVDpp(BasePredictor):
         init_std: float = 0.05,
         refit: bool = True,
         seed: int | None = None,
+        tune_events: int = TUNE_EVENTS,
     ) -> None:
         n = self.name
+        check_int(n, "tune_events", tune_events, none=False)
         check_int(n, "factors", factors)
         check_float(n, "reg", reg)
         check_float(n, "reg_bias", reg_bias, none=False)
@@ -294,6 +336,7 @@ class SVDpp(BasePredictor):
         self.init_std = init_std
         self.refit = refit
         self.seed = seed
+        self.tune_events = tune_events
 
     def _train(
         self,
@@ -303,6 +346,7 @@ class SVDpp(BasePredictor):
         reg: float,
         epochs: int,
         on_epoch: Callable[[int, SVDppParams], bool] | None = None,
+        init: SVDppParams | None = None,
     ) -> SVDppParams:
         return fit_svdpp(
             store,
@@ -316,6 +360,7 @@ class SVDpp(BasePredictor):
             seed=self.seed_,
             init_std=float(self.init_std),
             on_epoch=on_epoch,
+            init=init,
         )
 
     def _val_score(self, params: SVDppParams, val: Queries) -> float:
@@ -323,35 +368,57 @@ class SVDpp(BasePredictor):
         return rmse(self.scale_.clip(pred), val.rating)
 
     def _fit(self, train: TrainSet) -> None:
+        t0 = time.perf_counter()
         self.seed_ = int(train.seed if self.seed is None else self.seed)
-        tune = len(train.val.batch) > 0
-        choice = grid_search(
-            lambda f, reg, n, on_epoch: self._train(
-                train.events, train.n_items, f, reg, n, on_epoch
+        has_val = len(train.val.batch) > 0
+        sel = select_and_fit(
+            train,
+            lambda data, f, reg, n, on_epoch, init: self._train(
+                data.events, train.n_items, f, reg, n, on_epoch, init
             ),
-            lambda prm: self._val_score(prm, train.val),
+            self._val_score,
             _FACTOR_GRID if self.factors is None else (int(self.factors),),
             _REG_GRID if self.reg is None else (float(self.reg),),
             max_epochs=self.max_epochs,
             fixed_epochs=self.epochs,
-            tune=tune,
+            tune_events=int(self.tune_events),
+            seed=self.seed_,
             patience=_PATIENCE,
+            refit_epochs=_REFIT_EPOCHS,
         )
-        self.factors_, self.reg_, self.epochs_ = choice.factors, choice.reg, choice.epochs
-        params = choice.params
-        if self.refit and tune:
+        self.factors_, self.reg_, self.epochs_ = sel.factors, sel.reg, sel.epochs
+        val_rmse = self._val_score(sel.params, train.val) if has_val else None
+        params = sel.params
+        if self.refit and has_val:
+            # small data: retrained from the seed; large data: continued from the fit
+            t1 = time.perf_counter()
+            store = train.val_events()
             params = self._train(
-                train.val_events(), train.n_items, self.factors_, self.reg_, self.epochs_
+                store,
+                train.n_items,
+                self.factors_,
+                self.reg_,
+                sel.refit_epochs,
+                None,
+                sel.refit_init,
             )
             self.refit_ = True
+            sel.info["refit"] = {
+                "events": store.n_events,
+                "epochs": sel.refit_epochs,
+                "warm_start": sel.refit_init is not None,
+            }
+            sel.timings["refit_s"] = time.perf_counter() - t1
         self.params_ = params
+        sel.timings["total_s"] = time.perf_counter() - t0
         self.fit_info_ = {
             "factors": self.factors_,
             "reg": self.reg_,
             "epochs": self.epochs_,
             "seed": self.seed_,
-            "val_rmse": choice.val_rmse,
-            "grid": choice.grid,
+            "val_rmse": val_rmse,
+            **sel.info,
+            "timings": {k: round(v, 3) for k, v in sel.timings.items()},
         }
 
     def _predict(self, batch: HistoryBatch) -> tuple[NDArray[np.floating], NDArray[np.bool_]]:

@@ -1,14 +1,138 @@
-"""Choosing (factors, reg, epochs) on validation: the grid search shared by ``mf`` and ``svdpp``."""
+"""Choosing hyper-parameters on validation, cheaply: the grid search shared by ``mf``,
+``mf-temporal`` and ``svdpp``, and the seeded subsamples the classic models tune on.
+
+**The subsample rule.** Tuning runs many fits, so it runs on everything only while the data
+is small: a model whose fitting store holds at most ``tune_events`` events (an option of each
+model; default ``TUNE_EVENTS`` = 300,000, three times ml-latest-small) tunes on all of it.
+Above that, it tunes on a seeded subsample of whole users (``tuning_subset``): the users are
+shuffled with ``np.random.default_rng(seed)`` and taken in that order while their events add
+up to at most ``tune_events``; the subsample keeps those users' fitting events, training
+targets and validation queries, and every user and movie code. The same seed gives the same
+subsample. The model is then fitted once on all training events with the chosen setting (see
+each model for how it picks the number of sweeps there and how it refits). Models that only
+score queries while tuning (``knn``) subsample validation queries instead
+(``query_subset``).
+"""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import numpy as np
+from numpy.typing import NDArray
 
-__all__ = ["GridChoice", "grid_search"]
+from predictors.types import EventStore, Queries, TrainSet, gather_ranges
+
+__all__ = [
+    "TUNE_EVENTS",
+    "GridChoice",
+    "Selection",
+    "Stopped",
+    "Tuning",
+    "early_stopped",
+    "grid_search",
+    "query_subset",
+    "select_and_fit",
+    "tuning_subset",
+]
+
+TUNE_EVENTS = 300_000  # at most this many fitting events: tune on everything
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """What a model tunes on: ``train`` itself (small data) or a seeded user subsample."""
+
+    train: TrainSet
+    subsampled: bool
+    info: dict[str, Any]  # JSON-able: the rule, the subsample's size and seed
+
+
+def _check_budget(key: str, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(f"option {key} must be an integer >= 1, got {value!r}")
+
+
+def tuning_subset(train: TrainSet, *, max_events: int, seed: int) -> Tuning:
+    """``train`` when its store holds at most ``max_events`` events, else the seeded user
+    subsample of the module docstring (at least one user). User and item codes are kept
+    (users outside the subsample have no events), so parameters fitted on the subsample
+    index like parameters fitted on ``train``. Vectorised; the arrays are new copies."""
+    _check_budget("tune_events", max_events)
+    ev = train.events
+    n_val = len(train.val.batch)
+    if ev.n_events <= max_events:
+        info = {"on": "all", "users": int(np.count_nonzero(ev.lengths())), "events": ev.n_events}
+        return Tuning(train, False, {**info, "val_queries": n_val, "max_events": max_events})
+    lens = ev.lengths()
+    users = np.flatnonzero(lens > 0)
+    users = users[np.random.default_rng(seed).permutation(users.size)]
+    n_take = max(1, int(np.searchsorted(np.cumsum(lens[users]), max_events, side="right")))
+    keep = np.zeros(ev.n_users, dtype=bool)
+    keep[users[:n_take]] = True
+    new_lens = np.where(keep, lens, 0)
+    offsets = np.zeros(ev.n_users + 1, dtype=np.int64)
+    np.cumsum(new_lens, out=offsets[1:])
+    chosen = np.flatnonzero(keep)
+    rows, _ = gather_ranges(ev.user_offsets[chosen], ev.user_offsets[chosen + 1])
+    store = EventStore(
+        user_offsets=offsets,
+        item=ev.item[rows],
+        rating=ev.rating[rows],
+        timestamp=ev.timestamp[rows],
+    )
+    t_keep = keep[train.train_user]
+    t_user = train.train_user[t_keep]
+    t_pos = train.train_pos[t_keep] - ev.user_offsets[t_user] + offsets[t_user]
+    v_rows = np.flatnonzero(keep[train.val.batch.user])
+    val = Queries(batch=train.val.batch.take(v_rows), rating=train.val.rating[v_rows])
+    sub = TrainSet(
+        events=store,
+        train_user=t_user,
+        train_pos=t_pos,
+        val=val,
+        n_items=train.n_items,
+        scale=train.scale,
+        embeddings=train.embeddings,
+        seed=train.seed,
+        meta=dict(train.meta),
+    )
+    info = {
+        "on": "user subsample",
+        "users": int(chosen.size),
+        "events": store.n_events,
+        "val_queries": int(v_rows.size),
+        "seed": int(seed),
+        "max_events": int(max_events),
+        "of_users": int(users.size),
+        "of_events": ev.n_events,
+    }
+    return Tuning(sub, True, info)
+
+
+def query_subset(val: Queries, *, max_queries: int, seed: int) -> tuple[Queries, dict[str, Any]]:
+    """``val`` when it has at most ``max_queries`` queries, else a seeded random subset of
+    ``max_queries`` of them (in their original order), with a JSON-able description."""
+    _check_budget("tune_queries", max_queries)
+    n = len(val.batch)
+    if n <= max_queries:
+        return val, {"on": "all", "val_queries": n, "max_queries": max_queries}
+    rows: NDArray[np.int64] = np.sort(
+        np.random.default_rng(seed).choice(n, size=max_queries, replace=False)
+    )
+    sub = Queries(batch=val.batch.take(rows), rating=val.rating[rows])
+    info = {
+        "on": "query subsample",
+        "val_queries": int(max_queries),
+        "of_queries": n,
+        "seed": int(seed),
+        "max_queries": int(max_queries),
+    }
+    return sub, info
+
 
 P = TypeVar("P")
 
@@ -24,7 +148,7 @@ class GridChoice(Generic[P]):
 
 
 def grid_search(
-    train: Callable[[int, float, int, Callable[[int, P], bool]], P],
+    train: Callable[[int, float, int, Callable[[int, P], bool], P | None], P],
     score: Callable[[P], float],
     factors: Sequence[int],
     regs: Sequence[float],
@@ -33,15 +157,22 @@ def grid_search(
     fixed_epochs: int | None,
     tune: bool,
     patience: int = 3,
+    warm: bool = False,
 ) -> GridChoice[P]:
     """Train every (factors, reg) setting, scoring the parameters after each epoch on
     validation, and keep the best epoch of the best setting.
 
-    ``train(factors, reg, epochs, on_epoch)`` returns the final parameters and calls
+    ``train(factors, reg, epochs, on_epoch, init)`` returns the final parameters and calls
     ``on_epoch(epoch, params)`` after each epoch; ``on_epoch`` returns True to stop early
     (after ``patience`` epochs without improvement, only when ``fixed_epochs`` is None).
     ``score(params)`` is the validation RMSE. With ``tune`` False (no validation queries)
     only the first setting is trained, for ``fixed_epochs`` or ``max_epochs`` epochs.
+
+    With ``warm`` the regularisation path is walked from the strongest ``reg`` down, and each
+    setting starts from the final parameters of the previous one with the same ``factors``
+    (``init``; None for the first): later settings then converge in a few epochs, and their
+    recorded epochs count from the warm start. Otherwise every setting starts from ``init``
+    None (the model's seeded initialisation).
     """
     n_epochs = max_epochs if fixed_epochs is None else int(fixed_epochs)
     if not tune:
@@ -55,7 +186,10 @@ def grid_search(
     }
     grid: list[dict[str, Any]] = []
     params: P | None = None
+    if warm:
+        regs = sorted(regs, reverse=True)
     for f in factors:
+        init: P | None = None
         for reg in regs:
             curve: list[float] = []
 
@@ -70,8 +204,12 @@ def grid_search(
                     best.update(val_rmse=s, factors=f, reg=reg, epochs=epoch, params=prm)
                 return fixed_epochs is None and epoch - int(np.argmin(curve)) > patience
 
-            params = train(f, reg, n_epochs, on_epoch)
-            grid.append({"factors": f, "reg": reg, "val_rmse": [round(c, 5) for c in curve]})
+            started_warm = init is not None
+            params = train(f, reg, n_epochs, on_epoch, init)
+            if warm:
+                init = params
+            row = {"factors": f, "reg": reg, "val_rmse": [round(c, 5) for c in curve]}
+            grid.append({**row, "warm_start": True} if started_warm else row)
     if best["params"] is None:  # nothing scored: the (only) trained setting
         best["params"] = params
     return GridChoice(
@@ -81,4 +219,147 @@ def grid_search(
         val_rmse=None if not np.isfinite(best["val_rmse"]) else float(best["val_rmse"]),
         params=best["params"],
         grid=grid,
+    )
+
+
+@dataclass
+class Stopped(Generic[P]):
+    """The best epoch of one early-stopped training run."""
+
+    params: P
+    epochs: int
+    val_rmse: float
+    curve: list[float]  # validation RMSE after every epoch that ran
+
+
+def early_stopped(
+    train: Callable[[int, Callable[[int, P], bool]], P],
+    score: Callable[[P], float],
+    *,
+    max_epochs: int,
+    patience: int = 1,
+    tol: float = 1e-4,
+) -> Stopped[P]:
+    """Run ``train(max_epochs, on_epoch)`` once, scoring every epoch on validation, and keep
+    the best epoch's parameters. Stops after ``patience`` epochs that do not improve the best
+    validation RMSE by more than ``tol``."""
+    curve: list[float] = []
+    best: dict[str, Any] = {"val_rmse": np.inf, "epochs": 0, "params": None, "since": 0}
+
+    def on_epoch(epoch: int, prm: P) -> bool:
+        s = score(prm)
+        curve.append(s)
+        if s < best["val_rmse"] - tol:
+            best.update(val_rmse=s, epochs=epoch, params=prm, since=0)
+        else:
+            if s < best["val_rmse"]:  # a tiny gain: keep the better parameters
+                best.update(val_rmse=s, epochs=epoch, params=prm)
+            best["since"] += 1
+        return bool(best["since"] >= patience)
+
+    last = train(max_epochs, on_epoch)
+    params = last if best["params"] is None else best["params"]
+    curve_r = [round(c, 5) for c in curve]
+    return Stopped(params, int(best["epochs"]), float(best["val_rmse"]), curve_r)
+
+
+@dataclass
+class Selection(Generic[P]):
+    """The outcome of ``select_and_fit``: the chosen setting, the parameters fitted on all
+    training events with it (before any refit), and how to refit."""
+
+    factors: int
+    reg: float
+    epochs: int  # epochs (sweeps) of the chosen fit
+    params: P
+    tune_val: Queries  # the validation queries further tuning (e.g. an offset) should use
+    refit_epochs: int  # epochs of the refit on training + validation events
+    refit_init: P | None  # None: the refit starts from the seed; else continues from this
+    info: dict[str, Any]  # JSON-able: tuning data, grid, final fit
+    timings: dict[str, float]
+
+
+def select_and_fit(
+    train: TrainSet,
+    fit: Callable[[TrainSet, int, float, int, Callable[[int, P], bool] | None, P | None], P],
+    score: Callable[[P, Queries], float],
+    factors: Sequence[int],
+    regs: Sequence[float],
+    *,
+    max_epochs: int,
+    fixed_epochs: int | None,
+    tune_events: int,
+    seed: int,
+    patience: int = 3,
+    refit_epochs: int = 1,
+) -> Selection[P]:
+    """Choose (factors, reg, epochs) on validation and fit on all training events.
+
+    ``fit(data, factors, reg, epochs, on_epoch, init)`` trains on ``data.events`` (see
+    ``grid_search`` for ``on_epoch``; ``init`` a warm start or None); ``score(params,
+    queries)`` is the validation RMSE. Small data (see ``tuning_subset``): the whole grid,
+    each setting from the seed with early stopping (``patience``), on all events; the refit
+    retrains from the seed for the chosen epochs. Large data: the grid on the seeded user
+    subsample, warm-started along ``reg`` (patience 1; skipped when only one setting is
+    free), then one fit on all events starting from the chosen subsample model, its epochs
+    chosen on all validation queries (stopping at the first epoch that gains < 1e-4, or
+    exactly ``fixed_epochs``); the refit continues from that fit for ``refit_epochs``.
+    """
+    t0 = time.perf_counter()
+    has_val = len(train.val.batch) > 0
+    tuning = (
+        tuning_subset(train, max_events=tune_events, seed=seed)
+        if has_val
+        else Tuning(train, False, {"on": "nothing: no validation queries"})
+    )
+    info: dict[str, Any] = {"tuning": tuning.info}
+    timings: dict[str, float] = {}
+    small, data = not tuning.subsampled, tuning.train
+    init: P | None = None
+    if small or len(factors) * len(regs) > 1:
+        choice = grid_search(
+            lambda f, reg, n, on_epoch, init: fit(data, f, reg, n, on_epoch, init),
+            lambda params: score(params, data.val),
+            factors,
+            regs,
+            max_epochs=max_epochs,
+            fixed_epochs=fixed_epochs if small else None,
+            tune=has_val,
+            patience=patience if small else 1,
+            warm=not small,
+        )
+        info["grid"] = choice.grid
+        if small:
+            timings["tuning_s"] = time.perf_counter() - t0
+            return Selection(
+                choice.factors,
+                choice.reg,
+                choice.epochs,
+                choice.params,
+                train.val,
+                choice.epochs,
+                None,
+                info,
+                timings,
+            )
+        factors, regs, init = (choice.factors,), (choice.reg,), choice.params
+        info["tuning"]["val_rmse"] = choice.val_rmse
+    timings["tuning_s"] = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    f, reg = int(factors[0]), float(regs[0])
+    stop = early_stopped(
+        lambda n, on_epoch: fit(train, f, reg, n, on_epoch, init),
+        lambda params: score(params, train.val),
+        max_epochs=max_epochs if fixed_epochs is None else int(fixed_epochs),
+        patience=1 if fixed_epochs is None else int(fixed_epochs),
+        tol=1e-4 if fixed_epochs is None else -np.inf,
+    )
+    info["final_fit"] = {
+        "events": train.events.n_events,
+        "warm_start": init is not None,
+        "val_rmse_per_epoch": stop.curve,
+    }
+    timings["final_fit_s"] = time.perf_counter() - t1
+    return Selection(
+        f, reg, stop.epochs, stop.params, data.val, refit_epochs, stop.params, info, timings
     )
