@@ -597,18 +597,10 @@ def test_disk_full_while_writing_results_is_one_line_and_resumable(
 
     out = tmp_path / "o"
     monkeypatch.setattr(results, "atomic_write", full_after_two)
-    args = [
-        "run",
-        "--ratings",
-        str(_good(tmp_path)),
-        "--models",
-        "user-mean,recent-k,bias",
-        "--out",
-        str(out),
-        "--resamples",
-        "200",
-    ]
-    r = CliRunner().invoke(main, args)
+    models = ["--models", "user-mean,recent-k,bias", "--resamples", "200"]
+    r = CliRunner().invoke(
+        main, ["run", "--ratings", str(_good(tmp_path)), *models, "--out", str(out)]
+    )
     text = " ".join(r.output.split())
     assert r.exit_code == 2 and "Traceback" not in r.output, r.output
     (path,) = out.glob("*.json")
