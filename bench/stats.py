@@ -94,8 +94,8 @@ METHODS = ("auto", "bca", "percentile", "basic", "normal")
 BCA_MAX_N = 5_000  # "auto" uses BCa up to this many queries
 EXACT_MAX_N = 50_000  # "auto" resamples exactly up to this many queries, normal above
 RESAMPLE_BUDGET_BYTES = 64 * 2**20  # target for live resample arrays per batch
-# Live bytes per resampled element: int64 draws, their int64 bincount and the float64 counts.
-_BYTES_PER_ELEMENT = 24
+# Live bytes per resampled element: the int32 draws and the float64 counts.
+_BYTES_PER_ELEMENT = 12
 # Bootstrap distributions whose range is below this (relative to max(1, |value|)) are
 # degenerate: rounding noise of a constant statistic, not sampling variability.
 _DEGENERATE_RTOL = 1e-12
@@ -212,16 +212,19 @@ def _resolve_method(method: str, n: int) -> str:
 def _exact_means(
     cols: NDArray[np.float64], n_resamples: int, rng: np.random.Generator
 ) -> NDArray[np.float64]:
-    """(R, C) column means of ``cols`` (n, C) over R multinomial resamples of its rows."""
+    """(R, C) column means of ``cols`` (n, C) over R multinomial resamples of its rows: each
+    batch draws (b, n) query indices, counts them per resample (one ``bincount`` per row, so
+    the counts stay in cache) and applies the (b, n) counts to every column at once."""
     n = cols.shape[0]
     batch = resample_batch(n, n_resamples)
     out = np.empty((n_resamples, cols.shape[1]), dtype=np.float64)
+    counts = np.empty((batch, n), dtype=np.float64)
     for lo in range(0, n_resamples, batch):
         b = min(batch, n_resamples - lo)
-        idx = rng.integers(0, n, size=(b, n))  # (b, n) int64 resampled query indices
-        idx += (np.arange(b, dtype=np.int64) * n)[:, None]
-        counts = np.bincount(idx.ravel(), minlength=b * n).reshape(b, n).astype(np.float64)
-        out[lo : lo + b] = counts @ cols
+        idx = rng.integers(0, n, size=(b, n), dtype=np.int32)  # (b, n) resampled queries
+        for i in range(b):
+            counts[i] = np.bincount(idx[i], minlength=n)
+        out[lo : lo + b] = counts[:b] @ cols
     out /= n
     return out
 

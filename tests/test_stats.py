@@ -398,4 +398,4 @@ def test_resample_batches_stay_within_the_memory_budget() -> None:
     for n in (10, 5_000, 50_000, 1_000_000):
         b = resample_batch(n, 2000)
         assert 1 <= b <= 2000
-        assert b == 1 or b * n * 24 <= RESAMPLE_BUDGET_BYTES
+        assert b == 1 or b * n * 12 <= RESAMPLE_BUDGET_BYTES
