@@ -33,7 +33,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from threadpoolctl import threadpool_limits
 
 import bench
-from bench import stats
+from bench import memory, stats
 from bench.data import Interactions, drop_items, hash_arrays, time_unit_note
 from bench.errors import ConfigError
 from bench.loading import DataSource, Loaded, load_source
@@ -55,7 +55,6 @@ DEFAULT_EMBEDDING = "kg_gnn"
 # Test batches are built once and shared by every model up to this size of their histories
 # (13.4M history events at the notebook's full scale are 214 MB); larger, once per model.
 TEST_CACHE_BYTES = 768 * 2**20
-_HIST_EVENT_BYTES = 16  # item int32 + rating float32 + timestamp int64 per history row
 
 __all__ = ["ModelRun", "RunOutcome", "RunSpec", "execute"]
 
@@ -361,9 +360,7 @@ class Prepared:
         if self.test_cache is not None:
             return self.test_cache
         inter = self.loaded.interactions
-        starts = inter.user_offsets[self.split.test_user]
-        n_hist = int((self.split.test_pos - starts).sum())
-        if n_hist * _HIST_EVENT_BYTES > TEST_CACHE_BYTES:
+        if not self._cache_tests():
             return (b for _, b in self.split.test_batches(inter, chunk))
         batches = [b for _, b in self.split.test_batches(inter, chunk)]
         for b in batches:
@@ -371,6 +368,37 @@ class Prepared:
                 getattr(b, f.name).flags.writeable = False
         self.test_cache = batches
         return batches
+
+    def _test_history_rows(self) -> int:
+        starts = self.loaded.interactions.user_offsets[self.split.test_user]
+        return int((self.split.test_pos - starts).sum())
+
+    def _cache_tests(self) -> bool:
+        return self._test_history_rows() * memory.HISTORY_ROW_BYTES <= TEST_CACHE_BYTES
+
+    def memory_needs(self, chunk: int) -> list[memory.Need]:
+        """What the runner will build beside the loaded data, each with its option."""
+        row = memory.HISTORY_ROW_BYTES
+        n_test = max(1, int(self.split.test_pos.shape[0]))
+        n_hist = self._test_history_rows()
+        per_chunk = n_hist * min(chunk, n_test) // n_test
+        return [
+            memory.Need(
+                "the events fitting may see",
+                int(self.split.fit_len.sum()) * row,
+                "--sample-users",
+            ),
+            memory.Need(
+                "the training targets",
+                int(self.split.train_pos.shape[0]) * 12,
+                "--samples-per-user",
+            ),
+            memory.Need(
+                "the test batches",
+                n_hist * row if self._cache_tests() else 2 * per_chunk * row,
+                "--chunk-size",
+            ),
+        ]
 
 
 def _plan_runs(
@@ -789,6 +817,7 @@ def execute(
     out_dir = Path(spec.out_dir) if resume is None else Path(resume).parent
     _check_out_dir(out_dir)
     prep = _prepare(spec, console)
+    memory.check_fits(prep.memory_needs(spec.chunk_size), memory.available_bytes())
     # torch is imported (and the device resolved) only when a torch model runs
     need_torch = any(getattr(get_class(r.spec.name), "uses_torch", False) for r in prep.runs)
     if need_torch:
