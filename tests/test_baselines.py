@@ -72,6 +72,14 @@ def test_bias_tunes_damping_on_validation_only(tiny):
     best = min(info["grid"], key=lambda g: g["val_rmse"])
     assert info["val_rmse"] == pytest.approx(best["val_rmse"])
     assert model.refit_ is True
+    # closed-form tuning always runs on everything, and says so
+    tr = make_split(tiny, SplitParams()).train_set(tiny)
+    assert info["tuning"] == {
+        "on": "all",
+        "events": tr.events.n_events,
+        "val_queries": len(tr.val.batch),
+    }
+    assert set(info["timings"]) == {"tuning_s", "final_fit_s"}
 
 
 @pytest.mark.parametrize(

@@ -13,8 +13,9 @@ from bench.loading import DataSource, load_source
 from bench.split import PROTOCOLS, SplitParams, make_split
 from predictors.baselines import UserMean
 from predictors.knn import KNN
-from predictors.mf import MF, _Groups, solve_grouped
+from predictors.mf import MF, _Groups, fit_als, solve_grouped
 from predictors.mf_temporal import MFTemporal
+from predictors.tuning import query_subset, tuning_subset
 from predictors.types import (
     EventStore,
     HistoryBatch,
@@ -348,3 +349,142 @@ def test_knn_beats_user_mean_on_synthetic(world) -> None:
     baseline = _rmse(UserMean().fit(train).predict(train.val.batch), train.val.rating)
     m = KNN(refit=False).fit(train)
     assert m.fit_info_["val_rmse"] < baseline - 0.01
+
+
+# --------------------------------------------------------------------------- tuning at scale
+
+
+def test_tuning_subset_is_whole_users_and_deterministic_under_the_seed(world) -> None:
+    _, inter, split = world
+    train = split.train_set(inter)
+    ev = train.events
+    a = tuning_subset(train, max_events=2000, seed=3)
+    b = tuning_subset(train, max_events=2000, seed=3)
+    c = tuning_subset(train, max_events=2000, seed=4)
+    assert a.subsampled and a.info["seed"] == 3 and a.info["on"] == "user subsample"
+    sub = a.train
+    for x in (b.train, c.train):
+        assert x.events.n_users == ev.n_users and x.n_items == train.n_items  # codes kept
+    assert np.array_equal(sub.events.user_offsets, b.train.events.user_offsets)
+    assert np.array_equal(sub.events.item, b.train.events.item)
+    assert not np.array_equal(sub.events.user_offsets, c.train.events.user_offsets)
+    lens, full = sub.events.lengths(), ev.lengths()
+    kept = np.flatnonzero(lens)
+    assert np.array_equal(lens[kept], full[kept])  # every kept user keeps all events
+    assert a.info["users"] == kept.size and a.info["events"] == sub.events.n_events <= 2000
+    for u in kept[:5]:
+        lo, hi = sub.events.user_offsets[u], sub.events.user_offsets[u + 1]
+        flo = ev.user_offsets[u]
+        assert np.array_equal(sub.events.rating[lo:hi], ev.rating[flo : flo + hi - lo])
+    # training targets and validation queries: exactly those of the kept users, same data
+    assert set(sub.train_user.tolist()) <= set(kept.tolist())
+    assert np.array_equal(
+        sub.events.rating[sub.train_pos],
+        ev.rating[train.train_pos][np.isin(train.train_user, kept)],
+    )
+    assert np.array_equal(
+        sub.val.batch.user, train.val.batch.user[np.isin(train.val.batch.user, kept)]
+    )
+    # small data: the train set itself
+    whole = tuning_subset(train, max_events=ev.n_events, seed=3)
+    assert not whole.subsampled and whole.train is train and whole.info["on"] == "all"
+
+
+def test_query_subset_is_seeded() -> None:
+    hist = [(0, 4.0, 10), (1, 2.0, 20)]
+    b = _batch(0, hist, 4, 50).take(np.zeros(10, dtype=np.int64))
+    val = Queries(batch=b, rating=np.arange(10, dtype=np.float32))
+    a, info = query_subset(val, max_queries=4, seed=1)
+    again, _ = query_subset(val, max_queries=4, seed=1)
+    assert len(a.batch) == 4 and info["of_queries"] == 10 and info["seed"] == 1
+    assert np.array_equal(a.rating, again.rating)
+    assert np.all(np.diff(a.rating) > 0)  # original order kept
+    same, info = query_subset(val, max_queries=10, seed=1)
+    assert same is val and info["on"] == "all"
+
+
+@pytest.mark.parametrize("name", ["mf", "mf-temporal"])
+def test_large_data_tunes_on_the_subsample_and_fits_on_all_events(name, world) -> None:
+    _, inter, split = world
+    train = split.train_set(inter)
+    cls = MF if name == "mf" else MFTemporal
+    kw = {"max_epochs": 4, "tune_events": 3000, "refit": False}
+    m = cls(factors=None, reg=None, **kw).fit(train)
+    info = m.fit_info_
+    assert info["tuning"] == tuning_subset(train, max_events=3000, seed=0).info | {
+        "val_rmse": info["tuning"]["val_rmse"]
+    }
+    assert info["tuning"]["users"] < train.n_users
+    # the chosen setting is a grid point, the grid walked reg downwards with warm starts
+    assert (info["factors"], info["reg"]) in {(g["factors"], g["reg"]) for g in info["grid"]}
+    assert [g["reg"] for g in info["grid"][:4]] == sorted(g["reg"] for g in info["grid"][:4])[::-1]
+    assert "warm_start" not in info["grid"][0] and info["grid"][1]["warm_start"]
+    # one fit on every training event, its sweeps chosen on all validation queries
+    assert info["final_fit"]["events"] == train.events.n_events
+    assert info["final_fit"]["warm_start"]
+    curve = info["final_fit"]["val_rmse_per_epoch"]
+    assert 1 <= info["epochs"] <= len(curve) <= 4
+    got = _rmse(m.predict(train.val.batch), train.val.rating)
+    assert info["val_rmse"] == pytest.approx(got, abs=1e-6)  # the model's own figure
+    assert m.params_.user_count.sum() == train.events.n_events
+    assert {"tuning_s", "final_fit_s", "total_s"} <= set(info["timings"])
+    # the refit continues from the fit on training + validation events
+    r = cls(factors=None, reg=None, **{**kw, "refit": True}).fit(train)
+    assert r.refit_ and r.fit_info_["refit"] == {
+        "events": train.events.n_events + len(train.val.batch),
+        "sweeps": 1,
+        "warm_start": True,
+    }
+    assert r.params_.user_count.sum() == train.events.n_events + len(train.val.batch)
+    assert r.fit_info_["val_rmse"] == info["val_rmse"]
+
+
+def test_small_data_tunes_on_everything(world) -> None:
+    _, inter, split = world
+    train = split.train_set(inter)
+    m = MF(factors=None, reg=0.3, max_epochs=3).fit(train)
+    info = m.fit_info_
+    assert info["tuning"]["on"] == "all" and info["tuning"]["events"] == train.events.n_events
+    assert len(info["grid"]) == 3 and "final_fit" not in info
+    assert info["refit"]["warm_start"] is False and info["refit"]["sweeps"] == info["epochs"]
+
+
+def test_warm_start_continues_a_fit() -> None:
+    store, ni = _rank1_store()
+    cold = fit_als(store, ni, factors=2, reg=1e-4, reg_bias=0.0, epochs=30, seed=0)
+    again = fit_als(store, ni, factors=2, reg=1e-4, reg_bias=0.0, epochs=1, seed=5, init=cold)
+    one = fit_als(store, ni, factors=2, reg=1e-4, reg_bias=0.0, epochs=1, seed=5)
+    u, i = store.user(), store.item
+
+    def fit_rmse(p):
+        return _rmse(p.score(u, i, store.timestamp), store.rating)
+
+    # one sweep from the converged fit stays where it was; one sweep from the seed does not
+    np.testing.assert_allclose(again.item_bias, cold.item_bias, atol=1e-3)
+    assert fit_rmse(again) < 0.2 * fit_rmse(one)
+    with pytest.raises(ValueError, match="init has factors"):
+        fit_als(store, ni, factors=3, reg=0.1, reg_bias=0.0, epochs=1, seed=0, init=cold)
+
+
+def test_parameters_that_cannot_fit_in_memory_fail_early() -> None:
+    store, ni = _rank1_store()
+    with pytest.raises(ValueError, match="lower factors"):
+        fit_als(store, ni, factors=10**8, reg=0.1, reg_bias=0.0, epochs=1, seed=0)
+
+
+def test_knn_tunes_on_a_seeded_query_subset(world) -> None:
+    loaded, inter, split = world
+    train = split.train_set(inter, embeddings=loaded.embeddings)
+    a = KNN(tune_queries=50, refit=False).fit(train)
+    b = KNN(tune_queries=50, refit=False).fit(train)
+    info = a.fit_info_
+    assert info["tuning"] == {
+        "on": "query subsample",
+        "val_queries": 50,
+        "of_queries": len(train.val.batch),
+        "seed": train.seed,
+        "max_queries": 50,
+    }
+    assert info["grid"] == b.fit_info_["grid"]
+    sub, _ = query_subset(train.val, max_queries=50, seed=train.seed)
+    assert info["val_rmse"] == pytest.approx(_rmse(a.predict(sub.batch), sub.rating), abs=1e-5)

@@ -272,3 +272,39 @@ def test_beats_bias_on_ml_latest_small_validation(data_dir: Path) -> None:
     p = m.predict(train.val.batch)
     got = float(np.sqrt(np.mean((p.astype(np.float64) - train.val.rating) ** 2)))
     assert got == pytest.approx(m.fit_info_["val_rmse"], abs=1e-4)
+
+
+def test_large_data_tunes_on_the_subsample_and_fits_on_all_events(world) -> None:
+    inter, split = world
+    train = split.train_set(inter, seed=2)
+    m = SVDpp(factors=None, reg=0.1, max_epochs=3, tune_events=2500, refit=False).fit(train)
+    info = m.fit_info_
+    assert info["tuning"]["on"] == "user subsample" and info["tuning"]["seed"] == 2
+    assert info["tuning"]["users"] < train.n_users and info["tuning"]["events"] <= 2500
+    assert [g["factors"] for g in info["grid"]] == [16, 64] and info["factors"] in (16, 64)
+    assert info["final_fit"] == {
+        "events": train.events.n_events,
+        "warm_start": True,
+        "val_rmse_per_epoch": info["final_fit"]["val_rmse_per_epoch"],
+    }
+    assert m.params_.user_count.sum() == train.events.n_events  # every training event
+    p = m.predict(train.val.batch)
+    got = float(np.sqrt(np.mean((p.astype(np.float64) - train.val.rating) ** 2)))
+    assert got == pytest.approx(info["val_rmse"], abs=1e-4)
+    r = SVDpp(factors=None, reg=0.1, max_epochs=3, tune_events=2500).fit(train)
+    assert r.refit_ and r.fit_info_["refit"]["warm_start"] and r.fit_info_["refit"]["epochs"] == 1
+    assert r.params_.user_count.sum() == train.events.n_events + len(train.val.batch)
+
+
+def test_implicit_sums_in_chunks_equal_one_pass(monkeypatch) -> None:
+    import predictors.svdpp as S
+
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=(6, 3))
+    hist = [(0, 4.0, 1), (1, 3.0, 2), (5, 1.0, 3)]
+    b = _batch([(0, hist, 2), (1, [], 3), (2, hist[:1], 4), (0, hist * 3, 1)])
+    whole = implicit_sums(b, y)
+    monkeypatch.setattr(S, "_SUM_ELEMENTS", 6)  # two history rows per chunk
+    np.testing.assert_allclose(implicit_sums(b, y), whole, rtol=1e-12)
+    assert np.all(whole[1] == 0.0)
+    np.testing.assert_allclose(whole[0], (y[0] + y[1] + y[5]) / np.sqrt(3))
