@@ -58,8 +58,9 @@ __all__ = [
 ]
 
 # 2: the dataset hash is SHA-256 based; 3: ties sorted on content, timestamps converted to
-# seconds from the detected unit, no user_first_seen
-CACHE_FORMAT = 3
+# seconds from the detected unit, no user_first_seen; 4: datetimes sorted at their own
+# (sub-second) resolution before they are floored to seconds
+CACHE_FORMAT = 4
 
 _META = "meta"  # the member holding the JSON metadata
 

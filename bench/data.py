@@ -355,9 +355,9 @@ def time_unit_note(inter: Interactions) -> str:
     info = inter.meta.get("time_unit") if isinstance(inter.meta, dict) else None
     if not isinstance(info, dict) or info.get("unit") not in TIME_UNITS:
         return ""
+    if info.get("how") == "datetime":
+        return ", timestamps from datetimes (in seconds)"
     unit = _UNIT_NAMES[info["unit"]]
-    how = {"detected": "detected", "given": "--time-unit", "datetime": "from datetimes"}.get(
-        str(info.get("how")), ""
-    )
+    how = {"detected": "detected", "given": "--time-unit"}.get(str(info.get("how")), "")
     tail = "" if info["unit"] == "s" else ", converted to seconds"
     return f", timestamps in {unit}" + (f" ({how})" if how else "") + tail

@@ -421,12 +421,16 @@ def _ratings(col: pa.ChunkedArray, path: Path, name: str) -> NDArray[np.float32]
     return a.astype(np.float32)
 
 
-def _timestamps(col: pa.ChunkedArray, path: Path, name: str) -> tuple[NDArray[np.int64], bool]:
-    """((N,) int64 timestamps, whether they came from datetimes). Integer columns are kept
-    as they are (their unit is decided by the caller); datetime/date/ISO-8601 columns become
-    Unix seconds. Integers written as text are parsed exactly, never through float64.
+def _timestamps(
+    col: pa.ChunkedArray, path: Path, name: str
+) -> tuple[NDArray[np.int64], str | None]:
+    """((N,) int64 timestamps, their unit when they came from datetimes, else None).
 
-    Sub-second datetimes are floored to the second; time-zone-aware values are converted to
+    Integer columns are kept as they are (their unit is decided by the caller); integers
+    written as text are parsed exactly, never through float64. Datetime columns become
+    integers in their own unit (``s``/``ms``/``us``/``ns``), dates Unix seconds, ISO-8601
+    strings nanoseconds, so that sub-second order survives until ``build_interactions``
+    sorts the events (it then floors to seconds). Time-zone-aware values are converted to
     UTC, naive ones are taken as UTC.
     """
     what = "integer Unix times (seconds, or ms/us/ns) or ISO-8601 datetimes"
@@ -434,10 +438,11 @@ def _timestamps(col: pa.ChunkedArray, path: Path, name: str) -> tuple[NDArray[np
     if pa.types.is_timestamp(t) or pa.types.is_date(t):
         if col.null_count:
             _numeric(col, path, name, what)  # raises the missing-values error
-        arr = col.to_numpy(zero_copy_only=False) if pa.types.is_date(t) else None
-        if arr is None:
-            arr = pc.cast(col, pa.timestamp(t.unit)).to_numpy()  # drops the tz: UTC instants
-        return np.asarray(arr).astype("datetime64[s]").astype(np.int64), True
+        if pa.types.is_date(t):
+            days = np.asarray(col.to_numpy(zero_copy_only=False)).astype("datetime64[s]")
+            return days.astype(np.int64), "s"
+        arr = pc.cast(col, pa.timestamp(t.unit)).to_numpy()  # drops the tz: UTC instants
+        return np.asarray(arr).astype(np.int64), str(t.unit)
     if _is_string(t):
         if col.null_count == 0:
             text = pc.utf8_trim_whitespace(col)
@@ -450,9 +455,8 @@ def _timestamps(col: pa.ChunkedArray, path: Path, name: str) -> tuple[NDArray[np
                     except (ValueError, TypeError):
                         dt = None
                     if dt is not None and not dt.isna().any():
-                        sec = dt.to_numpy(dtype="datetime64[ns]").astype("datetime64[s]")
-                        return sec.astype(np.int64), True
-        return _exact_ints(col, path, name, what), False
+                        return dt.to_numpy(dtype="datetime64[ns]").astype(np.int64), "ns"
+        return _exact_ints(col, path, name, what), None
     a = _numeric(col, path, name, what)
     if a.dtype.kind == "f":
         bad = ~np.isfinite(a) | (a != np.round(a))
@@ -463,7 +467,7 @@ def _timestamps(col: pa.ChunkedArray, path: Path, name: str) -> tuple[NDArray[np
                 f"expected {what}"
             )
         _check_float_exact(a, path, name, what)
-    return a.astype(np.int64, copy=False), False
+    return a.astype(np.int64, copy=False), None
 
 
 def _check_duplicates(
@@ -567,11 +571,11 @@ def read_ratings(
     ``timestamp``); a file without a header line gives all its column ``names`` in order.
     ``quoting`` (default: on for csv only) honours double-quoted fields. Timestamps are integer
     Unix times in ``time_unit`` (``s``, ``ms``, ``us``, ``ns``; default: detected from their
-    magnitude, see ``bench.data.detect_time_unit``), or datetimes / ISO-8601 strings,
-    converted to int64 seconds (UTC). When ``scale`` is None it is inferred by
-    ``infer_scale`` (min, max, step 1 / 0.5 / None). Ids and integer timestamps are never
-    converted through float64: text is parsed exactly, and a float column whose values
-    exceed 2**53 (where float64 cannot hold every integer) is an error.
+    magnitude, see ``bench.data.detect_time_unit``), or datetimes / ISO-8601 strings (UTC;
+    they carry their own unit, and ``time_unit`` must not be given). When ``scale`` is None
+    it is inferred by ``infer_scale`` (min, max, step 1 / 0.5 / None). Ids and integer
+    timestamps are never converted through float64: text is parsed exactly, and a float
+    column whose values exceed 2**53 (where float64 cannot hold every integer) is an error.
 
     Returns arrays: user_id, item_id (N,) int64; rating (N,) float32; timestamp (N,) int64
     in ``time_unit`` units (``build_interactions`` converts them to seconds), plus
@@ -605,12 +609,12 @@ def read_ratings(
     # convert one column at a time and let Arrow free it, so that the Arrow table and the
     # numpy copies never coexist in full (peak memory at 30M+ ratings)
     out: dict[str, Any] = {}
-    from_datetimes = False
+    datetime_unit: str | None = None
     for role, conv in (("user", _ids), ("item", _ids), ("rating", _ratings), ("timestamp", None)):
         name = roles[role]
         col = table.column(name)
         if conv is None:
-            out[role], from_datetimes = _timestamps(col, path, name)
+            out[role], datetime_unit = _timestamps(col, path, name)
         else:
             out[role] = conv(col, path, name)
         out[role] = np.array(out[role], copy=not out[role].flags.owndata)  # own the buffer
@@ -624,7 +628,7 @@ def read_ratings(
     src = source or str(path)
     if scale is None:
         scale = infer_scale(rating, source=src)
-    unit, info = _time_unit(ts, time_unit, from_datetimes, path, roles["timestamp"])
+    unit, info = _time_unit(ts, time_unit, datetime_unit, path, roles["timestamp"])
     return RawRatings(
         user_id=user,
         item_id=item,
@@ -638,22 +642,26 @@ def read_ratings(
 
 
 def _time_unit(
-    ts: NDArray[np.int64], given: str | None, from_datetimes: bool, path: Path, column: str
+    ts: NDArray[np.int64],
+    given: str | None,
+    datetime_unit: str | None,
+    path: Path,
+    column: str,
 ) -> tuple[str, dict[str, Any]]:
-    """The unit of integer timestamps and how it was decided: ``given`` (``--time-unit``),
-    ``datetime`` (the column held datetimes, converted to seconds) or ``detected`` from the
+    """The unit of the timestamps and how it was decided: ``given`` (``--time-unit``),
+    ``datetime`` (the column held datetimes, in ``datetime_unit``) or ``detected`` from the
     magnitude (``bench.data.detect_time_unit``)."""
     if given is not None:
         if given not in TIME_UNITS:
             raise ConfigError(f"--time-unit must be one of {', '.join(TIME_UNITS)}, got {given!r}")
-        if from_datetimes and given != "s":
+        if datetime_unit is not None:
             raise ConfigError(
                 f"{path}: column {column!r} holds datetimes, which carry their own unit; "
                 f"--time-unit {given} does not apply (leave it out)"
             )
         return given, {"how": "given", "column": column}
-    if from_datetimes:
-        return "s", {"how": "datetime", "column": column}
+    if datetime_unit is not None:
+        return datetime_unit, {"how": "datetime", "column": column}
     unit = detect_time_unit(ts, source=str(path), column=column)
     return unit, {"how": "detected", "column": column}
 

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from bench.data import build_interactions
+from bench.data import TIME_UNITS, build_interactions
 from bench.errors import ConfigError, DataError
 from bench.readers import infer_format, infer_scale, read_catalog, read_ratings, read_tags
 from predictors.types import RatingScale
@@ -159,8 +159,13 @@ def test_parquet_custom_columns_and_datetime(tmp_path: Path) -> None:
     np.testing.assert_array_equal(r.user_id, [7, 7, 8])
     np.testing.assert_array_equal(r.item_id, [3, 4, 3])
     np.testing.assert_array_equal(r.rating, [1.0, 2.5, 10.0])
+    # datetimes keep their own unit until build_interactions floors them to seconds:
     # 2020-01-01 is 1577836800 s; sub-seconds floor; 1970-01-02 is 86400 s
-    np.testing.assert_array_equal(r.timestamp, [1577836800, 1577836801, 86400])
+    assert r.time_info["how"] == "datetime"
+    per_s = TIME_UNITS[r.time_unit]  # the parquet column's own unit
+    np.testing.assert_array_equal(r.timestamp // per_s, [1577836800, 1577836801, 86400])
+    inter = build_interactions(r)
+    np.testing.assert_array_equal(inter.timestamp, [1577836800, 1577836801, 86400])
     assert r.scale == RatingScale(1.0, 10.0, 0.5)
 
 
@@ -170,7 +175,8 @@ def test_csv_iso_timestamps_and_custom_names(tmp_path: Path) -> None:
         "u,i,score,time\n1,2,4,2020-01-01T00:00:00Z\n1,3,2,2020-01-02 00:00:00\n",
     )
     r = read_ratings(p, columns={"user": "u", "item": "i", "rating": "score", "timestamp": "time"})
-    np.testing.assert_array_equal(r.timestamp, [1577836800, 1577836800 + 86400])
+    assert r.time_unit == "ns"
+    np.testing.assert_array_equal(r.timestamp // 10**9, [1577836800, 1577836800 + 86400])
 
 
 def test_float_ids_that_are_integers_are_accepted(tmp_path: Path) -> None:
@@ -435,6 +441,22 @@ def test_datetimes_refuse_another_unit(tmp_path: Path) -> None:
     assert read_ratings(p, scale=S).time_info["how"] == "datetime"
     with pytest.raises(ConfigError, match="holds datetimes"):
         read_ratings(p, time_unit="ms", scale=S)
+
+
+def test_sub_second_datetimes_keep_their_order(tmp_path: Path) -> None:
+    p = csv_file(
+        tmp_path,
+        ["1,30,4,2020-01-01T00:00:00.700Z", "1,20,2,2020-01-01T00:00:00.100Z", "1,10,3,2020-01-01"],
+    )
+    inter = build_interactions(read_ratings(p, scale=S))
+    assert inter.item_ids[inter.item].tolist() == [10, 20, 30]
+    assert inter.timestamp.tolist() == [1577836800] * 3
+    p = csv_file(
+        tmp_path,
+        ["1,10,4,2020-01-01T00:00:00.700Z", "1,20,2,2020-01-01T00:00:00.100Z", "1,30,3,2020-01-01"],
+    )
+    inter = build_interactions(read_ratings(p, scale=S))
+    assert inter.item_ids[inter.item].tolist() == [30, 20, 10]  # time order, not item order
 
 
 def test_sub_second_order_survives_the_conversion(tmp_path: Path) -> None:
