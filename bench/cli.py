@@ -232,8 +232,9 @@ def main() -> None:
     "--resume",
     type=click.Path(path_type=Path),
     default=None,
-    help="Finish an interrupted run from its results JSON (same split, verified); "
-    "other options are taken from that file.",
+    help="Finish an interrupted run from its results JSON (same data, split and predictions "
+    "sidecar, verified); every setting comes from that file, so only --data-dir, --offline, "
+    "--no-cache and --report may go with it.",
 )
 @click.option(
     "--report",
