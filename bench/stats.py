@@ -35,7 +35,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from statistics import NormalDist
 from typing import Any
 
@@ -56,6 +56,7 @@ __all__ = [
     "Interval",
     "Metric",
     "evaluate",
+    "holm",
     "mae",
     "metric_cis",
     "paired_diff_cis",
@@ -102,7 +103,12 @@ _DEGENERATE_RTOL = 1e-12
 # Covariance eigenvalues below this fraction of the largest are null directions ("normal").
 _NULL_RTOL = 1e-10
 # The words a difference interval is read as (``verdict``), and their short marks.
-VERDICTS = {"better": "better", "worse": "worse", "no clear difference": "~"}
+VERDICTS = {
+    "better": "better",
+    "worse": "worse",
+    "no clear difference": "~",
+    "too few queries": "too few queries",
+}
 
 
 @dataclass(frozen=True)
@@ -112,7 +118,7 @@ class Interval:
     estimate: float
     low: float
     high: float
-    method: str  # "bca" | "percentile" | "basic" | "normal" | "degenerate"
+    method: str  # "bca" | "percentile" | "basic" | "normal" | "seeds+bootstrap" | "degenerate"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -210,41 +216,94 @@ def _resolve_method(method: str, n: int) -> str:
 
 
 def _exact_means(
-    cols: NDArray[np.float64], n_resamples: int, rng: np.random.Generator
+    sums: NDArray[np.float64],
+    sizes: NDArray[np.float64] | None,
+    n_resamples: int,
+    rng: np.random.Generator,
 ) -> NDArray[np.float64]:
-    """(R, C) column means of ``cols`` (n, C) over R multinomial resamples of its rows: each
-    batch draws (b, n) query indices, counts them per resample (one ``bincount`` per row, so
-    the counts stay in cache) and applies the (b, n) counts to every column at once."""
-    n = cols.shape[0]
-    batch = resample_batch(n, n_resamples)
-    out = np.empty((n_resamples, cols.shape[1]), dtype=np.float64)
-    counts = np.empty((batch, n), dtype=np.float64)
+    """(R, C) pooled column means over R multinomial resamples of the G units: ``sums``
+    (G, C) are the units' column sums, ``sizes`` (G,) their query counts (None: one query
+    each). Each batch draws (b, G) unit indices, counts them per resample (one ``bincount``
+    per row, so the counts stay in cache) and applies the counts to every column at once."""
+    g = sums.shape[0]
+    batch = resample_batch(g, n_resamples)
+    out = np.empty((n_resamples, sums.shape[1]), dtype=np.float64)
+    counts = np.empty((batch, g), dtype=np.float64)
     for lo in range(0, n_resamples, batch):
         b = min(batch, n_resamples - lo)
-        idx = rng.integers(0, n, size=(b, n), dtype=np.int32)  # (b, n) resampled queries
+        idx = rng.integers(0, g, size=(b, g), dtype=np.int32)  # (b, G) resampled units
         for i in range(b):
-            counts[i] = np.bincount(idx[i], minlength=n)
-        out[lo : lo + b] = counts[:b] @ cols
-    out /= n
+            counts[i] = np.bincount(idx[i], minlength=g)
+        out[lo : lo + b] = counts[:b] @ sums
+        if sizes is not None:
+            out[lo : lo + b] /= (counts[:b] @ sizes)[:, None]
+    if sizes is None:
+        out /= g
     return out
 
 
 def _normal_means(
-    cols: NDArray[np.float64], n_resamples: int, rng: np.random.Generator
+    sums: NDArray[np.float64],
+    sizes: NDArray[np.float64] | None,
+    n_resamples: int,
+    rng: np.random.Generator,
 ) -> NDArray[np.float64]:
-    """(R, C) draws of the Gaussian limit of the bootstrap distribution of the column means:
-    ``mean + N(0, Σ / n)`` with Σ the plug-in (ddof=0) covariance of the (n, C) columns."""
-    n = cols.shape[0]
+    """(R, C) draws of the Gaussian limit of the bootstrap distribution of the pooled
+    column means: the units' mean sums (and mean size) are drawn as ``mean + N(0, Σ / G)``
+    with Σ the plug-in (ddof=0) covariance over the G units, then divided (ratio means)."""
+    g = sums.shape[0]
+    cols = sums if sizes is None else np.column_stack([sums, sizes])
     mean = cols.mean(axis=0)
     centred = cols - mean
-    cov = centred.T @ centred / n  # (C, C)
+    cov = centred.T @ centred / g  # (C, C)
     vals, vecs = np.linalg.eigh(cov)
     # directions without variance (a model against itself, a constant per-query margin)
     # come out of eigh as rounding noise: zero them so that those statistics stay exact
     vals = np.where(vals > _NULL_RTOL * max(float(vals.max(initial=0.0)), 0.0), vals, 0.0)
     root = vecs * np.sqrt(vals)  # (C, C): root @ root.T == cov
     z = rng.standard_normal((n_resamples, cols.shape[1]))
-    return mean + (z @ root.T) / np.sqrt(n)
+    draws = mean + (z @ root.T) / np.sqrt(g)
+    if sizes is None:
+        return draws
+    return draws[:, :-1] / draws[:, -1:]
+
+
+def _p_values(
+    theta: NDArray[np.float64], dist: NDArray[np.float64], method: str
+) -> NDArray[np.float64]:
+    """Two-sided p-values of "the statistic is 0" from its bootstrap distribution ``dist``
+    (R, S): the share of resamples on the far side of 0, doubled, with the +1 of Davison &
+    Hinkley (1997, eq. 4.11) for exact resamples; the Gaussian tail for "normal" draws.
+    A distribution without spread gives 1 at 0 and 0 elsewhere."""
+    r = dist.shape[0]
+    sd = dist.std(axis=0)
+    scale = np.maximum(1.0, np.abs(dist).max(axis=0))
+    out = np.empty(theta.size, dtype=np.float64)
+    for j in range(theta.size):
+        if np.ptp(dist[:, j]) <= _DEGENERATE_RTOL * scale[j]:
+            out[j] = 1.0 if abs(theta[j]) <= _DEGENERATE_RTOL * scale[j] else 0.0
+        elif method == "normal":
+            out[j] = 2.0 * _STD_NORMAL.cdf(-abs(theta[j]) / sd[j])
+        else:
+            below = (1 + int((dist[:, j] <= 0).sum())) / (r + 1)
+            above = (1 + int((dist[:, j] >= 0).sum())) / (r + 1)
+            out[j] = min(1.0, 2.0 * min(below, above))
+    return out
+
+
+def holm(p: ArrayLike) -> NDArray[np.float64]:
+    """Holm's step-down adjustment of a family of p-values (Holm 1979): the i-th smallest
+    becomes ``max_{j <= i} min(1, (m - j + 1) p_(j))``. Controls the family-wise error rate
+    under any dependence between the tests."""
+    p = np.asarray(p, dtype=np.float64)
+    if p.size == 0:
+        return p.copy()
+    order = np.argsort(p, kind="stable")
+    m = p.size
+    stepped = np.minimum(1.0, (m - np.arange(m)) * p[order])
+    out = np.empty_like(p)
+    out[order] = np.maximum.accumulate(stepped)
+    return out
 
 
 # --------------------------------------------------------------------------- intervals
@@ -318,10 +377,74 @@ def _intervals(
 class Evaluation:
     """Every model's metrics and every asked-for paired difference, from one resampling."""
 
-    metrics: dict[str, dict[str, Interval]]  # model -> metric -> Interval
+    metrics: dict[str, dict[str, Interval]]  # model or seed group -> metric -> Interval
     diffs: dict[tuple[str, str], dict[str, Interval]]  # (a, b) -> metric -> a - b
     method: str  # the resolved method (an Interval may say "degenerate" or fall back)
     n: int  # test queries
+    n_units: int = 0  # resampled units: users when ``units`` was given, else queries
+    p_values: dict[tuple[str, str], dict[str, float]] = field(default_factory=dict)
+    p_adjusted: dict[tuple[str, str], dict[str, float]] = field(default_factory=dict)  # Holm
+    verdicts: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
+    design_effect: dict[str, dict[str, float]] = field(default_factory=dict)  # model -> metric
+
+
+def _unit_sums(
+    cols: NDArray[np.float64], units: ArrayLike | None
+) -> tuple[NDArray[np.float64], NDArray[np.float64] | None]:
+    """Per-unit column sums (G, C) and query counts (G,), or the columns themselves and None
+    when every query is its own unit."""
+    if units is None:
+        return cols, None
+    u = np.asarray(units)
+    if u.shape != (cols.shape[0],):
+        raise ValueError(f"units must have one entry per test query, got shape {u.shape}")
+    _, code = np.unique(u, return_inverse=True)
+    g = int(code.max()) + 1 if code.size else 0
+    if g == cols.shape[0]:  # one query per unit: the plain bootstrap, without the ratio
+        return cols, None
+    sums = np.empty((g, cols.shape[1]), dtype=np.float64)
+    for c in range(cols.shape[1]):
+        sums[:, c] = np.bincount(code, weights=cols[:, c], minlength=g)
+    return sums, np.bincount(code, minlength=g).astype(np.float64)
+
+
+def _design_effects(
+    cols: NDArray[np.float64], sums: NDArray[np.float64], sizes: NDArray[np.float64] | None
+) -> NDArray[np.float64]:
+    """(C,) variance of each pooled column mean under resampling of units over its variance
+    under resampling of queries (Kish's design effect; 1 without clusters)."""
+    n = cols.shape[0]
+    if sizes is None:
+        return np.ones(cols.shape[1])
+    mean = cols.mean(axis=0)
+    var_iid = cols.var(axis=0) / n
+    resid = sums - sizes[:, None] * mean  # linearised ratio estimator
+    var_unit = (resid**2).sum(axis=0) / n**2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(var_iid > 0, var_unit / var_iid, 1.0)
+
+
+def _with_seeds(
+    theta: float, boot_sd: float, seed_sets: list[NDArray[np.float64]], confidence: float
+) -> tuple[Interval, float]:
+    """An interval and p-value for a seed-averaged statistic: the test-set variance (the
+    bootstrap sd of the average) plus, for each side that has several seeds, the variance
+    of the mean of its S seeds (``seed_sets``: each side's per-seed values), with
+    Welch-Satterthwaite degrees of freedom for the t quantile."""
+    from scipy import stats as sps  # only runs with several seeds import it
+
+    parts = [float(v.var(ddof=1)) / v.size for v in seed_sets if v.size > 1]
+    dfs = [v.size - 1 for v in seed_sets if v.size > 1]
+    v_seed = sum(parts)
+    v_test = boot_sd**2
+    se = math.sqrt(v_test + v_seed)
+    if se == 0.0:
+        return Interval(theta, theta, theta, "degenerate"), (1.0 if theta == 0 else 0.0)
+    den = sum(v**2 / d for v, d in zip(parts, dfs, strict=True))
+    df = math.inf if den == 0.0 else (v_test + v_seed) ** 2 / den
+    q = float(sps.t.ppf(0.5 + confidence / 2, df))
+    p = float(2 * sps.t.sf(abs(theta) / se, df))
+    return Interval(theta, theta - q * se, theta + q * se, "seeds+bootstrap"), p
 
 
 def evaluate(
@@ -329,14 +452,27 @@ def evaluate(
     preds: Mapping[str, ArrayLike],
     *,
     pairs: Sequence[tuple[str, str]] = (),
+    units: ArrayLike | None = None,
+    groups: Mapping[str, Sequence[str]] | None = None,
     n_resamples: int = 2000,
     confidence: float = 0.95,
     seed: int = 0,
     method: str = "auto",
+    min_units: int = 1,
 ) -> Evaluation:
     """CIs of every metric of every model in ``preds`` ({name: (n,) predictions}) and of the
     paired differences ``metric(a) - metric(b)`` for each (a, b) in ``pairs``, all read off one
-    resampling of the (n,) test queries (see the module docstring for the methods).
+    resampling of the test units (see the module docstring for the methods).
+
+    - ``units`` (n,): the unit each query belongs to (its user). Units are resampled whole
+      (a cluster bootstrap), as a user's several test targets are correlated; the design
+      effect of each model's metrics is reported. None: every query is its own unit.
+    - ``groups``: {name: [member, ...]} seeds of one model; the group's statistic is the
+      mean over its members, its interval adds the between-seed variance (``_with_seeds``).
+      A pair may name a group.
+    - p-values of every pair are Holm-adjusted per metric across ``pairs`` (the family);
+      ``verdicts`` read the adjusted p-value at 1 - ``confidence``, and say "too few
+      queries" when there are fewer than ``min_units`` units.
 
     Raises ValueError on bad arrays (naming the model) or an unknown pair member,
     ConfigError on bad options.
@@ -344,9 +480,13 @@ def evaluate(
     _check_options(n_resamples, confidence, method)
     t = _check_truth(truth)
     names = list(preds)
+    groups = {g: list(ms) for g, ms in (groups or {}).items()}
+    for g, members in groups.items():
+        if not members or any(m not in preds for m in members):
+            raise ValueError(f"seed group {g!r} names models without predictions: {members}")
     for a, b in pairs:
         for k in (a, b):
-            if k not in preds:
+            if k not in preds and k not in groups:
                 raise ValueError(f"paired difference names {k!r}, which has no predictions")
     n_met = len(METRIC_TABLE)
     n = t.size
@@ -356,48 +496,115 @@ def evaluate(
         e = _errors(t, preds[name], name)
         for j, m in enumerate(METRIC_TABLE):
             cols[:, k * n_met + j] = m.loss(e)
-    chosen = _resolve_method(method, n)
+    sums, sizes = _unit_sums(cols, units)
+    g = sums.shape[0]
+    chosen = _resolve_method(method, g)
     rng = np.random.default_rng(seed)
 
-    def stats_of(means: NDArray[np.float64]) -> NDArray[np.float64]:
-        # (..., K * n_met) column means -> (..., S) statistics: every metric of every
-        # model, then every pair's differences
-        per_model = np.empty_like(means)
+    def member_stats(means: NDArray[np.float64]) -> NDArray[np.float64]:
+        out = np.empty_like(means)
         for j, m in enumerate(METRIC_TABLE):
-            per_model[..., j::n_met] = m.finish(means[..., j::n_met])
-        parts = [per_model]
-        for a, b in pairs:
-            ia, ib = names.index(a) * n_met, names.index(b) * n_met
-            parts.append(per_model[..., ia : ia + n_met] - per_model[..., ib : ib + n_met])
+            out[..., j::n_met] = m.finish(means[..., j::n_met])
+        return out
+
+    def block(per_model: NDArray[np.float64], key: str) -> NDArray[np.float64]:
+        # (..., n_met) the statistics of a model, or the mean of a seed group's members
+        if key in groups:
+            idx = [names.index(m) * n_met for m in groups[key]]
+            return np.mean([per_model[..., i : i + n_met] for i in idx], axis=0)
+        i = names.index(key) * n_met
+        return per_model[..., i : i + n_met]
+
+    keys = names + list(groups)
+
+    def stats_of(means: NDArray[np.float64]) -> NDArray[np.float64]:
+        # (..., K * n_met) pooled column means -> (..., S) statistics: every metric of
+        # every model and group, then every pair's differences
+        per_model = member_stats(means)
+        parts = [block(per_model, k) for k in keys]
+        parts += [block(per_model, a) - block(per_model, b) for a, b in pairs]
         return np.concatenate(parts, axis=-1)
 
-    total = cols.sum(axis=0)
-    theta = stats_of(total / n)
+    total = sums.sum(axis=0)
+    n_queries = float(n if sizes is None else sizes.sum())
+    theta = stats_of(total / n_queries)
     jack = None
-    if n == 1:  # nothing to resample: every interval is the point (degenerate)
+    if g == 1:  # nothing to resample: every interval is the point (degenerate)
         dist = np.repeat(theta[None, :], 2, axis=0)
         chosen = "percentile"
     else:
-        if chosen == "normal":
-            means = _normal_means(cols, n_resamples, rng)
-        else:
-            means = _exact_means(cols, n_resamples, rng)
-        dist = stats_of(means)
-        if chosen == "bca":
-            jack = stats_of((total - cols) / (n - 1))  # (n, S) leave-one-out statistics
+        draw = _normal_means if chosen == "normal" else _exact_means
+        dist = stats_of(draw(sums, sizes, n_resamples, rng))
+        if chosen == "bca":  # (G, S) leave-one-unit-out statistics
+            left = n_queries - (1.0 if sizes is None else sizes)
+            jack = stats_of((total - sums) / (left if sizes is None else left[:, None]))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         ivs = _intervals(theta, dist, jack, confidence, chosen)
+        p_all = _p_values(theta, dist, chosen)
+
+    # seed groups: the test-set spread of the seed average plus the between-seed spread
+    per_seed_full = member_stats(total / n_queries)
+    boot_sd = dist.std(axis=0)
+    n_keys = len(keys)
+    for s_idx in range(dist.shape[1]):
+        k_or_p = s_idx // n_met
+        j = s_idx % n_met
+        if k_or_p < n_keys:
+            a, b = keys[k_or_p], None
+        else:
+            a, b = pairs[k_or_p - n_keys]
+        if a not in groups and (b is None or b not in groups):
+            continue
+        # each side's per-seed values of this statistic (metric j)
+        sets = [
+            np.array([block(per_seed_full, m)[j] for m in groups.get(side, [side])])
+            for side in ([a] if b is None else [a, b])
+        ]
+        ivs[s_idx], p_all[s_idx] = _with_seeds(
+            float(theta[s_idx]), float(boot_sd[s_idx]), sets, confidence
+        )
+
     metrics = {
-        name: {m.name: ivs[k * n_met + j] for j, m in enumerate(METRIC_TABLE)}
+        key: {m.name: ivs[k * n_met + j] for j, m in enumerate(METRIC_TABLE)}
+        for k, key in enumerate(keys)
+    }
+    base = n_keys * n_met
+    diffs: dict[tuple[str, str], dict[str, Interval]] = {}
+    p_values: dict[tuple[str, str], dict[str, float]] = {}
+    for p_i, pair in enumerate(pairs):
+        sl = range(base + p_i * n_met, base + (p_i + 1) * n_met)
+        diffs[pair] = {m.name: ivs[i] for m, i in zip(METRIC_TABLE, sl, strict=True)}
+        p_values[pair] = {m.name: float(p_all[i]) for m, i in zip(METRIC_TABLE, sl, strict=True)}
+    p_adjusted: dict[tuple[str, str], dict[str, float]] = {pair: {} for pair in pairs}
+    for m in METRIC_TABLE:
+        adj = holm([p_values[pair][m.name] for pair in pairs])
+        for pair, v in zip(pairs, adj, strict=True):
+            p_adjusted[pair][m.name] = float(v)
+    alpha = 1.0 - confidence
+    verdicts = {
+        pair: {
+            k: verdict(diffs[pair][k], p_adjusted[pair][k], alpha=alpha, enough=g >= min_units)
+            for k in METRICS
+        }
+        for pair in pairs
+    }
+    deff = _design_effects(cols, sums, sizes)
+    design_effect = {
+        name: {m.name: float(deff[k * n_met + j]) for j, m in enumerate(METRIC_TABLE)}
         for k, name in enumerate(names)
     }
-    base = len(names) * n_met
-    diffs = {
-        pair: {m.name: ivs[base + p * n_met + j] for j, m in enumerate(METRIC_TABLE)}
-        for p, pair in enumerate(pairs)
-    }
-    return Evaluation(metrics=metrics, diffs=diffs, method=chosen, n=n)
+    return Evaluation(
+        metrics=metrics,
+        diffs=diffs,
+        method=chosen,
+        n=n,
+        n_units=g,
+        p_values=p_values,
+        p_adjusted=p_adjusted,
+        verdicts=verdicts,
+        design_effect=design_effect,
+    )
 
 
 def metric_cis(
@@ -451,9 +658,24 @@ def paired_diff_cis(
     return ev.diffs[("pred_a", "pred_b")]
 
 
-def verdict(interval: Interval) -> str:
-    """Read a difference interval (a - b, lower is better): "better" if its upper bound is
-    below 0, "worse" if its lower bound is above 0, else "no clear difference"."""
+def verdict(
+    interval: Interval,
+    p_adjusted: float | None = None,
+    *,
+    alpha: float = 0.05,
+    enough: bool = True,
+) -> str:
+    """Read a difference (a - b, lower is better). Without enough test units: "too few
+    queries". With a (multiplicity-adjusted) p-value: "better" or "worse" by the sign of the
+    estimate when it is below ``alpha``. Without one, the interval alone: "better" if its
+    upper bound is below 0, "worse" if its lower bound is above 0. Else "no clear
+    difference"."""
+    if not enough:
+        return "too few queries"
+    if p_adjusted is not None:
+        if p_adjusted < alpha and interval.estimate != 0:
+            return "better" if interval.estimate < 0 else "worse"
+        return "no clear difference"
     if interval.high < 0:
         return "better"
     if interval.low > 0:

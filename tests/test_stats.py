@@ -14,6 +14,7 @@ from bench.stats import (
     RESAMPLE_BUDGET_BYTES,
     Interval,
     evaluate,
+    holm,
     mae,
     metric_cis,
     paired_diff_cis,
@@ -337,6 +338,7 @@ def test_one_evaluation_equals_separate_calls(method: str) -> None:
                 assert ev.metrics[key][k].estimate == alone[k].estimate
                 assert abs(ev.metrics[key][k].low - alone[k].low) < 0.15 * width
         return
+
     def same(x: dict[str, Interval], y: dict[str, Interval]) -> None:
         # equal up to the summation order of one matrix product with more columns
         for k in ("rmse", "mae"):
@@ -399,3 +401,162 @@ def test_resample_batches_stay_within_the_memory_budget() -> None:
         b = resample_batch(n, 2000)
         assert 1 <= b <= 2000
         assert b == 1 or b * n * 12 <= RESAMPLE_BUDGET_BYTES
+
+
+# --------------------------------------------------------------------------- verdicts
+
+
+def test_holm_on_a_hand_example() -> None:
+    # sorted p: 0.01, 0.03, 0.04, 0.5 -> x4, x3, x2, x1 = 0.04, 0.09, 0.08, 0.5 -> running max
+    adj = holm([0.01, 0.04, 0.03, 0.5])
+    assert adj.tolist() == pytest.approx([0.04, 0.09, 0.09, 0.5])
+    assert holm([0.6, 0.6]).tolist() == [1.0, 1.0]
+    assert holm([]).size == 0
+
+
+def _clustered(n_users: int, per_user: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+    """Errors with a shared user effect: e = a_u + eps, sd(a) = 0.8, sd(eps) = 0.6; true
+    RMSE 1 (population), intra-user correlation of the errors 0.64."""
+    user = np.repeat(np.arange(n_users), per_user)
+    err = rng.normal(0.0, 0.8, n_users)[user] + rng.normal(0.0, 0.6, user.size)
+    return np.zeros(user.size), err, user
+
+
+def test_cluster_bootstrap_covers_and_the_query_bootstrap_is_too_narrow() -> None:
+    rng = np.random.default_rng(60)
+    hits = {"users": 0, "queries": 0}
+    reps = 150
+    for rep in range(reps):
+        truth, err, user = _clustered(80, 5, rng)
+        kw: dict = {"n_resamples": 400, "seed": rep, "method": "percentile"}
+        by_user = evaluate(truth, {"m": err}, units=user, **kw)
+        by_query = evaluate(truth, {"m": err}, **kw)
+        assert by_user.n_units == 80 and by_query.n_units == 400
+        hits["users"] += (
+            by_user.metrics["m"]["rmse"].low <= 1.0 <= by_user.metrics["m"]["rmse"].high
+        )
+        hits["queries"] += (
+            by_query.metrics["m"]["rmse"].low <= 1.0 <= by_query.metrics["m"]["rmse"].high
+        )
+    assert 0.88 <= hits["users"] / reps <= 1.0, hits
+    assert hits["queries"] / reps < 0.85, hits  # ignoring the correlation: too narrow
+
+
+def test_design_effect_is_one_without_clusters_and_large_with_them() -> None:
+    rng = np.random.default_rng(61)
+    truth, err, user = _clustered(200, 5, rng)
+    plain = evaluate(truth, {"m": err}, n_resamples=200)
+    assert plain.design_effect["m"]["rmse"] == pytest.approx(1.0)
+    clustered = evaluate(truth, {"m": err}, units=user, n_resamples=200)
+    # 5 targets with strongly correlated errors: far from 1, at most the cluster size
+    assert 1.5 < clustered.design_effect["m"]["rmse"] <= 5.0
+    # one target per user: the units change nothing
+    one = evaluate(truth[::5], {"m": err[::5]}, units=user[::5], n_resamples=200, seed=3)
+    assert one.metrics == evaluate(truth[::5], {"m": err[::5]}, n_resamples=200, seed=3).metrics
+
+
+def test_verdicts_use_holm_adjusted_p_values() -> None:
+    # ten models each a little better than the reference: every unadjusted interval excludes
+    # 0 for the strong one only after adjustment; the weak ones are decided by chance alone
+    rng = np.random.default_rng(62)
+    n = 3000
+    truth = np.zeros(n)
+    ref = rng.normal(0.0, 1.0, n)
+    preds = {"ref": ref, "strong": 0.8 * ref}
+    for k in range(10):
+        preds[f"weak{k}"] = ref + rng.normal(0.0, 0.05, n) * np.sign(ref) * -1 * (k == 0)
+    pairs = [(k, "ref") for k in preds if k != "ref"]
+    ev = evaluate(truth, preds, pairs=pairs, n_resamples=2000, seed=1)
+    assert ev.verdicts[("strong", "ref")]["rmse"] == "better"
+    assert ev.p_adjusted[("strong", "ref")]["rmse"] <= ev.p_values[("strong", "ref")]["rmse"] * 11
+    for pair in pairs:
+        for k in ("rmse", "mae"):
+            assert ev.p_adjusted[pair][k] >= ev.p_values[pair][k]
+            decided = ev.verdicts[pair][k] in ("better", "worse")
+            assert decided == (ev.p_adjusted[pair][k] < 0.05)
+    # identical models: p = 1, never decided
+    assert ev.p_values[("weak1", "ref")]["rmse"] == 1.0
+    assert ev.verdicts[("weak1", "ref")]["rmse"] == "no clear difference"
+
+
+def test_an_unadjusted_decision_can_be_undone_by_the_correction() -> None:
+    rng = np.random.default_rng(63)
+    n = 4000
+    truth = np.zeros(n)
+    ref = rng.normal(0.0, 1.0, n)
+    # a small real gain, decided alone (p ~ 0.01) but not among many comparisons
+    gain = ref * (1 - 0.012) + rng.normal(0.0, 0.05, n)
+    preds = {"ref": ref, "gain": gain, **{f"same{k}": ref.copy() for k in range(9)}}
+    alone = evaluate(truth, {"ref": ref, "gain": gain}, pairs=[("gain", "ref")], seed=2)
+    many = evaluate(truth, preds, pairs=[(k, "ref") for k in preds if k != "ref"], seed=2)
+    p = alone.p_values[("gain", "ref")]["rmse"]
+    assert p < 0.05 and alone.verdicts[("gain", "ref")]["rmse"] == "better", p
+    assert many.p_adjusted[("gain", "ref")]["rmse"] == pytest.approx(min(1.0, 10 * p), rel=0.3)
+    if many.p_adjusted[("gain", "ref")]["rmse"] >= 0.05:
+        assert many.verdicts[("gain", "ref")]["rmse"] == "no clear difference"
+
+
+def test_too_few_units_is_never_a_verdict() -> None:
+    truth = np.zeros(6)
+    a = np.array([0.1, 0.2, 0.1, 0.3, 0.2, 0.1])
+    ev = evaluate(truth, {"a": a, "b": a + 1.0}, pairs=[("a", "b")], min_units=20)
+    assert ev.verdicts[("a", "b")] == {"rmse": "too few queries", "mae": "too few queries"}
+    one = evaluate([3.0], {"a": [4.0], "b": [3.5]}, pairs=[("a", "b")], min_units=20)
+    assert one.verdicts[("a", "b")]["rmse"] == "too few queries"
+    enough = evaluate(truth, {"a": a, "b": a + 1.0}, pairs=[("a", "b")], min_units=5)
+    assert enough.verdicts[("a", "b")]["mae"] == "better"  # a constant margin on 6 users
+
+
+def test_seed_groups_cover_the_expected_metric_over_seeds() -> None:
+    # each seed scales the errors by 1 + g_s, g_s ~ N(0, 0.05): a seed's RMSE is 1 + g_s and
+    # its expectation over seeds is 1. Three seeds; the between-seed spread (0.05) dominates
+    # the test-set spread (~0.016 at 2,000 queries).
+    rng = np.random.default_rng(64)
+    reps, n = 150, 2000
+    hits = {"seeds": 0, "test only": 0}
+    for rep in range(reps):
+        base = rng.normal(0.0, 1.0, n)
+        members = {f"m@{s}": base * (1 + rng.normal(0.0, 0.05)) for s in range(3)}
+        ev = evaluate(
+            np.zeros(n),
+            members,
+            groups={"m": list(members)},
+            n_resamples=300,
+            seed=rep,
+            method="percentile",
+        )
+        iv = ev.metrics["m"]["rmse"]
+        assert iv.method == "seeds+bootstrap"
+        assert iv.estimate == pytest.approx(
+            np.mean([ev.metrics[k]["rmse"].estimate for k in members])
+        )
+        hits["seeds"] += iv.low <= 1.0 <= iv.high
+        avg = evaluate(
+            np.zeros(n), {"avg": np.mean(list(members.values()), axis=0)}, n_resamples=300
+        )
+        hits["test only"] += (
+            avg.metrics["avg"]["rmse"].low <= 1.0 <= avg.metrics["avg"]["rmse"].high
+        )
+    assert 0.88 <= hits["seeds"] / reps <= 1.0, hits
+    assert hits["test only"] / reps < 0.85, hits  # the seeds ignored: too narrow
+
+
+def test_seed_group_against_a_reference() -> None:
+    rng = np.random.default_rng(65)
+    n = 1500
+    truth = np.zeros(n)
+    ref = rng.normal(0.0, 1.0, n)
+    members = {f"m@{s}": 0.7 * ref + rng.normal(0.0, 0.05, n) for s in range(3)}
+    ev = evaluate(
+        truth,
+        {"ref": ref, **members},
+        groups={"m": list(members)},
+        pairs=[("m", "ref"), ("m@0", "ref")],
+        n_resamples=500,
+    )
+    d = ev.diffs[("m", "ref")]["rmse"]
+    assert d.method == "seeds+bootstrap" and d.high < 0
+    assert ev.verdicts[("m", "ref")]["rmse"] == "better"
+    assert ev.diffs[("m@0", "ref")]["rmse"].method in ("bca", "percentile")
+    with pytest.raises(ValueError, match="seed group 'x'"):
+        evaluate(truth, {"ref": ref}, groups={"x": ["nope"]})
