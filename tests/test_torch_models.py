@@ -16,13 +16,16 @@ from bench.loading import DataSource, load_source
 from bench.split import SplitParams, make_split
 from predictors.attention import Attention, AttentionConfig, RatingPredictor
 from predictors.torch_common import (
+    AutoSettings,
     SequenceData,
     TrainConfig,
     ValSet,
     _epoch_orders,
     history_batch,
     resolve_device,
+    resolve_schedule,
     train_model,
+    val_subsample,
 )
 from predictors.transformer import HistoryTransformer, Transformer, TransformerConfig
 from predictors.types import EventStore, HistoryBatch, ItemEmbeddings, RatingScale, TrainSet
@@ -462,3 +465,127 @@ def test_transformer_beats_global_mean(learn_train: TrainSet) -> None:
     m = Transformer(seed=0, **{**TRF, "epochs": 2}).fit(learn_train)
     gm = _global_mean_rmse(learn_train)
     assert m.fit_info_["best_val_rmse"] < gm - 0.03, (m.fit_info_["best_val_rmse"], gm)
+
+
+# --------------------------------------------------------------------------------------
+# the sample budget and the "auto" options
+
+
+def test_budget_is_nil_at_notebook_size() -> None:
+    """10,000 targets (the notebook's quick test) and 3,050 (ml-latest-small): 30 full epochs
+    of batch 128 at lr 1e-3 without early stopping, exactly the notebook's training."""
+    for n in (10_000, 3_050):
+        s = Attention().schedule_for(n)
+        assert (s.epochs, s.epoch_size, s.batch_size, s.lr, s.patience) == (
+            30,
+            None,
+            128,
+            1e-3,
+            None,
+        )
+        assert not s.budget_binds
+        t = Transformer().schedule_for(n)  # its own small-size defaults, unchanged
+        assert (t.epochs, t.epoch_size, t.batch_size, t.lr, t.patience) == (20, None, 256, 1e-3, 3)
+
+
+def test_budget_binds_at_scale() -> None:
+    a = Attention()
+    cap = a.max_samples
+    assert cap is not None
+    s = a.schedule_for(1_000_000)
+    assert s.budget_binds and s.epochs == 30
+    assert s.epoch_size == -(-cap // 30)  # ceil: about max_samples samples in 30 rounds
+    assert (s.batch_size, s.lr, s.patience) == (
+        a.auto_large.batch_size,
+        a.auto_large.lr,
+        a.auto_large.patience,
+    )
+    # explicit values are kept in both regimes
+    s = Attention(batch_size=128, lr=1e-3, patience=None).schedule_for(1_000_000)
+    assert (s.batch_size, s.lr, s.patience) == (128, 1e-3, None) and s.budget_binds
+    assert not Attention(max_samples=None).schedule_for(10**9).budget_binds
+
+
+def test_resolve_schedule_boundary_and_epoch_size() -> None:
+    small, large = AutoSettings(128, 1e-3, None), AutoSettings(512, 2e-3, 5)
+    kw = dict(batch_size="auto", lr="auto", patience="auto", small=small, large=large)
+    at = resolve_schedule(100, epochs=10, epoch_size=None, max_samples=1000, **kw)
+    assert not at.budget_binds and at.epoch_size is None and at.batch_size == 128
+    over = resolve_schedule(101, epochs=10, epoch_size=None, max_samples=1000, **kw)
+    assert over.budget_binds and over.epoch_size == 100 and over.batch_size == 512
+    # an explicit epoch_size counts as the round size; one above the target count is a pass
+    e = resolve_schedule(50, epochs=10, epoch_size=80, max_samples=1000, **kw)
+    assert not e.budget_binds and e.epoch_size == 80
+    e = resolve_schedule(500, epochs=10, epoch_size=400, max_samples=1000, **kw)
+    assert e.budget_binds and e.epoch_size == 100 and e.patience == 5
+
+
+def test_val_subsample() -> None:
+    assert val_subsample(100, None, 0) is None and val_subsample(100, 100, 0) is None
+    rows = val_subsample(100, 30, 7)
+    assert rows is not None and rows.shape == (30,) and np.all(np.diff(rows) > 0)
+    assert rows.max() < 100
+    np.testing.assert_array_equal(rows, val_subsample(100, 30, 7))
+    assert not np.array_equal(rows, val_subsample(100, 30, 8))
+
+
+def test_auto_is_the_notebooks_training_at_small_size(tiny_train: TrainSet) -> None:
+    """Below the budget the defaults train exactly as the explicit notebook settings."""
+    kw = dict(epochs=2, hidden=16, device="cpu", progress=False, seed=1)
+    auto = Attention(**kw).fit(tiny_train)
+    explicit = Attention(**kw, batch_size=128, lr=1e-3, patience=None, max_samples=None).fit(
+        tiny_train
+    )
+    np.testing.assert_array_equal(
+        auto.predict(tiny_train.val.batch), explicit.predict(tiny_train.val.batch)
+    )
+    info = auto.fit_info_
+    assert (info["batch_size"], info["lr"], info["patience"], info["budget_binds"]) == (
+        128,
+        1e-3,
+        None,
+        False,
+    )
+    assert info["samples_seen"] == 2 * info["n_train"] and info["stop_reason"] == "all epochs run"
+    assert info["n_val_used"] == info["n_val"] == len(tiny_train.val.batch)
+
+
+@pytest.mark.parametrize("cls,kw", [(Attention, ATT), (Transformer, TRF)])
+def test_budget_and_val_subsample_are_recorded(cls, kw, tiny_train: TrainSet) -> None:
+    kw = {**kw, "epochs": 3, "batch_size": "auto", "max_samples": 100, "val_max": 40}
+    m = cls(seed=2, **kw).fit(tiny_train)
+    info = m.fit_info_
+    n_train = info["n_train"]
+    assert n_train * 3 > 100  # the budget binds here
+    assert info["budget_binds"] and info["epoch_size"] == 34 and info["epochs_run"] == 3
+    assert info["samples_seen"] == 3 * 34
+    assert info["batch_size"] == cls.auto_large.batch_size and info["lr"] == cls.auto_large.lr
+    assert info["steps"] == 3  # one batch of 34 per round
+    assert info["stop_reason"] == "sample budget spent"
+    assert info["n_val"] == len(tiny_train.val.batch) and info["n_val_used"] == 40
+    # the recorded best validation RMSE is that of the seeded subsample
+    rows = val_subsample(len(tiny_train.val.batch), 40, 2)
+    assert rows is not None
+    p = m.predict(tiny_train.val.batch.take(rows))
+    assert _rmse(p, tiny_train.val.rating[rows]) == pytest.approx(info["best_val_rmse"], rel=1e-5)
+    # determinism under a seed, with the budget and the subsample
+    again = cls(seed=2, **kw).fit(tiny_train)
+    np.testing.assert_array_equal(
+        again.predict(tiny_train.val.batch), m.predict(tiny_train.val.batch)
+    )
+    assert again.fit_info_["best_val_rmse"] == info["best_val_rmse"]
+    other = cls(seed=3, **kw).fit(tiny_train)
+    assert not np.array_equal(other.predict(tiny_train.val.batch), m.predict(tiny_train.val.batch))
+
+
+def test_budget_options_are_validated() -> None:
+    with pytest.raises(ValueError, match="max_samples"):
+        Attention(max_samples=0)
+    with pytest.raises(ValueError, match="val_max"):
+        Transformer(val_max=0)
+    with pytest.raises(ValueError, match="batch_size"):
+        Attention(batch_size="big")
+    with pytest.raises(ValueError, match="lr"):
+        Attention(lr="fast")
+    with pytest.raises(ValueError, match="patience"):
+        Transformer(patience="soon")
