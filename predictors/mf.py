@@ -20,12 +20,26 @@ not grow with the dataset. Initial movie factors are ``N(0, init_std²)`` from
 ``np.random.default_rng(seed)``; everything after is deterministic.
 
 Tuning: ``factors`` and ``reg`` left as ``None`` are chosen on validation RMSE over a small
-grid; ``epochs`` (ALS sweeps) left as ``None`` is the best sweep up to ``max_epochs``. With
-``refit`` the model is then trained again from the same seed, with the chosen settings, on
-the training events plus each user's validation target (``TrainSet.val_events()``): that is
-exactly every event before the user's test target, so at test time a query's history equals
-the data its user's parameters were fitted on, and folding the history in again would only
-repeat the last user solve.
+grid; ``epochs`` (ALS sweeps) left as ``None`` is the best sweep up to ``max_epochs``. Where
+the grid runs follows the rule of ``predictors.tuning``:
+
+- small data (at most ``tune_events`` fitting events, default 300,000): every setting is
+  trained from the seed on all events (early stopping after 3 sweeps without improvement);
+  with ``refit`` the model is then trained again from the same seed, with the chosen
+  settings, on the training events plus each user's validation target;
+- large data: the grid runs on a seeded user subsample of about ``tune_events`` events,
+  walking ``reg`` downwards with each setting warm-started from the previous one (stopping
+  at the first sweep without improvement); then one fit on all training events starts from
+  the chosen subsample model (its movie parameters) and runs until a sweep gains less than
+  1e-4 validation RMSE on all validation queries (``epochs``, when given, is the exact
+  count); with ``refit`` it continues for one sweep on training + validation events.
+
+The refit data, ``TrainSet.val_events()``, is exactly every event before the user's test
+target, so at test time a query's history equals the data its user's parameters were
+fitted on, and folding the history in again would only repeat the last user solve.
+``fit_info_`` records the tuning data (``tuning``: all or the subsample's users, events,
+validation queries and seed), the grid with its validation curves, the final fit's curve,
+the refit, and the seconds of each part (``timings``).
 
 Prediction uses the stored parameters of ``batch.user``. Fallbacks (flagged): a user without
 training events gets ``b_u`` from the query's history as in ``bias`` (damped mean residual

@@ -27,8 +27,13 @@ short-term mood while fitting so that ``b_u``, ``α_u``, ``p_u`` and ``q_i`` mod
 term; they are then dropped, and ``o_u(t)`` re-estimates the mood from the residuals.
 
 Tuning on validation RMSE: first ``factors``/``reg``/sweeps as in ``mf`` (with the offset
-at its given or default settings), then ``tau``, ``decay`` and ``shrink`` over a grid (cheap:
-no refitting). Then a refit on training + validation events, as ``mf`` does.
+at its given or default settings; on all data or a seeded user subsample, by ``mf``'s
+``tune_events`` rule), then ``tau``, ``decay`` and ``shrink`` over a grid (cheap: no
+refitting) on the validation queries of the same data (all, or the subsample's users),
+scored with the parameters fitted on all training events. Then a refit on training +
+validation events, as ``mf`` does. ``fit_info_["val_rmse"]`` is the model with its tuned
+offset on all validation queries (before the refit); ``val_rmse_without_offset`` and the
+offset grid are on the queries the offset was tuned on.
 """
 
 from __future__ import annotations

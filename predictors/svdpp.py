@@ -50,11 +50,18 @@ backward accumulates in a varying order.
 Fitting runs in float32; prediction in float64 from copies of the parameters.
 
 **Tuning** on validation RMSE: ``factors`` and ``reg`` left as ``None`` are chosen over a
-small grid; ``epochs`` left as ``None`` is the best epoch up to ``max_epochs`` (a run stops
-when 3 epochs bring no improvement). With ``refit`` the model is then trained again from the
-same seed, with the chosen settings, on the training events plus the validation targets
-(``TrainSet.val_events()``), as ``mf`` does. ``fit_info_["val_rmse"]`` is the tuned model's
-validation RMSE, measured before the refit.
+small grid; ``epochs`` left as ``None`` is the best epoch up to ``max_epochs``. As in ``mf``
+(the rule of ``predictors.tuning``): up to ``tune_events`` fitting events (default 300,000)
+every setting is trained from the seed on all events (a run stops when 3 epochs bring no
+improvement) and, with ``refit``, the model is trained again from the same seed on the
+training events plus the validation targets (``TrainSet.val_events()``). Above, the grid
+runs on a seeded user subsample of about ``tune_events`` events, warm-started along ``reg``;
+one fit on all training events then starts from the chosen subsample model (users and
+movies it saw; the others from the seed) and stops at the first epoch that gains less than
+1e-4 on all validation queries; the refit continues from it for one epoch on training +
+validation events. ``fit_info_["val_rmse"]`` is the fitted model's validation RMSE on all
+validation queries, measured before the refit; ``fit_info_`` also records the tuning data,
+the grid, the final fit's curve and the seconds of each part.
 
 **Fallbacks** (flagged): a movie without training events gets ``b_i = 0``, ``q_i = 0``
 (no factor term); a user without training events gets ``p_u = 0`` and ``b_u`` from the

@@ -40,6 +40,7 @@ __all__ = [
 ]
 
 TUNE_EVENTS = 300_000  # at most this many fitting events: tune on everything
+_TOL = 1e-4  # large data: an epoch that gains less validation RMSE than this does not count
 
 
 @dataclass(frozen=True)
@@ -158,13 +159,15 @@ def grid_search(
     tune: bool,
     patience: int = 3,
     warm: bool = False,
+    tol: float = 0.0,
 ) -> GridChoice[P]:
     """Train every (factors, reg) setting, scoring the parameters after each epoch on
     validation, and keep the best epoch of the best setting.
 
     ``train(factors, reg, epochs, on_epoch, init)`` returns the final parameters and calls
     ``on_epoch(epoch, params)`` after each epoch; ``on_epoch`` returns True to stop early
-    (after ``patience`` epochs without improvement, only when ``fixed_epochs`` is None).
+    (after ``patience`` epochs that do not improve the setting's best by more than ``tol``,
+    only when ``fixed_epochs`` is None).
     ``score(params)`` is the validation RMSE. With ``tune`` False (no validation queries)
     only the first setting is trained, for ``fixed_epochs`` or ``max_epochs`` epochs.
 
@@ -192,17 +195,25 @@ def grid_search(
         init: P | None = None
         for reg in regs:
             curve: list[float] = []
+            gain = [0]  # the last epoch that improved the setting's best by more than tol
 
             def on_epoch(
-                epoch: int, prm: P, curve: list[float] = curve, f: int = f, reg: float = reg
+                epoch: int,
+                prm: P,
+                curve: list[float] = curve,
+                gain: list[int] = gain,
+                f: int = f,
+                reg: float = reg,
             ) -> bool:
                 if not tune:
                     return False
                 s = score(prm)
+                if not curve or s < min(curve) - tol:
+                    gain[0] = epoch
                 curve.append(s)
                 if s < best["val_rmse"]:
                     best.update(val_rmse=s, factors=f, reg=reg, epochs=epoch, params=prm)
-                return fixed_epochs is None and epoch - int(np.argmin(curve)) > patience
+                return fixed_epochs is None and epoch - gain[0] > patience
 
             started_warm = init is not None
             params = train(f, reg, n_epochs, on_epoch, init)
@@ -300,10 +311,11 @@ def select_and_fit(
     queries)`` is the validation RMSE. Small data (see ``tuning_subset``): the whole grid,
     each setting from the seed with early stopping (``patience``), on all events; the refit
     retrains from the seed for the chosen epochs. Large data: the grid on the seeded user
-    subsample, warm-started along ``reg`` (patience 1; skipped when only one setting is
-    free), then one fit on all events starting from the chosen subsample model, its epochs
-    chosen on all validation queries (stopping at the first epoch that gains < 1e-4, or
-    exactly ``fixed_epochs``); the refit continues from that fit for ``refit_epochs``.
+    subsample, warm-started along ``reg`` (patience 1, gains under 1e-4 do not count; skipped
+    when only one setting is free), then one fit on all events starting from the chosen
+    subsample model, its epochs chosen on all validation queries (stopping at the first
+    epoch that gains < 1e-4, or exactly ``fixed_epochs``); the refit continues from that fit
+    for ``refit_epochs``.
     """
     t0 = time.perf_counter()
     has_val = len(train.val.batch) > 0
@@ -327,6 +339,7 @@ def select_and_fit(
             tune=has_val,
             patience=patience if small else 1,
             warm=not small,
+            tol=0.0 if small else _TOL,
         )
         info["grid"] = choice.grid
         if small:
@@ -352,7 +365,7 @@ def select_and_fit(
         lambda params: score(params, train.val),
         max_epochs=max_epochs if fixed_epochs is None else int(fixed_epochs),
         patience=1 if fixed_epochs is None else int(fixed_epochs),
-        tol=1e-4 if fixed_epochs is None else -np.inf,
+        tol=_TOL if fixed_epochs is None else -np.inf,
     )
     info["final_fit"] = {
         "events": train.events.n_events,
