@@ -54,7 +54,7 @@ _TAU_GRID = (0.05, 0.25, 1.0, 4.0, 24.0, float("inf"))  # hours
 _DECAY_GRID = (1.0, 0.9, 0.7)
 _SHRINK_GRID = (0.5, 2.0, 5.0, 15.0)
 _DEFAULT_OFFSET = (0.25, 0.9, 2.0)  # (tau, decay, shrink) while tuning the MF part
-_CHUNK = 20_000  # queries scored at once (the offset works on (B, window) arrays)
+_OFFSET_ELEMENTS = 1 << 21  # bound on the (queries, window) elements scored at once
 
 
 class MFTemporal(MF):
@@ -157,20 +157,31 @@ class MFTemporal(MF):
 
     def _val_score(self, params: ALSParams, val: Queries) -> float:
         """Validation RMSE with the tuned offset once it is tuned, the given/default offset
-        before; in chunks of queries, so that the (B, window) arrays stay bounded."""
+        before."""
         setting = (
             (self.tau_, self.decay_, self.shrink_)
             if hasattr(self, "tau_")
             else self._offset_setting()
         )
-        sse, n = 0.0, len(val.batch)
-        for lo in range(0, n, _CHUNK):
-            batch = val.batch if n <= _CHUNK else val.batch.take(np.arange(lo, min(n, lo + _CHUNK)))
-            base, _, known_u = self._long_term(params, batch)
-            parts = self._offset_parts(params, batch)
-            pred = self.scale_.clip(base + known_u * _offset(parts, *setting))
-            sse += float(np.sum((pred - val.rating[lo : lo + _CHUNK].astype(np.float64)) ** 2))
-        return float(np.sqrt(sse / max(n, 1)))
+        pred, _ = self._full_pred(params, val.batch, setting)
+        return rmse(self.scale_.clip(pred), val.rating)
+
+    def _full_pred(
+        self, params: ALSParams, batch: HistoryBatch, setting: tuple[float, float, float]
+    ) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+        """Prediction with the offset and the fallback mask, (B,) each, computed in chunks of
+        queries so that the (B, window) arrays stay under a fixed number of elements."""
+        n = len(batch)
+        step = max(1, _OFFSET_ELEMENTS // self.window)
+        preds, falls = [], []
+        for lo in range(0, n, step):
+            b = batch if n <= step else batch.take(np.arange(lo, min(n, lo + step)))
+            base, fallback, known_u = self._long_term(params, b)
+            preds.append(base + known_u * _offset(self._offset_parts(params, b), *setting))
+            falls.append(fallback)
+        if not preds:
+            return np.zeros(0), np.zeros(0, dtype=bool)
+        return np.concatenate(preds), np.concatenate(falls)
 
     def _after_tuning(self, params: ALSParams, val: Queries) -> None:
         tau, decay, shrink = self._offset_setting()
@@ -259,9 +270,7 @@ class MFTemporal(MF):
             raise NotFittedError(f"{self.name}: predict() called before fit()")
 
     def _predict(self, batch: HistoryBatch) -> tuple[NDArray[np.floating], NDArray[np.bool_]]:
-        base, fallback, known_u = self._long_term(self.params_, batch)
-        parts = self._offset_parts(self.params_, batch)
-        return base + known_u * _offset(parts, self.tau_, self.decay_, self.shrink_), fallback
+        return self._full_pred(self.params_, batch, (self.tau_, self.decay_, self.shrink_))
 
 
 def _offset(

@@ -488,3 +488,14 @@ def test_knn_tunes_on_a_seeded_query_subset(world) -> None:
     assert info["grid"] == b.fit_info_["grid"]
     sub, _ = query_subset(train.val, max_queries=50, seed=train.seed)
     assert info["val_rmse"] == pytest.approx(_rmse(a.predict(sub.batch), sub.rating), abs=1e-5)
+
+
+def test_mf_temporal_predicts_the_same_in_chunks(world, monkeypatch) -> None:
+    import predictors.mf_temporal as T
+
+    _, inter, split = world
+    m = _FAST["mf-temporal"]().fit(split.train_set(inter))
+    batch = _test_batch(inter, split)
+    whole = m.predict(batch)
+    monkeypatch.setattr(T, "_OFFSET_ELEMENTS", 3 * m.window)  # three queries at a time
+    np.testing.assert_array_equal(m.predict(batch), whole)
