@@ -183,6 +183,19 @@ def main() -> None:
 )
 @click.option("--confidence", type=float, default=0.95, show_default=True)
 @click.option(
+    "--min-test-users",
+    type=int,
+    default=20,
+    show_default=True,
+    help="Below this many test users no difference gets a verdict ('too few queries').",
+)
+@click.option(
+    "--per-seed",
+    is_flag=True,
+    help="With several seeds, one verdict per seed (the table per run) instead of one per "
+    "model that accounts for the seeds.",
+)
+@click.option(
     "--ci-method",
     default="auto",
     show_default=True,
@@ -328,6 +341,8 @@ def run_cmd(**opts: Any) -> None:
             n_resamples=opts["resamples"],
             confidence=opts["confidence"],
             ci_method=opts["ci_method"],
+            min_test_users=opts["min_test_users"],
+            per_seed=opts["per_seed"],
             out_dir=opts["out"],
             chunk_size=opts["chunk_size"],
             device=opts["device"],
@@ -384,7 +399,8 @@ def _finish_run(outcome: Any, spec: Any, console: Console, make_report: bool) ->
     from bench.compare import build_comparison, render_rich
 
     out = _out()
-    for table in render_rich(build_comparison([outcome.path], n_resamples=spec.n_resamples)):
+    comp = build_comparison([outcome.path], n_resamples=spec.n_resamples, per_seed=spec.per_seed)
+    for table in render_rich(comp):
         out.print(table)
     for r in outcome.runs:
         for f in r.flags:
@@ -462,6 +478,9 @@ def rerun_cmd(results: Path, out: Path | None) -> None:
     show_default=True,
     help="Bootstrap interval for the differences computed here (see bench run --help).",
 )
+@click.option(
+    "--per-seed", is_flag=True, help="One row per seed, not one per model over its seeds."
+)
 def compare_cmd(
     files: tuple[Path, ...],
     reference: str | None,
@@ -469,6 +488,7 @@ def compare_cmd(
     out: Path | None,
     resamples: int,
     ci_method: str,
+    per_seed: bool,
 ) -> None:
     """Align models across results files scored on the same split; paired CIs."""
     from bench.compare import build_comparison, render_markdown, render_rich
@@ -478,7 +498,11 @@ def compare_cmd(
         if out is not None:
             check_output_file(out)  # before any work, and before the figure is written
         comp = build_comparison(
-            list(files), reference=reference, n_resamples=resamples, method=ci_method
+            list(files),
+            reference=reference,
+            n_resamples=resamples,
+            method=ci_method,
+            per_seed=per_seed,
         )
         if fmt == "markdown" or out is not None:
             text = render_markdown(comp)

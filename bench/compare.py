@@ -70,10 +70,16 @@ def _interval(d: dict[str, Any] | None) -> str:
     return f"{d['estimate']:.4f} [{d['low']:.3f}, {d['high']:.3f}]"
 
 
+def _p(d: dict[str, Any]) -> str:
+    """The Holm-adjusted p-value the verdict read, when the file has one."""
+    p = d.get("p_adjusted")
+    return "" if p is None else f" p={p:.3f}" if p >= 0.001 else " p<0.001"
+
+
 def _diff(d: dict[str, Any] | None) -> str:
     if not d:
         return "–"
-    return f"{d['estimate']:+.4f} [{d['low']:+.3f}, {d['high']:+.3f}]"
+    return f"{d['estimate']:+.4f} [{d['low']:+.3f}, {d['high']:+.3f}]{_p(d)}"
 
 
 def _mark(d: dict[str, Any] | None) -> str:
@@ -116,11 +122,15 @@ def build_comparison(
     confidence: float = 0.95,
     seed: int = 0,
     method: str = "auto",
+    per_seed: bool = False,
 ) -> Comparison:
     """One table from results files scored on the same split. Differences that the files do
     not already hold (several runs, or another reference than the run's own) are computed
     from the predictions sidecars with ``stats.evaluate``: one resampling of the test
-    queries for every model of every run and every pair."""
+    users for every model of every run and every pair (a user's targets stay together),
+    Holm-adjusted within each family: the models against the reference, and the same model
+    across runs. One run with several seeds shows one row per model over its seeds (the
+    run's ``statistics.table``) unless ``per_seed``."""
     if not paths:
         raise ResultsError("no results file given")
     docs = [(Path(p), load_results(Path(p))) for p in paths]
@@ -139,10 +149,12 @@ def build_comparison(
 
     # every run's predictions aligned on the first sidecar's queries: "run|key" -> (n,)
     truth = None
+    users = None
     preds: dict[str, np.ndarray] = {}
     base_frame = next((f for f in frames if f is not None), None)
     if base_frame is not None:
         truth = base_frame["truth"].to_numpy(np.float32)
+        users = base_frame["user_id"].to_numpy()
         for name, frame in zip(names, frames, strict=True):
             if frame is None:
                 continue
@@ -166,6 +178,40 @@ def build_comparison(
         if frame is None and needs_sidecars:
             notes.append(f"{name}: predictions sidecar missing; differences taken from its JSON")
         own_ref = (doc.get("statistics") or {}).get("reference")
+        table = (doc.get("statistics") or {}).get("table")
+        if len(docs) == 1 and table and not per_seed and reference == own_ref:
+            by_key = {m["key"]: m for m in doc["models"]}
+            for t in table:
+                first = by_key.get(t["members"][0], {})
+                vs = t.get("vs_reference") or {}
+                rows.append(
+                    Row(
+                        run=name,
+                        key=t["key"]
+                        + (f" ({len(t['members'])} seeds)" if len(t["members"]) > 1 else ""),
+                        status="ok",
+                        rmse=t["metrics"].get("rmse"),
+                        mae=t["metrics"].get("mae"),
+                        d_rmse=vs.get("rmse"),
+                        d_mae=vs.get("mae"),
+                        n_fallback=first.get("n_fallback"),
+                        fit_s=(first.get("timings") or {}).get("fit_s"),
+                        predict_s=(first.get("timings") or {}).get("predict_s"),
+                    )
+                )
+            rows += [
+                Row(
+                    run=name,
+                    key=m["key"],
+                    status=m["status"],
+                    rmse=None,
+                    mae=None,
+                    error=m.get("error"),
+                )
+                for m in doc["models"]
+                if m["status"] != "ok"
+            ]
+            continue
         for m in doc["models"]:
             metrics = m.get("metrics") or {}
             row = Row(
@@ -210,27 +256,41 @@ def build_comparison(
                 if pair[0] in preds and pair[1] in preds:
                     cross_pairs.append((cr, pair))
 
-    all_pairs = pairs + [p for _, p in cross_pairs]
-    if all_pairs and truth is not None:
-        used = {k for p in all_pairs for k in p}
-        ev = stats.evaluate(
-            truth,
+    min_users = int((d0.get("statistics") or {}).get("min_test_users") or 20)
+
+    def family(fam: list[tuple[str, str]]) -> stats.Evaluation:
+        used = {k for p in fam for k in p}
+        return stats.evaluate(
+            truth,  # type: ignore[arg-type]
             {k: v for k, v in preds.items() if k in used},
-            pairs=all_pairs,
+            pairs=fam,
+            units=users,
             n_resamples=n_resamples,
             confidence=confidence,
             seed=seed,
             method=method,
+            min_units=min_users,
         )
+
+    def with_verdict(ev: stats.Evaluation, pair: tuple[str, str], k: str) -> dict[str, Any]:
+        return {
+            **ev.diffs[pair][k].to_dict(),
+            "p_value": ev.p_values[pair][k],
+            "p_adjusted": ev.p_adjusted[pair][k],
+            "verdict": ev.verdicts[pair][k],
+        }
+
+    if pairs and truth is not None:
+        ev = family(pairs)
         by_col = {col: row for row in rows for col in [f"{row.run}|{row.key}"]}
         for pair in pairs:
-            d = ev.diffs[pair]
             row = by_col[pair[0]]
-            row.d_rmse = {**d["rmse"].to_dict(), "verdict": stats.verdict(d["rmse"])}
-            row.d_mae = {**d["mae"].to_dict(), "verdict": stats.verdict(d["mae"])}
+            row.d_rmse = with_verdict(ev, pair, "rmse")
+            row.d_mae = with_verdict(ev, pair, "mae")
+    if cross_pairs and truth is not None:
+        ev = family([p for _, p in cross_pairs])
         for cr, pair in cross_pairs:
-            iv = ev.diffs[pair]["rmse"]
-            cr.d_rmse = {**iv.to_dict(), "verdict": stats.verdict(iv)}
+            cr.d_rmse = with_verdict(ev, pair, "rmse")
     return Comparison(
         reference=reference,
         rows=rows,
@@ -288,7 +348,7 @@ def _dcell(d: dict[str, Any] | None) -> str:
     mark = _mark(d)
     style = {"better": "green", "worse": "red"}.get(mark, "")
     mark_txt = f" [{style}]{mark}[/]" if style else f" {mark}" if mark else ""
-    return f"{d['estimate']:+.4f}{mark_txt}\n[{d['low']:+.3f}, {d['high']:+.3f}]"
+    return f"{d['estimate']:+.4f}{mark_txt}\n[{d['low']:+.3f}, {d['high']:+.3f}]{_p(d)}"
 
 
 def render_rich(c: Comparison) -> list[Table]:
@@ -298,7 +358,7 @@ def render_rich(c: Comparison) -> list[Table]:
     t = Table(
         title=f"{c.dataset} · split {c.split_hash} · {c.n_test:,} test queries",
         caption=f"95% bootstrap CIs; Δ = model − {ref} on the same queries (paired); "
-        "better/worse only when the CI excludes 0, ~ otherwise",
+        "better/worse when the Holm-adjusted paired p (shown) is below 0.05, ~ otherwise",
         box=box.SIMPLE_HEAD,
     )
     if multi:
@@ -346,7 +406,9 @@ def render_markdown(c: Comparison) -> str:
         tabulate(body, headers=head, tablefmt="github", disable_numparse=True),
         "",
         "Δ = model − reference on the same test queries (paired bootstrap, 95% CI); "
-        "'better'/'worse' only when the interval excludes 0, '~' otherwise.",
+        "'better'/'worse' when the paired p-value, Holm-adjusted across the table's "
+        "comparisons with the reference (p=), is below 0.05; '~' otherwise; 'too few "
+        "queries' below the run's minimum of test users.",
     ]
     if c.legend:
         parts += ["", "Runs: " + "; ".join(f"{k} = `{v}`" for k, v in c.legend.items())]

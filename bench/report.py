@@ -1129,7 +1129,8 @@ def _build(ctx: _Ctx, tmp: Path, examples: int, seed: int, data_dir: Path | None
         "RMSE and MAE per model with 95% CIs",
         "Left: test RMSE (filled circles) and MAE (open squares) per model with 95% bootstrap "
         "CIs, best RMSE on top. Right: the paired difference to the reference on the same "
-        "queries; the verdict is 'better'/'worse' only when the RMSE interval excludes 0.",
+        "users; the verdict is 'better'/'worse' only when the paired p-value, Holm-adjusted "
+        "across the comparisons with the reference, is below 0.05.",
     )
 
     curves = learning_figures(ctx)

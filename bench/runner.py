@@ -71,6 +71,8 @@ class RunSpec:
     confidence: float = 0.95
     stats_seed: int = 0
     ci_method: str = "auto"  # see bench.stats.METHODS
+    min_test_users: int = 20  # fewer test users: no verdict ("too few queries")
+    per_seed: bool = False  # verdicts per seed instead of one per model over its seeds
     out_dir: Path = Path("results")
     chunk_size: int = 50_000
     device: str = "auto"
@@ -89,6 +91,12 @@ class RunSpec:
             raise ConfigError(f"--resamples must be >= 100, got {self.n_resamples}")
         if not 0.5 < self.confidence < 1:
             raise ConfigError(f"--confidence must be in (0.5, 1), got {self.confidence}")
+        if isinstance(self.min_test_users, bool) or not (
+            isinstance(self.min_test_users, int) and self.min_test_users >= 1
+        ):
+            raise ConfigError(
+                f"--min-test-users must be an integer >= 1, got {self.min_test_users!r}"
+            )
         if self.ci_method not in stats.METHODS:
             raise ConfigError(
                 f"--ci-method must be one of {', '.join(stats.METHODS)}, got '{self.ci_method}'"
@@ -118,6 +126,8 @@ class RunSpec:
             "confidence": self.confidence,
             "stats_seed": self.stats_seed,
             "ci_method": self.ci_method,
+            "min_test_users": self.min_test_users,
+            "per_seed": self.per_seed,
             "out_dir": str(self.out_dir),
             "chunk_size": self.chunk_size,
             "device": self.device,
@@ -150,6 +160,8 @@ class RunSpec:
             confidence=d["confidence"],
             stats_seed=d.get("stats_seed", 0),
             ci_method=d.get("ci_method", "auto"),
+            min_test_users=d.get("min_test_users", 20),
+            per_seed=bool(d.get("per_seed", False)),
             out_dir=Path(d.get("out_dir", "results")),
             chunk_size=d.get("chunk_size", 50_000),
             device=d.get("device", "auto"),
@@ -167,6 +179,7 @@ class ModelRun:
     spec: ModelSpec
     seed: int
     embedding: str | None = None
+    group: str = ""  # the key without the seed: the runs of one model on several seeds
     status: str = "pending"  # ok | failed | not run
     error: str | None = None
     traceback: str | None = None
@@ -194,6 +207,7 @@ class ModelRun:
             "options": dict(self.spec.options),
             "seed": self.seed,
             "embedding": self.embedding,
+            "group": self.group or self.key,
             "status": self.status,
             "error": self.error,
             "traceback": self.traceback,
@@ -350,6 +364,8 @@ class Prepared:
     ref_key: str | None
     timings: dict[str, float]
     stats_method: str | None = None  # the CI method ``stats.evaluate`` resolved
+    stats_units: int | None = None  # test users resampled
+    table: list[dict[str, Any]] = field(default_factory=list)  # one row per model over seeds
     test_cache: list[HistoryBatch] | None = None  # the test batches, kept when small
 
     def test_batches(self, chunk: int) -> Iterable[HistoryBatch]:
@@ -417,13 +433,10 @@ def _plan_runs(
         seeded = "seed" in inspect.signature(get_class(m.name).__init__).parameters
         seeds = spec.seeds if (m.label in requested and seeded) else spec.seeds[:1]
         for e in embs:
+            group = m.label + (f"/{e}" if e is not None and len(emb_names) > 1 else "")
             for s in seeds:
-                key = m.label
-                if e is not None and len(emb_names) > 1:
-                    key += f"/{e}"
-                if len(seeds) > 1:
-                    key += f"@{s}"
-                runs.append(ModelRun(key=key, spec=m, seed=s, embedding=e))
+                key = group + (f"@{s}" if len(seeds) > 1 else "")
+                runs.append(ModelRun(key=key, spec=m, seed=s, embedding=e, group=group))
     return runs
 
 
@@ -679,31 +692,69 @@ def _fit_predict(
     run.status = "ok"
 
 
+def _vs_ref(ev: stats.Evaluation, pair: tuple[str, str]) -> dict[str, Any]:
+    return {
+        k: {
+            **v.to_dict(),
+            "p_value": ev.p_values[pair][k],
+            "p_adjusted": ev.p_adjusted[pair][k],
+            "verdict": ev.verdicts[pair][k],
+        }
+        for k, v in ev.diffs[pair].items()
+    }
+
+
 def _score_all(prep: Prepared, spec: RunSpec) -> None:
     """Metrics with CIs for every finished model and its paired difference against the
-    reference, all from one resampling of the test queries (``stats.evaluate``)."""
+    reference, all from one resampling of the test users (``stats.evaluate``).
+
+    Two families of comparisons, each Holm-adjusted on its own: every run against the
+    reference (the model records: one row per seed), and, with several seeds, the table a
+    reader sees by default, one row per model whose interval and verdict take the seeds in
+    (``prep.table``)."""
     ok = [r for r in prep.runs if r.status == "ok" and r.pred is not None]
+    prep.table = []
     if not ok:
         return
     ref = next((r for r in ok if r.key == prep.ref_key), None)
+    preds = {r.key: r.pred for r in ok if r.pred is not None}
+    kw: dict[str, Any] = {
+        "units": prep.split.test_user,
+        "n_resamples": spec.n_resamples,
+        "confidence": spec.confidence,
+        "seed": spec.stats_seed,
+        "method": spec.ci_method,
+        "min_units": spec.min_test_users,
+    }
     pairs = [(r.key, ref.key) for r in ok if ref is not None and r is not ref]
-    ev = stats.evaluate(
-        prep.truth,
-        {r.key: r.pred for r in ok if r.pred is not None},
-        pairs=pairs,
-        n_resamples=spec.n_resamples,
-        confidence=spec.confidence,
-        seed=spec.stats_seed,
-        method=spec.ci_method,
-    )
+    ev = stats.evaluate(prep.truth, preds, pairs=pairs, **kw)
     prep.stats_method = ev.method
+    prep.stats_units = ev.n_units
     for r in ok:
-        r.metrics = {k: v.to_dict() for k, v in ev.metrics[r.key].items()}
-        diffs = ev.diffs.get((r.key, ref.key)) if ref is not None else None
-        r.vs_reference = (
-            None
-            if diffs is None
-            else {k: {**v.to_dict(), "verdict": stats.verdict(v)} for k, v in diffs.items()}
+        r.metrics = {
+            k: {**v.to_dict(), "design_effect": ev.design_effect[r.key][k]}
+            for k, v in ev.metrics[r.key].items()
+        }
+        r.vs_reference = None if ref is None or r is ref else _vs_ref(ev, (r.key, ref.key))
+    members: dict[str, list[str]] = {}
+    for r in ok:
+        members.setdefault(r.group or r.key, []).append(r.key)
+    groups = {g: ks for g, ks in members.items() if len(ks) > 1}
+    if not groups or spec.per_seed:
+        return
+    rows = [g if g in groups else ks[0] for g, ks in members.items()]
+    row_pairs = [(k, ref.key) for k in rows if ref is not None and k != ref.key]
+    ev_rows = stats.evaluate(prep.truth, preds, pairs=row_pairs, groups=groups, **kw)
+    for k in rows:
+        prep.table.append(
+            {
+                "key": k,
+                "members": groups.get(k, [k]),
+                "metrics": {m: v.to_dict() for m, v in ev_rows.metrics[k].items()},
+                "vs_reference": None
+                if ref is None or k == ref.key
+                else _vs_ref(ev_rows, (k, ref.key)),
+            }
         )
 
 
@@ -712,8 +763,7 @@ def _seed_summary(runs: list[ModelRun]) -> dict[str, Any]:
     groups: dict[str, list[ModelRun]] = {}
     for r in runs:
         if r.status == "ok" and r.metrics:
-            base = r.key.rsplit("@", 1)[0] if "@" in r.key else r.key
-            groups.setdefault(base, []).append(r)
+            groups.setdefault(r.group or r.key, []).append(r)
     for base, group in groups.items():
         if len(group) < 2:
             continue
@@ -780,9 +830,17 @@ def _document(
         "statistics": {
             "metric_ci": "bootstrap over test queries",
             "difference_ci": "paired bootstrap over the same resampled queries",
-            "resampling": "one resampling of the test queries shared by every model",
+            "resampling": "one resampling of the test users shared by every model "
+            "(a user's test targets stay together)",
             "method": prep.stats_method,
+            "units": "users",
+            "n_units": prep.stats_units,
             "metrics": list(stats.METRICS),
+            "multiplicity": "p-values Holm-adjusted across the comparisons with the reference; "
+            "verdicts read the adjusted p-value",
+            "min_test_users": spec.min_test_users,
+            "per_seed": spec.per_seed,
+            "table": prep.table or None,
             "n_resamples": spec.n_resamples,
             "confidence": spec.confidence,
             "seed": spec.stats_seed,

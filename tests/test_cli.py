@@ -77,11 +77,11 @@ def test_reference_is_added_when_not_chosen(tmp_path):
     assert r.exit_code == 0, r.output
     doc = json.loads(next(tmp_path.glob("ratings*.json")).read_text())
     assert [m["key"] for m in doc["models"]] == ["user-mean", "recent-k"]
-    assert doc["models"][1]["vs_reference"]["rmse"]["verdict"] in (
-        "better",
-        "worse",
-        "no clear difference",
-    )
+    # a handful of test users, fewer than --min-test-users (20): a difference, no verdict
+    vs = doc["models"][1]["vs_reference"]["rmse"]
+    assert vs["verdict"] == "too few queries"
+    assert 0.0 <= vs["p_value"] <= vs["p_adjusted"] <= 1.0
+    assert doc["statistics"]["n_units"] == doc["split"]["counts"]["test"] < 20
 
 
 def test_same_seed_same_predictions_and_compare(tmp_path):
@@ -417,3 +417,41 @@ def test_seeds_repeat_only_models_that_take_a_seed(tmp_path):
         "svdpp:factors=4:reg=0.1@1",
     ]
     assert list(doc["seed_summary"]) == ["svdpp:factors=4:reg=0.1"]
+
+
+def test_seeds_give_one_row_per_model_and_per_seed_keeps_the_runs(tmp_path):
+    args = [
+        "run",
+        "--dataset",
+        "synthetic",
+        "--users",
+        "150",
+        "--models",
+        "recent-k,mf:factors=4:reg=0.1:epochs=2",
+        "--seeds",
+        "0,1",
+        "--resamples",
+        "200",
+        "--out",
+        str(tmp_path),
+    ]
+    r = _run(args)
+    assert r.exit_code == 0, r.output
+    doc = json.loads(next(tmp_path.glob("*.json")).read_text())
+    table = {t["key"]: t for t in doc["statistics"]["table"]}
+    mf = "mf:factors=4:reg=0.1:epochs=2"
+    assert set(table) == {"user-mean", "recent-k", mf}
+    assert table[mf]["members"] == [f"{mf}@0", f"{mf}@1"]
+    assert table[mf]["metrics"]["rmse"]["method"] == "seeds+bootstrap"
+    per_run = {m["key"]: m for m in doc["models"]}
+    assert set(per_run) == {"user-mean", "recent-k", f"{mf}@0", f"{mf}@1"}
+    mean = sum(per_run[f"{mf}@{s}"]["metrics"]["rmse"]["estimate"] for s in (0, 1)) / 2
+    assert table[mf]["metrics"]["rmse"]["estimate"] == pytest.approx(mean)
+    for key in ("recent-k", f"{mf}@0", f"{mf}@1"):
+        vs = per_run[key]["vs_reference"]["rmse"]
+        assert vs["p_adjusted"] >= vs["p_value"]
+    path = str(next(tmp_path.glob("*.json")))
+    default = _run(["compare", path, "--format", "markdown"]).output
+    assert f"| {mf} (2 seeds)" in default and f"{mf}@0" not in default
+    per_seed = _run(["compare", path, "--format", "markdown", "--per-seed"]).output
+    assert f"| {mf}@0" in per_seed and f"| {mf}@1" in per_seed and "seeds)" not in per_seed
