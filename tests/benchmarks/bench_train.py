@@ -17,6 +17,15 @@ the floor). Also measured: predict throughput (queries/s) of ``attention`` and
 Run with ``nox -s bench`` or ``pytest -m benchmark tests/benchmarks/bench_train.py -s``;
 ``RATINGBENCH_BENCH_DEVICES=cpu,cuda`` chooses the devices (default: cpu, plus cuda when
 available), ``RATINGBENCH_BENCH_ROUNDS`` the rounds (default 3).
+
+``test_scale_training`` trains both torch models with their default settings (the sample
+budget and the large-size ``"auto"`` values bind there) on the full split's shape at
+``RATINGBENCH_BENCH_USERS`` synthetic users (default 20,000: one tenth; 200,000 is the full
+split), and predicts every test query (timed only; no test metric is computed). Its
+baseline, measured in the same process just before, is one epoch of the notebook's
+``Dataset``/``DataLoader`` loop over the first ``NB_TARGETS`` training targets: each model's
+samples/s is reported as a ratio to it, with fit and predict wall and CPU seconds, the
+resolved schedule, the validation RMSE it selected on, and the peak RSS of the process.
 """
 
 from __future__ import annotations
@@ -121,13 +130,15 @@ def train() -> TrainSet:
     return split.train_set(loaded.interactions, embeddings=loaded.embeddings, seed=0)
 
 
-def _notebook_data(train: TrainSet) -> tuple[list[Any], np.ndarray]:
+def _notebook_data(train: TrainSet, limit: int | None = None) -> tuple[list[Any], np.ndarray]:
     """The notebook's list of (user, [(movie, rating), ...], movie, rating) tuples (built
-    outside the timed region) and its normalised embedding matrix."""
+    outside the timed region; the first ``limit`` training targets) and its normalised
+    embedding matrix."""
     ev = train.events
     items, ratings = ev.item.tolist(), ev.rating.tolist()
     data = []
-    for u, p in zip(train.train_user.tolist(), train.train_pos.tolist(), strict=True):
+    users, pos = train.train_user[:limit].tolist(), train.train_pos[:limit].tolist()
+    for u, p in zip(users, pos, strict=True):
         s = max(int(ev.user_offsets[u]), p - WINDOW)
         hist = list(zip(items[s:p], ratings[s:p], strict=True))
         data.append((u, hist, items[p], ratings[p]))
@@ -339,3 +350,121 @@ def test_validation_quality(benchmark: Any, train: TrainSet) -> None:
         )
     _write_json({"quality": {**res, "env": _env()}})
     assert res["transformer"]["val_rmse"] < res["global-mean"]["val_rmse"]
+
+
+# --------------------------------------------------------------------------------------
+# full-scale-shaped training
+
+
+SCALE_USERS = int(os.environ.get("RATINGBENCH_BENCH_USERS", "20000"))
+NB_TARGETS = 20_000  # targets of the notebook-loop baseline epoch
+
+
+def notebook_samples_per_s(train: TrainSet, device: torch.device) -> dict[str, float]:
+    """One epoch of the notebook's DataLoader loop over the first ``NB_TARGETS`` targets."""
+    nb_data, nb_emb = _notebook_data(train, NB_TARGETS)
+    loader = DataLoader(
+        RatingDataset(nb_data, {i: i for i in range(train.n_items)}, nb_emb, WINDOW),
+        batch_size=BATCH,
+        shuffle=True,
+        num_workers=0,
+    )
+    with seeded(0, device):
+        m = RatingPredictor(AttentionConfig(emb_dim=nb_emb.shape[1])).to(device)
+        opt = torch.optim.AdamW(m.parameters(), lr=1e-3, weight_decay=0.01)
+        _sync(device)
+        t0, c0 = time.perf_counter(), time.process_time()
+        notebook_epoch(m, loader, nn.MSELoss(), opt, device)
+        _sync(device)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return {
+        "samples": len(nb_data),
+        "seconds": wall,
+        "cpu_seconds": cpu,
+        "samples_per_s": len(nb_data) / wall,
+    }
+
+
+def scale_training(users: int, device_name: str) -> dict[str, Any]:
+    """Fit + predict of both torch models at ``users`` synthetic users (the full split's
+    shape), against the notebook loop's samples/s measured first in the same process."""
+    from bench.runner import PeakRSS
+
+    device = torch.device(device_name)
+    loaded = load_source(DataSource(dataset="synthetic", synthetic={"n_users": users, "seed": 0}))
+    inter = loaded.interactions
+    split = make_split(inter, SplitParams(samples_per_user=5, max_history=WINDOW))
+    train = split.train_set(inter, embeddings=loaded.embeddings, seed=0)
+    out: dict[str, Any] = {"users": users, "counts": split.counts()}
+    nb = notebook_samples_per_s(train, device)
+    out["notebook"] = nb
+    for cls in (Attention, Transformer):
+        with PeakRSS() as mem:
+            t0, c0 = time.perf_counter(), time.process_time()
+            m = cls(device=device_name, progress=False, seed=0).fit(train)
+            fit_s, fit_cpu = time.perf_counter() - t0, time.process_time() - c0
+            t0, c0 = time.perf_counter(), time.process_time()
+            n_pred = 0
+            for _, batch in split.test_batches(inter, 50_000):
+                n_pred += len(m.predict(batch))  # timed only: no test metric is computed
+            pred_s, pred_cpu = time.perf_counter() - t0, time.process_time() - c0
+        fi = m.fit_info_
+        sps = fi["samples_seen"] / fi["train_seconds"]
+        out[cls.name] = {
+            "fit_seconds": fit_s,
+            "fit_cpu_seconds": fit_cpu,
+            "predict_seconds": pred_s,
+            "predict_cpu_seconds": pred_cpu,
+            "predict_queries": n_pred,
+            "predict_queries_per_s": n_pred / pred_s,
+            "train_samples_per_s": sps,
+            "samples_per_s_vs_notebook": sps / nb["samples_per_s"],
+            # what the notebook's loop would need for the same samples (training only)
+            "notebook_equivalent_seconds": fi["samples_seen"] / nb["samples_per_s"],
+            "peak_rss_mb": mem.peak,
+            "rss_start_mb": mem.start,
+            **{
+                k: fi[k]
+                for k in (
+                    "n_train",
+                    "batch_size",
+                    "lr",
+                    "patience",
+                    "epochs",
+                    "epoch_size",
+                    "budget_binds",
+                    "epochs_run",
+                    "samples_seen",
+                    "best_epoch",
+                    "best_val_rmse",
+                    "stop_reason",
+                    "train_seconds",
+                    "n_val_used",
+                )
+            },
+        }
+    return out
+
+
+def test_scale_training(benchmark: Any) -> None:
+    device_name = _devices()[-1]
+    res = benchmark.pedantic(
+        lambda: scale_training(SCALE_USERS, device_name), rounds=1, iterations=1
+    )
+    benchmark.extra_info.update(res)
+    nb = res["notebook"]
+    print(f"\n[{device_name}] {SCALE_USERS:,} users, {res['counts']['train']:,} training targets")
+    print(f"notebook loop: {nb['samples_per_s']:,.0f} samples/s")
+    for name in ("attention", "transformer"):
+        r = res[name]
+        print(
+            f"{name:12s} {r['train_samples_per_s']:,.0f} samples/s "
+            f"({r['samples_per_s_vs_notebook']:.2f}x the notebook loop), "
+            f"fit {r['fit_seconds']:.0f}s "
+            f"(cpu {r['fit_cpu_seconds']:.0f}s; the notebook loop would need "
+            f"{r['notebook_equivalent_seconds']:.0f}s for the same {r['samples_seen']:,} samples), "
+            f"predict {r['predict_queries']:,} in {r['predict_seconds']:.1f}s, "
+            f"peak {r['peak_rss_mb']:.0f} MB, val RMSE {r['best_val_rmse']:.4f}, {r['stop_reason']}"
+        )
+    _write_json({f"scale_{SCALE_USERS}_{device_name}": {**res, "env": _env()}})
+    assert res["attention"]["samples_seen"] > 0
