@@ -351,8 +351,8 @@ def _intervals(
         # BCa fails (NaN) when the jackknife has no spread though the bootstrap has: take
         # the percentile interval of the same bootstrap distribution instead.
         levels[bad] = [alpha, 1.0 - alpha]
-        for j in np.flatnonzero(bad):
-            methods[j] = "percentile"
+        for bad_j in np.flatnonzero(bad):
+            methods[int(bad_j)] = "percentile"
     ranked = np.sort(dist, axis=0)
     out = []
     spread = ranked[-1] - ranked[0]
@@ -484,10 +484,10 @@ def evaluate(
     for g, members in groups.items():
         if not members or any(m not in preds for m in members):
             raise ValueError(f"seed group {g!r} names models without predictions: {members}")
-    for a, b in pairs:
-        for k in (a, b):
-            if k not in preds and k not in groups:
-                raise ValueError(f"paired difference names {k!r}, which has no predictions")
+    for pair in pairs:
+        for side in pair:
+            if side not in preds and side not in groups:
+                raise ValueError(f"paired difference names {side!r}, which has no predictions")
     n_met = len(METRIC_TABLE)
     n = t.size
     # (n, K * n_met) per-query losses: column k * n_met + j is metric j of model k
@@ -536,8 +536,10 @@ def evaluate(
         draw = _normal_means if chosen == "normal" else _exact_means
         dist = stats_of(draw(sums, sizes, n_resamples, rng))
         if chosen == "bca":  # (G, S) leave-one-unit-out statistics
-            left = n_queries - (1.0 if sizes is None else sizes)
-            jack = stats_of((total - sums) / (left if sizes is None else left[:, None]))
+            if sizes is None:
+                jack = stats_of((total - sums) / (n_queries - 1.0))
+            else:
+                jack = stats_of((total - sums) / (n_queries - sizes)[:, None])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         ivs = _intervals(theta, dist, jack, confidence, chosen)
@@ -550,6 +552,7 @@ def evaluate(
     for s_idx in range(dist.shape[1]):
         k_or_p = s_idx // n_met
         j = s_idx % n_met
+        b: str | None
         if k_or_p < n_keys:
             a, b = keys[k_or_p], None
         else:
