@@ -161,6 +161,14 @@ def main() -> None:
 )
 @click.option("--split-seed", type=int, default=None, help="Seed of the user sample (42).")
 @click.option(
+    "--test-targets",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Each user's last N events are test targets, each predicted from its full past; "
+    "users need min_history + N events. Intervals resample users.",
+)
+@click.option(
     "--seed",
     "--seeds",
     "seeds",
@@ -315,6 +323,7 @@ def run_cmd(**opts: Any) -> None:
             if opts["sample_users"] is not None
             else base.sample_users,
             seed=opts["split_seed"] if opts["split_seed"] is not None else base.seed,
+            test_targets=opts["test_targets"],
         )
         try:
             models = parse_models(opts["models"])

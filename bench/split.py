@@ -1,13 +1,20 @@
 """Chronological leave-last-out split, vectorised (no per-user Python loop).
 
-For every user with at least ``min_history + 1`` events (oldest first, positions 0..n-1):
+With ``test_targets = N`` (default 1, the notebook's split), for every user with at least
+``min_history + N`` events (oldest first, positions 0..n-1):
 
-- the test target is position ``n - 1``;
-- the validation target is position ``n - 2`` when ``n >= min_history + 2``;
-- training targets are positions ``min_history .. n - 3``; with ``samples_per_user = S``
+- the test targets are positions ``n - N .. n - 1``, each predicted from its full past: the
+  earlier test targets are part of the history of the later ones (a rolling evaluation; a
+  target's own rating is never in its history);
+- the validation target is position ``n - N - 1`` when ``n >= min_history + N + 1``: one per
+  user whatever N, because validation only chooses settings and epochs, and one target per
+  user already covers every user;
+- training targets are positions ``min_history .. n - N - 2``; with ``samples_per_user = S``
   and more than S of them, the notebook's evenly spaced choice
   ``positions[::len(positions) // S][:S]`` is kept;
 - a target's history is every earlier event of the same user.
+
+N = 1 is bit for bit the split (and the split hash) this module always built.
 
 What fitting may see (``TrainSet.events``) is each kept user's events before the
 validation target (before the test target for users without one). Users with fewer events
@@ -48,8 +55,15 @@ class SplitParams:
     samples_per_user: int | None = 5  # None: every eligible training position
     sample_users: int | None = None  # None: every user
     seed: int = 42  # only used to sample users
+    test_targets: int = 1  # the last N events of each user are test targets
 
     def __post_init__(self) -> None:
+        if (
+            isinstance(self.test_targets, bool)
+            or not isinstance(self.test_targets, int)
+            or self.test_targets < 1
+        ):
+            raise ConfigError(f"--test-targets must be an integer >= 1, got {self.test_targets!r}")
         if not isinstance(self.min_history, int) or self.min_history < 1:
             raise ConfigError(f"--min-history must be an integer >= 1, got {self.min_history!r}")
         if not isinstance(self.max_history, int) or self.max_history < 1:
@@ -69,6 +83,14 @@ class SplitParams:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def hash_items(self) -> list[tuple[str, Any]]:
+        """The parameters the split hash covers: all of them, with ``test_targets`` left out
+        at its default of 1 so that the one-target split keeps the hash it always had."""
+        d = self.to_dict()
+        if d["test_targets"] == 1:
+            del d["test_targets"]
+        return sorted(d.items())
+
 
 # Named presets. "notebook" reproduces the research notebook's quick-test protocol.
 PROTOCOLS: dict[str, SplitParams] = {
@@ -84,9 +106,9 @@ class Split:
     params: SplitParams
     dataset_hash: str
     n_users_total: int
-    kept_users: NDArray[np.int32]  # (K,) int32 users with a test target, ascending
-    test_user: NDArray[np.int32]  # (K,) int32
-    test_pos: NDArray[np.int64]  # (K,) int64
+    kept_users: NDArray[np.int32]  # (U,) int32 users with test targets, ascending
+    test_user: NDArray[np.int32]  # (K,) int32, K = U * test_targets, grouped by user
+    test_pos: NDArray[np.int64]  # (K,) int64, ascending within a user
     val_user: NDArray[np.int32]  # (V,) int32
     val_pos: NDArray[np.int64]  # (V,) int64
     train_user: NDArray[np.int32]  # (T,) int32
@@ -212,25 +234,37 @@ def _sample_users(inter: Interactions, n: int, seed: int) -> NDArray[np.bool_]:
 def make_split(inter: Interactions, params: SplitParams | None = None) -> Split:
     """Build the leave-last-out split. Raises ``DataError`` when no user is long enough."""
     p = params or SplitParams()
+    n_test = p.test_targets
     lens = np.diff(inter.user_offsets)
     starts = inter.user_offsets[:-1]
-    eligible = lens >= p.min_history + 1
+    eligible = lens >= p.min_history + n_test
     if p.sample_users is not None:
         eligible &= _sample_users(inter, p.sample_users, p.seed)
     kept = np.flatnonzero(eligible).astype(np.int32)
     if kept.size == 0:
+        longest = int(lens.max()) if lens.size else 0
+        if n_test > 1:
+            could = int((lens >= p.min_history + 1).sum())
+            raise DataError(
+                f"{inter.name}: --test-targets {n_test} needs users with at least "
+                f"min_history + {n_test} = {p.min_history + n_test} ratings, and none has "
+                f"(longest history: {longest}; {could:,} users qualify for --test-targets 1)"
+            )
         raise DataError(
             f"{inter.name}: no user has at least min_history + 1 = {p.min_history + 1} ratings "
-            f"(longest history: {int(lens.max()) if lens.size else 0}); lower --min-history"
+            f"(longest history: {longest}); lower --min-history"
         )
     k_len = lens[kept]
     k_start = starts[kept]
-    test_pos = k_start + k_len - 1
-    has_val = k_len >= p.min_history + 2
+    # (U, N) the last N positions of every kept user, oldest first, flattened by user
+    test_pos = (k_start + k_len - n_test)[:, None] + np.arange(n_test, dtype=np.int64)
+    test_user = np.repeat(kept, n_test)
+    test_pos = test_pos.ravel()
+    has_val = k_len >= p.min_history + n_test + 1
     val_user = kept[has_val]
-    val_pos = (k_start + k_len - 2)[has_val]
-    # training targets: local positions min_history .. n-3
-    n_pos = np.maximum(k_len - 2 - p.min_history, 0)
+    val_pos = (k_start + k_len - n_test - 1)[has_val]
+    # training targets: local positions min_history .. n - N - 2
+    n_pos = np.maximum(k_len - n_test - 1 - p.min_history, 0)
     if p.samples_per_user is None:
         take = n_pos
         step = np.ones_like(n_pos)
@@ -245,16 +279,14 @@ def make_split(inter: Interactions, params: SplitParams | None = None) -> Split:
     j = np.arange(int(grp_start[-1]), dtype=np.int64) - np.repeat(grp_start[:-1], take)
     t_pos = np.repeat(k_start + p.min_history, take) + j * np.repeat(step, take)
     fit_len = np.zeros(inter.n_users, dtype=np.int64)
-    fit_len[kept] = np.where(has_val, k_len - 2, k_len - 1)
-    digest = hash_arrays(
-        test_pos, val_pos, t_pos, extra=inter.hash + repr(sorted(p.to_dict().items()))
-    )
+    fit_len[kept] = np.where(has_val, k_len - n_test - 1, k_len - n_test)
+    digest = hash_arrays(test_pos, val_pos, t_pos, extra=inter.hash + repr(p.hash_items()))
     return Split(
         params=p,
         dataset_hash=inter.hash,
         n_users_total=inter.n_users,
         kept_users=kept,
-        test_user=kept,
+        test_user=test_user.astype(np.int32),
         test_pos=test_pos.astype(np.int64),
         val_user=val_user.astype(np.int32),
         val_pos=val_pos.astype(np.int64),

@@ -455,3 +455,38 @@ def test_seeds_give_one_row_per_model_and_per_seed_keeps_the_runs(tmp_path):
     assert f"| {mf} (2 seeds)" in default and f"{mf}@0" not in default
     per_seed = _run(["compare", path, "--format", "markdown", "--per-seed"]).output
     assert f"| {mf}@0" in per_seed and f"| {mf}@1" in per_seed and "seeds)" not in per_seed
+
+
+def test_several_test_targets_resample_users(tmp_path):
+    args = [
+        "run",
+        "--dataset",
+        "synthetic",
+        "--users",
+        "120",
+        "--models",
+        "recent-k,bias",
+        "--test-targets",
+        "3",
+        "--resamples",
+        "300",
+        "--out",
+        str(tmp_path),
+    ]
+    r = _run(args)
+    assert r.exit_code == 0, r.output
+    path = next(tmp_path.glob("*.json"))
+    doc = json.loads(path.read_text())
+    counts = doc["split"]["counts"]
+    assert counts["test"] == 3 * counts["users"]
+    assert doc["split"]["params"]["test_targets"] == 3
+    assert doc["statistics"]["n_units"] == counts["users"]
+    side = pd.read_parquet(path.with_name(path.stem + ".predictions.parquet"))
+    assert len(side) == counts["test"] and side["user_id"].value_counts().eq(3).all()
+    for m in doc["models"]:
+        assert m["metrics"]["rmse"]["design_effect"] > 0
+    r = _run(["compare", str(path), "--reference", "recent-k", "--format", "markdown"])
+    assert r.exit_code == 0 and "| bias" in r.output
+    too_many = _run([*args[:-2], "--test-targets", "500", "--out", str(tmp_path / "x")])
+    assert too_many.exit_code == 2
+    assert "users qualify for --test-targets 1" in " ".join(too_many.output.split())

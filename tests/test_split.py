@@ -223,3 +223,66 @@ def test_published_order_and_splits_are_unchanged_and_shuffling_changes_nothing(
         a, b = make_split(inter, p), make_split(shuffled, p)
         assert a.hash == b.hash
         np.testing.assert_array_equal(a.test_pos, b.test_pos)
+
+
+# --------------------------------------------------------------------------- several targets
+
+
+def test_several_test_targets_by_hand(tiny):
+    # user 3 -> code 0 (12 events), user 7 -> code 2 (14 events); N = 3, min_history 2
+    sp = make_split(tiny, SplitParams(min_history=2, test_targets=3, samples_per_user=None))
+    # user 5 (4 events) needs min_history + 3 = 5: dropped
+    assert sp.kept_users.tolist() == [0, 2]
+    assert sp.test_user.tolist() == [0, 0, 0, 2, 2, 2]
+    assert local(tiny, sp.test_user, sp.test_pos) == [9, 10, 11, 11, 12, 13]
+    assert local(tiny, sp.val_user, sp.val_pos) == [8, 10]
+    # training targets: positions 2 .. n - N - 2
+    got = dict()
+    for u, p in zip(sp.train_user.tolist(), local(tiny, sp.train_user, sp.train_pos), strict=True):
+        got.setdefault(int(tiny.user_ids[u]), []).append(p)
+    assert got == {3: list(range(2, 8)), 7: list(range(2, 10))}
+    assert sp.fit_len.tolist() == [8, 0, 10]  # the events before each validation target
+    assert sp.hash != make_split(tiny, SplitParams(min_history=2, samples_per_user=None)).hash
+
+
+def test_later_test_targets_see_the_earlier_ones_and_never_themselves(tiny):
+    sp = make_split(tiny, SplitParams(min_history=2, test_targets=3))
+    ((_, batch),) = list(sp.test_batches(tiny, chunk=100))
+    lengths = batch.hist_lengths().tolist()
+    assert lengths == [9, 10, 11, 11, 12, 13]  # each target's full past, rolling
+    for q in range(len(batch)):
+        h = batch.hist_item[batch.hist_offsets[q] : batch.hist_offsets[q + 1]]
+        assert batch.target_item[q] not in h.tolist()
+        # the history ends right before the target: its previous event is the last row
+        assert h[-1] == tiny.item[sp.test_pos[q] - 1]
+    truth = sp.test_truth(tiny)
+    assert truth.tolist() == tiny.rating[sp.test_pos].tolist()
+
+
+def test_one_test_target_keeps_the_split_and_its_hash(tiny):
+    default = make_split(tiny, SplitParams())
+    explicit = make_split(tiny, SplitParams(test_targets=1))
+    assert default.hash == explicit.hash
+    np.testing.assert_array_equal(default.test_pos, explicit.test_pos)
+    assert "test_targets" not in dict(SplitParams().hash_items())
+    assert dict(SplitParams(test_targets=2).hash_items())["test_targets"] == 2
+
+
+def test_too_many_test_targets_says_how_many_users_qualify(tiny):
+    with pytest.raises(DataError, match="--test-targets 30 needs users with at least") as e:
+        make_split(tiny, SplitParams(test_targets=30))
+    assert "2 users qualify for --test-targets 1" in str(e.value)
+    for bad in (0, -1, True, 2.5):
+        with pytest.raises(ConfigError, match="--test-targets"):
+            SplitParams(test_targets=bad)  # type: ignore[arg-type]
+
+
+def test_default_split_hash_on_ml_latest_small_is_unchanged(data_dir):
+    from bench.datasets import load_dataset
+
+    raw, _ = load_dataset("ml-latest-small", data_dir=data_dir, download=False)
+    inter = build_interactions(raw, name="ml-latest-small")
+    assert inter.hash == "4ec864bfac4b3920"
+    assert make_split(inter, PROTOCOLS["default"]).hash == "d03a558789291b5e"
+    five = make_split(inter, SplitParams(test_targets=5))
+    assert five.counts()["test"] == 5 * five.counts()["users"]
