@@ -21,7 +21,8 @@ available), ``RATINGBENCH_BENCH_ROUNDS`` the rounds (default 3).
 ``test_scale_training`` trains both torch models with their default settings (the sample
 budget and the large-size ``"auto"`` values bind there) on the full split's shape at
 ``RATINGBENCH_BENCH_USERS`` synthetic users (default 20,000: one tenth; 200,000 is the full
-split), and predicts every test query (timed only; no test metric is computed). Its
+split; ``RATINGBENCH_BENCH_MAX_SAMPLES`` sets a smaller budget for a quicker measurement),
+and predicts every test query (timed only; no test metric is computed). Its
 baseline, measured in the same process just before, is one epoch of the notebook's
 ``Dataset``/``DataLoader`` loop over the first ``NB_TARGETS`` training targets: each model's
 samples/s is reported as a ratio to it, with fit and predict wall and CPU seconds, the
@@ -357,6 +358,8 @@ def test_validation_quality(benchmark: Any, train: TrainSet) -> None:
 
 
 SCALE_USERS = int(os.environ.get("RATINGBENCH_BENCH_USERS", "20000"))
+# the models' sample budget; unset: their default (a smaller one gives a quicker measurement)
+SCALE_MAX_SAMPLES = os.environ.get("RATINGBENCH_BENCH_MAX_SAMPLES")
 NB_TARGETS = 20_000  # targets of the notebook-loop baseline epoch
 
 
@@ -395,13 +398,20 @@ def scale_training(users: int, device_name: str) -> dict[str, Any]:
     inter = loaded.interactions
     split = make_split(inter, SplitParams(samples_per_user=5, max_history=WINDOW))
     train = split.train_set(inter, embeddings=loaded.embeddings, seed=0)
-    out: dict[str, Any] = {"users": users, "counts": split.counts()}
+    out: dict[str, Any] = {
+        "users": users,
+        "counts": split.counts(),
+        "max_samples": SCALE_MAX_SAMPLES and int(SCALE_MAX_SAMPLES),
+    }
     nb = notebook_samples_per_s(train, device)
     out["notebook"] = nb
     for cls in (Attention, Transformer):
         with PeakRSS() as mem:
             t0, c0 = time.perf_counter(), time.process_time()
-            m = cls(device=device_name, progress=False, seed=0).fit(train)
+            opts: dict[str, Any] = {"device": device_name, "progress": False, "seed": 0}
+            if SCALE_MAX_SAMPLES:
+                opts["max_samples"] = int(SCALE_MAX_SAMPLES)
+            m = cls(**opts).fit(train)
             fit_s, fit_cpu = time.perf_counter() - t0, time.process_time() - c0
             t0, c0 = time.perf_counter(), time.process_time()
             n_pred = 0
