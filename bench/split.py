@@ -126,7 +126,16 @@ class Split:
         }
 
     def summary(self) -> dict[str, Any]:
-        return {"params": self.params.to_dict(), "hash": self.hash, "counts": self.counts()}
+        return {
+            "params": self.params.to_dict(),
+            "hash": self.hash,
+            "counts": self.counts(),
+            "targets": {
+                "test_per_user": self.params.test_targets,
+                "validation": "one per user, the event before its first test target",
+                "test_history": "every earlier event of the user, earlier test targets included",
+            },
+        }
 
     # -- views ---------------------------------------------------------------------------
     def fit_store(self, inter: Interactions) -> EventStore:
