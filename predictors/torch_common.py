@@ -388,6 +388,7 @@ class TrainResult:
     seconds: float
     steps: int
     samples: int = 0  # training targets seen, summed over the epochs
+    val_seconds: float = 0.0  # of ``seconds``, the time spent on validation
 
 
 ForwardFn = Callable[[SeqBatch], Tensor]  # SeqBatch -> (B,) predictions in [0, 1] units
@@ -527,6 +528,7 @@ def train_model(
     curve: list[dict[str, Any]] = []
     best_rmse, best_epoch, best_state = math.inf, 0, None
     stale, stopped_early, steps, samples = 0, False, 0, 0
+    val_seconds = 0.0
     t_start = time.perf_counter()
     progress = _make_progress(cfg.progress, cfg.console)
     order = _epoch_orders(n, cfg.epoch_size, gen)
@@ -577,7 +579,9 @@ def train_model(
             row: dict[str, Any] = {"epoch": epoch, "train_loss": train_loss}
             if has_val:
                 assert val is not None
+                t_val = time.perf_counter()
                 rmse, mae = _val_metrics(module, forward, val, scale, cfg)
+                val_seconds += time.perf_counter() - t_val
                 row.update(val_rmse=rmse, val_mae=mae)
             else:
                 rmse = math.nan
@@ -605,6 +609,7 @@ def train_model(
         seconds=time.perf_counter() - t_start,
         steps=steps,
         samples=samples,
+        val_seconds=val_seconds,
     )
 
 
@@ -876,6 +881,7 @@ class TorchSequencePredictor(BasePredictor):
             "stopped_early": result.stopped_early,
             "stop_reason": stop,
             "train_seconds": result.seconds,
+            "val_seconds": result.val_seconds,  # of train_seconds
             "steps": result.steps,
             "n_val": len(train.val.batch),
             "n_val_used": len(vb),

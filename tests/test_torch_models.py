@@ -562,6 +562,7 @@ def test_budget_and_val_subsample_are_recorded(cls, kw, tiny_train: TrainSet) ->
     assert info["batch_size"] == cls.auto_large.batch_size and info["lr"] == cls.auto_large.lr
     assert info["steps"] == 3  # one batch of 34 per round
     assert info["stop_reason"] == "sample budget spent"
+    assert 0 < info["val_seconds"] < info["train_seconds"]
     assert info["n_val"] == len(tiny_train.val.batch) and info["n_val_used"] == 40
     # the recorded best validation RMSE is that of the seeded subsample
     rows = val_subsample(len(tiny_train.val.batch), 40, 2)
