@@ -185,6 +185,21 @@ def solve_grouped(
         lo = hi
 
 
+_DOT_ROWS = 1 << 18  # rows gathered at once by row_dots
+
+
+def row_dots(
+    a: NDArray[np.float64], ia: NDArray[np.integer], b: NDArray[np.float64], ib: NDArray[np.integer]
+) -> NDArray[np.float64]:
+    """(M,) ``a[ia[m]] · b[ib[m]]``, gathered in chunks of rows so that memory stays bounded
+    (two (M, k) gathers would not, at millions of events)."""
+    out = np.empty(ia.shape[0])
+    for lo in range(0, ia.shape[0], _DOT_ROWS):
+        hi = lo + _DOT_ROWS
+        out[lo:hi] = np.einsum("mk,mk->m", a[ia[lo:hi]], b[ib[lo:hi]])
+    return out
+
+
 @dataclass(frozen=True)
 class ALSParams:
     """Fitted parameters of (temporal) biased MF. Unused terms are zero."""
@@ -214,7 +229,7 @@ class ALSParams:
         out = self.mu + self.user_bias[user] + self.item_bias[item]
         if np.any(self.user_drift):
             out = out + self.user_drift[user] * self.dev(user, t)
-        return out + np.einsum("mk,mk->m", self.user_factors[user], self.item_factors[item])
+        return out + row_dots(self.user_factors, user, self.item_factors, item)
 
 
 def fit_als(
@@ -334,7 +349,7 @@ def fit_als(
         solve_grouped(ig, item_design, rating - mu - user_part - s_bias, ridge_i, q)
         if session_gap is not None:
             fit = mu + user_part + q[item, 0]
-            fit += np.einsum("nk,nk->n", p[user, off:], q[item, 1:])
+            fit += row_dots(p[:, off:], user, q[:, 1:], item)
             resid = np.bincount(session, weights=rating - fit, minlength=n_sessions)
             s_bias = (resid / (s_count + reg_session))[session]
         if on_epoch is not None and on_epoch(epoch, params()):
