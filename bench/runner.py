@@ -351,6 +351,33 @@ def resolve_device(name: str) -> str:
 
 
 # -- the run ------------------------------------------------------------------------------
+# The sanity flag "validation RMSE worse than global-mean's" is read on at most this many
+# validation queries (a seeded sample above it): predicting 200k validation queries again
+# after every fit costs a torch model a minute or more on a CPU, for a flag.
+VAL_CHECK_MAX = 20_000
+
+
+@dataclass(frozen=True)
+class ValCheck:
+    """The validation queries the sanity flag is read on, and global-mean's RMSE there."""
+
+    batch: HistoryBatch
+    truth: NDArray[np.float64]  # (V',) the validation ratings of those queries
+    global_mean_rmse: float  # inf without validation queries
+
+    @classmethod
+    def of(cls, train: TrainSet) -> ValCheck:
+        n = len(train.val.batch)
+        rows = np.arange(n)
+        if n > VAL_CHECK_MAX:
+            rows = np.sort(np.random.default_rng(0).choice(n, VAL_CHECK_MAX, replace=False))
+        batch = train.val.batch if rows.size == n else train.val.batch.take(rows)
+        truth = train.val.rating[rows].astype(np.float64)
+        gm = float(np.mean(train.events.rating, dtype=np.float64))
+        gm_rmse = float(np.sqrt(np.mean((gm - truth) ** 2))) if n else float("inf")
+        return cls(batch=batch, truth=truth, global_mean_rmse=gm_rmse)
+
+
 @dataclass
 class Prepared:
     """Everything derived from the spec and the data before any model runs."""
@@ -619,7 +646,7 @@ def _fit_predict(
     spec: RunSpec,
     device: str,
     trains: dict[str | None, TrainSet],
-    gm_val_rmse: float,
+    val_check: ValCheck,
     console: Console | None = None,
 ) -> None:
     inter = prep.loaded.interactions
@@ -643,9 +670,9 @@ def _fit_predict(
         run.refit = bool(getattr(model, "refit_", False))
         # validation RMSE for the table's sanity flag; a model that refit on the validation
         # targets reports the figure it chose its settings on instead
-        if not run.refit and len(train.val.batch):
-            vp = np.asarray(model.predict(train.val.batch), dtype=np.float64)
-            run.val_rmse = float(np.sqrt(np.mean((vp - train.val.rating) ** 2)))
+        if not run.refit and len(val_check.batch):
+            vp = np.asarray(model.predict(val_check.batch), dtype=np.float64)
+            run.val_rmse = float(np.sqrt(np.mean((vp - val_check.truth) ** 2)))
         elif isinstance(run.fit_info.get("val_rmse"), int | float):
             run.val_rmse = float(run.fit_info["val_rmse"])
         if hasattr(model, "n_clipped_"):
@@ -682,10 +709,11 @@ def _fit_predict(
     if (
         run.spec.name != "global-mean"
         and run.val_rmse is not None
-        and (run.val_rmse > gm_val_rmse + 1e-6)
+        and (run.val_rmse > val_check.global_mean_rmse + 1e-6)
     ):
         run.flags.append(
-            f"validation RMSE {run.val_rmse:.4f} is worse than global-mean's {gm_val_rmse:.4f}"
+            f"validation RMSE {run.val_rmse:.4f} is worse than global-mean's "
+            f"{val_check.global_mean_rmse:.4f}"
         )
     if run.n_clipped:
         run.flags.append(f"{run.n_clipped} prediction(s) outside the scale were clipped")
@@ -916,12 +944,7 @@ def execute(
         trains[name] = dataclasses.replace(base, embeddings=emb)
     if prep.embeddings and not any(r.embedding for r in prep.runs):
         trains[None] = dataclasses.replace(base, embeddings=next(iter(prep.embeddings.values())))
-    gm = float(np.mean(base.events.rating, dtype=np.float64))
-    gm_val_rmse = (
-        float(np.sqrt(np.mean((gm - base.val.rating.astype(np.float64)) ** 2)))
-        if len(base.val.batch)
-        else float("inf")
-    )
+    val_check = ValCheck.of(base)
 
     written = resume is not None
     run_id = (old.get("run_id") if resume is not None else None) or new_run_id()
@@ -956,7 +979,7 @@ def execute(
             for r in todo:
                 progress.update(task, description=f"fitting {r.key}")
                 try:
-                    _fit_predict(r, prep, spec, device, trains, gm_val_rmse, console)
+                    _fit_predict(r, prep, spec, device, trains, val_check, console)
                     console.print(
                         f"  [green]ok[/] {r.key}: fit {r.fit_s:.2f}s, predict {r.predict_s:.2f}s"
                     )
