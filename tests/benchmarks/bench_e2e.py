@@ -116,7 +116,7 @@ def test_global_mean_end_to_end_vs_notebook(
     benchmark: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     folder = tmp_path_factory.mktemp("e2e")
-    path = e2e.write_data(USERS, folder)
+    path, _ = e2e.write_data(USERS, folder)
     nb = run_child("notebook", path)
     cache = {"RATINGBENCH_CACHE": str(folder / "cache")}
     args = ["run", "--ratings", str(path), "--models", "global-mean", "--out", str(folder)]

@@ -3,7 +3,8 @@
 Used by ``bench_e2e.py`` (pytest-benchmark cases) and runnable on its own::
 
     python tests/benchmarks/e2e.py data --users 200000 --out FOLDER    # the synthetic file
-    python tests/benchmarks/e2e.py run FOLDER/ratings-200000.parquet --models all
+    python tests/benchmarks/e2e.py run FOLDER/ratings-200000.parquet --models all \
+        --embedding FOLDER/embeddings-200000.parquet
 
 ``run`` launches ``bench run`` in a fresh Python process (``launch``), so the time includes
 interpreter start, imports, loading, splitting, every model, the statistics and the writing
@@ -47,16 +48,23 @@ main()
 """
 
 
-def write_data(n_users: int, folder: Path, seed: int = 0) -> Path:
+def write_data(n_users: int, folder: Path, seed: int = 0) -> tuple[Path, Path]:
     """The synthetic log at ``n_users`` (the generator of ``bench --dataset synthetic``) as a
-    MovieLens-shaped parquet file ``ratings-N.parquet`` in ``folder``; reused when present."""
+    MovieLens-shaped parquet file ``ratings-N.parquet`` in ``folder``, and its 300-d movie
+    embeddings in the notebook's format (``embeddings-N.parquet``: ``movieId``,
+    ``embedding``), for the models that need them; reused when present."""
     sys.path.insert(0, str(HERE))
     import bench_scale
 
+    from bench.synthetic import make_synthetic, write_embeddings_parquet
+
     path = Path(folder) / f"ratings-{n_users}.parquet"
+    emb = Path(folder) / f"embeddings-{n_users}.parquet"
     if not path.exists():
         bench_scale._write_parquet(n_users, path)
-    return path
+    if not emb.exists():
+        write_embeddings_parquet(make_synthetic(n_users=n_users, seed=bench_scale.SEED), emb)
+    return path, emb
 
 
 def launch(args: list[str], *, env: dict[str, str] | None = None, timeout: float = 7200) -> dict:
@@ -158,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
     if args.cmd == "data":
-        print(write_data(args.users, args.out))
+        print(*write_data(args.users, args.out))
         return 0
     out_dir = Path(tempfile.mkdtemp(prefix="e2e-"))
     res = launch(["run", "--ratings", str(args.ratings), "--out", str(out_dir), *args.rest])
