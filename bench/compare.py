@@ -272,25 +272,17 @@ def build_comparison(
             min_units=min_users,
         )
 
-    def with_verdict(ev: stats.Evaluation, pair: tuple[str, str], k: str) -> dict[str, Any]:
-        return {
-            **ev.diffs[pair][k].to_dict(),
-            "p_value": ev.p_values[pair][k],
-            "p_adjusted": ev.p_adjusted[pair][k],
-            "verdict": ev.verdicts[pair][k],
-        }
-
     if pairs and truth is not None:
         ev = family(pairs)
         by_col = {col: row for row in rows for col in [f"{row.run}|{row.key}"]}
         for pair in pairs:
             row = by_col[pair[0]]
-            row.d_rmse = with_verdict(ev, pair, "rmse")
-            row.d_mae = with_verdict(ev, pair, "mae")
+            d = ev.difference(pair)
+            row.d_rmse, row.d_mae = d["rmse"], d["mae"]
     if cross_pairs and truth is not None:
         ev = family([p for _, p in cross_pairs])
         for cr, pair in cross_pairs:
-            cr.d_rmse = with_verdict(ev, pair, "rmse")
+            cr.d_rmse = ev.difference(pair)["rmse"]
     return Comparison(
         reference=reference,
         rows=rows,

@@ -720,18 +720,6 @@ def _fit_predict(
     run.status = "ok"
 
 
-def _vs_ref(ev: stats.Evaluation, pair: tuple[str, str]) -> dict[str, Any]:
-    return {
-        k: {
-            **v.to_dict(),
-            "p_value": ev.p_values[pair][k],
-            "p_adjusted": ev.p_adjusted[pair][k],
-            "verdict": ev.verdicts[pair][k],
-        }
-        for k, v in ev.diffs[pair].items()
-    }
-
-
 def _score_all(prep: Prepared, spec: RunSpec) -> None:
     """Metrics with CIs for every finished model and its paired difference against the
     reference, all from one resampling of the test users (``stats.evaluate``).
@@ -763,7 +751,7 @@ def _score_all(prep: Prepared, spec: RunSpec) -> None:
             k: {**v.to_dict(), "design_effect": ev.design_effect[r.key][k]}
             for k, v in ev.metrics[r.key].items()
         }
-        r.vs_reference = None if ref is None or r is ref else _vs_ref(ev, (r.key, ref.key))
+        r.vs_reference = None if ref is None or r is ref else ev.difference((r.key, ref.key))
     members: dict[str, list[str]] = {}
     for r in ok:
         members.setdefault(r.group or r.key, []).append(r.key)
@@ -781,7 +769,7 @@ def _score_all(prep: Prepared, spec: RunSpec) -> None:
                 "metrics": {m: v.to_dict() for m, v in ev_rows.metrics[k].items()},
                 "vs_reference": None
                 if ref is None or k == ref.key
-                else _vs_ref(ev_rows, (k, ref.key)),
+                else ev_rows.difference((k, ref.key)),
             }
         )
 

@@ -387,6 +387,19 @@ class Evaluation:
     verdicts: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
     design_effect: dict[str, dict[str, float]] = field(default_factory=dict)  # model -> metric
 
+    def difference(self, pair: tuple[str, str]) -> dict[str, dict[str, Any]]:
+        """The JSON record of one paired difference: per metric its interval, p-value,
+        Holm-adjusted p-value and verdict (what results files and compare tables carry)."""
+        return {
+            k: {
+                **iv.to_dict(),
+                "p_value": self.p_values[pair][k],
+                "p_adjusted": self.p_adjusted[pair][k],
+                "verdict": self.verdicts[pair][k],
+            }
+            for k, iv in self.diffs[pair].items()
+        }
+
 
 def _unit_sums(
     cols: NDArray[np.float64], units: ArrayLike | None
