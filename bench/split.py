@@ -36,6 +36,7 @@ from numpy.typing import NDArray
 
 from bench.data import Interactions, hash_arrays
 from bench.errors import ConfigError, DataError
+from predictors.contract import RunContext
 from predictors.types import (
     EventStore,
     HistoryBatch,
@@ -159,7 +160,10 @@ class Split:
         *,
         embeddings: ItemEmbeddings | None = None,
         seed: int = 0,
+        context: RunContext | None = None,
     ) -> TrainSet:
+        """What fitting may see. ``context`` (default: ``RunContext(seed=seed)``) carries the
+        run's seed, device and progress reporter to the model."""
         store = self.fit_store(inter)
         # absolute row -> row in the fit store (same user, same position within the user)
         shift = store.user_offsets[:-1] - inter.user_offsets[:-1]
@@ -174,7 +178,7 @@ class Split:
             n_items=inter.n_items,
             scale=inter.scale,
             embeddings=embeddings,
-            seed=seed,
+            context=context if context is not None else RunContext(seed=seed),
             meta={
                 "max_history": self.params.max_history,
                 "min_history": self.params.min_history,

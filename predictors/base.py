@@ -4,6 +4,8 @@ A predictor stores keyword-only hyper-parameters in ``__init__``, learns in ``fi
 state ends in ``_``) and returns ``self``, and maps a ``HistoryBatch`` to one finite rating
 per query inside the rating scale. Where it cannot predict (unknown item, empty history) it
 falls back to a documented estimate and flags the query; the harness counts the flags.
+The values exchanged with the harness (run context, fit report, prediction, capabilities)
+are in ``predictors.contract``; docs/ARCHITECTURE.md describes the whole contract.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any, ClassVar, Protocol, Self, runtime_checkable
 import numpy as np
 from numpy.typing import NDArray
 
+from predictors.contract import Capabilities, FitReport, Prediction, finish_prediction
 from predictors.types import HistoryBatch, RatingScale, TrainSet
 
 __all__ = ["BasePredictor", "NotFittedError", "Predictor"]
@@ -35,24 +38,21 @@ class Predictor(Protocol):
 
 
 class BasePredictor:
-    """Shared plumbing: config from the ``__init__`` signature, fitted checks, clipping.
+    """Shared plumbing: config from the ``__init__`` signature, fitted checks, the fit report,
+    one checked and clipped ``Prediction`` per batch.
 
-    Subclasses implement ``_fit(train)`` and ``_predict(batch) -> (pred, fallback)`` where
-    ``pred`` is (B,) float and ``fallback`` (B,) bool marks queries answered by the fallback.
-    Optional learned attributes the harness records when present:
-
-    - ``fit_info_`` (dict): tuned hyper-parameters, epochs, anything JSON-able;
-    - ``refit_`` (bool): whether the model refit on training + validation events;
-    - ``learning_curve_`` (list of dict): per-epoch train loss / validation metrics;
-    - ``n_clipped_`` (int): predictions that fell outside the scale and were clipped.
+    Subclasses declare ``name``, ``summary`` and ``capabilities``, and implement
+    ``_fit(train) -> FitReport | None`` and ``_predict(batch) -> (pred, fallback)`` where
+    ``pred`` is (B,) float and ``fallback`` (B,) bool marks queries answered by the
+    fallback. The report ``_fit`` returns is kept as ``fit_report_`` (an empty one for None).
     """
 
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""  # one line for `bench list`
-    uses_torch: ClassVar[bool] = False
-    uses_embeddings: ClassVar[bool] = False  # True: runs once per --embedding
+    capabilities: ClassVar[Capabilities] = Capabilities()
 
     scale_: RatingScale
+    fit_report_: FitReport
 
     def get_config(self) -> dict[str, Any]:
         params = inspect.signature(type(self).__init__).parameters
@@ -60,41 +60,30 @@ class BasePredictor:
 
     def fit(self, train: TrainSet, /) -> Self:
         self.scale_ = train.scale
-        self.fit_info_: dict[str, Any] = {}
-        self.refit_ = False
-        self.n_clipped_ = 0
-        self._fit(train)
+        self._fitted = False
+        report = self._fit(train)
+        if report is not None and not isinstance(report, FitReport):
+            raise TypeError(
+                f"{self.name}: _fit() must return a FitReport or None, got {type(report).__name__}"
+            )
+        self.fit_report_ = report if report is not None else FitReport()
         self._fitted = True
         return self
 
     def predict(self, queries: HistoryBatch, /) -> NDArray[np.float32]:
-        return self.predict_with_fallback(queries)[0]
+        return self.predict_detailed(queries).values
 
-    def predict_with_fallback(
-        self, queries: HistoryBatch, /
-    ) -> tuple[NDArray[np.float32], NDArray[np.bool_]]:
-        """Predictions (B,) float32 clipped to the rating scale, and the fallback mask (B,)."""
+    def predict_detailed(self, queries: HistoryBatch, /) -> Prediction:
+        """The checked predictions (clipped to the scale), fallback flags and clip count."""
         if not getattr(self, "_fitted", False):
             raise NotFittedError(f"{self.name}: predict() called before fit()")
-        if len(queries) == 0:
-            return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=bool)
+        n = len(queries)
+        if n == 0:
+            return Prediction(np.zeros(0, dtype=np.float32), np.zeros(0, dtype=bool), 0)
         pred, fallback = self._predict(queries)
-        pred = np.asarray(pred, dtype=np.float64)
-        if pred.shape != (len(queries),):
-            raise RuntimeError(
-                f"{self.name}: predicted shape {pred.shape}, expected ({len(queries)},)"
-            )
-        if not np.all(np.isfinite(pred)):
-            raise FloatingPointError(
-                f"{self.name}: {int((~np.isfinite(pred)).sum())} non-finite prediction(s)"
-            )
-        # predictions outside the scale are clipped and counted (the count is reported)
-        tol = 1e-6 * self.scale_.width
-        out = (pred < self.scale_.low - tol) | (pred > self.scale_.high + tol)
-        self.n_clipped_ = getattr(self, "n_clipped_", 0) + int(out.sum())
-        return self.scale_.clip(pred), np.asarray(fallback, dtype=bool)
+        return finish_prediction(self.name, pred, n, self.scale_, fallback)
 
-    def _fit(self, train: TrainSet) -> None:  # pragma: no cover - abstract
+    def _fit(self, train: TrainSet) -> FitReport | None:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def _predict(

@@ -174,17 +174,16 @@ def parse_models(text: str) -> list[ModelSpec]:
     return unique
 
 
-def create(spec: ModelSpec | str, *, context: dict[str, Any] | None = None) -> BasePredictor:
-    """Instantiate a model; unknown option keys fail with the list of accepted ones, bad
-    values with the model's own validation message. ``context`` (e.g. ``seed``, ``device``)
-    fills parameters the model accepts and the spec does not set; others are ignored."""
+def create(spec: ModelSpec | str) -> BasePredictor:
+    """Instantiate a model from its spec; unknown option keys fail with the list of accepted
+    ones, bad values with the model's own validation message. The run's seed and device are
+    not options: they reach the model in ``train.context`` when it is fitted."""
     if isinstance(spec, str):
         spec = parse_spec(spec)
     cls = get_class(spec.name)
     params = inspect.signature(cls.__init__).parameters
     accepted = [k for k in params if k != "self"]
-    opts = dict(spec.options)
-    for key in opts:
+    for key in spec.options:
         if key not in accepted:
             near = difflib.get_close_matches(key, accepted, n=1)
             hint = f" Did you mean '{near[0]}'?" if near else ""
@@ -192,7 +191,4 @@ def create(spec: ModelSpec | str, *, context: dict[str, Any] | None = None) -> B
                 f"unknown option '{key}' for model '{spec.name}'.{hint} "
                 f"Accepted: {', '.join(accepted) or '(none)'}"
             )
-    for key, value in (context or {}).items():
-        if key in accepted and key not in opts:
-            opts[key] = value
-    return cls(**opts)
+    return cls(**spec.options)

@@ -98,7 +98,7 @@ def tuning_subset(train: TrainSet, *, max_events: int, seed: int) -> Tuning:
         n_items=train.n_items,
         scale=train.scale,
         embeddings=train.embeddings,
-        seed=train.seed,
+        context=train.context,
         meta=dict(train.meta),
     )
     info = {

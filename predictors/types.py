@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from predictors.contract import RunContext
+
 __all__ = [
     "EventStore",
     "HistoryBatch",
@@ -233,8 +235,13 @@ class TrainSet:
     n_items: int
     scale: RatingScale
     embeddings: ItemEmbeddings | None = None
-    seed: int = 0
+    context: RunContext = field(default_factory=RunContext)  # seed, device, progress
     meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def seed(self) -> int:
+        """The run's seed (``context.seed``)."""
+        return self.context.seed
 
     @property
     def n_users(self) -> int:
