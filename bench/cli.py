@@ -272,18 +272,22 @@ def main() -> None:
 )
 def run_cmd(**opts: Any) -> None:
     """Fit every chosen model on one split and print RMSE/MAE with bootstrap CIs."""
-    from bench.loading import DataSource
-    from bench.runner import RunSpec, execute
-    from bench.split import PROTOCOLS
-    from predictors.registry import parse_models
+    from bench import api
+    from bench.runner import execute
 
     console = _console()
     try:
-        if opts["ratings"] is not None and opts["dataset"] is not None:
-            raise ConfigError("give either --dataset or --ratings, not both")
-        dataset = None if opts["ratings"] is not None else (opts["dataset"] or "ml-latest-small")
-        source = DataSource(
-            dataset=dataset,
+        if opts["resume"] is not None:
+            spec = _resume_spec(opts)
+            outcome = execute(spec, console, resume=opts["resume"])
+            _finish_run(outcome, spec, console, opts["make_report"])
+            return
+        spu = {}
+        if opts["samples_per_user"] is not None:
+            spu = {"samples_per_user": _parse_samples_per_user(opts["samples_per_user"])}
+        spec = api.make_spec(
+            opts["models"],
+            dataset=opts["dataset"],
             ratings=opts["ratings"],
             catalog=opts["catalog"],
             columns=_parse_columns(opts["columns"]),
@@ -291,75 +295,32 @@ def run_cmd(**opts: Any) -> None:
             time_unit=opts["time_unit"],
             rating_scale=_parse_scale(opts["rating_scale"]),
             data_dir=opts["data_dir"],
-            download=not opts["offline"],
+            offline=opts["offline"],
             cache=not opts["no_cache"],
-            synthetic={"n_users": opts["users"], "seed": opts["data_seed"]},
-        )
-        base = PROTOCOLS[opts["protocol"]]
-        spu = opts["samples_per_user"]
-        if spu is not None:
-            if spu == "all":
-                spu_value: int | None = None
-            else:
-                try:
-                    spu_value = int(spu)
-                except ValueError as e:
-                    raise ConfigError(
-                        f"--samples-per-user must be an integer >= 1 or 'all', got '{spu}'"
-                    ) from e
-        else:
-            spu_value = base.samples_per_user
-        from bench.split import SplitParams
-
-        split = SplitParams(
-            min_history=opts["min_history"]
-            if opts["min_history"] is not None
-            else base.min_history,
-            max_history=opts["max_history"]
-            if opts["max_history"] is not None
-            else base.max_history,
-            samples_per_user=spu_value,
-            sample_users=opts["sample_users"]
-            if opts["sample_users"] is not None
-            else base.sample_users,
-            seed=opts["split_seed"] if opts["split_seed"] is not None else base.seed,
-            test_targets=opts["test_targets"],
-        )
-        try:
-            models = parse_models(opts["models"])
-        except ValueError as e:
-            raise ConfigError(f"--models: {e}") from e
-        if opts["resume"] is not None:
-            from bench.results import load_results
-
-            old = load_results(opts["resume"])
-            if "run_spec" not in old:
-                raise ConfigError(f"{opts['resume']}: has no run_spec to resume from")
-            spec = RunSpec.from_dict(old["run_spec"], command=["bench", *sys.argv[1:]])
-            spec.source = _resume_source(spec.source, opts)
-            outcome = execute(spec, console, resume=opts["resume"])
-            _finish_run(outcome, spec, console, opts["make_report"])
-            return
-        spec = RunSpec(
-            source=source,
-            split=split,
-            models=models,
+            users=opts["users"],
+            data_seed=opts["data_seed"],
             protocol=opts["protocol"],
+            min_history=opts["min_history"],
+            max_history=opts["max_history"],
+            sample_users=opts["sample_users"],
+            split_seed=opts["split_seed"],
+            test_targets=opts["test_targets"],
             seeds=_parse_seeds(opts["seeds"]),
             reference=opts["reference"],
-            n_resamples=opts["resamples"],
+            resamples=opts["resamples"],
             confidence=opts["confidence"],
             ci_method=opts["ci_method"],
             min_test_users=opts["min_test_users"],
             per_seed=opts["per_seed"],
-            out_dir=opts["out"],
+            out=opts["out"],
             chunk_size=opts["chunk_size"],
             device=opts["device"],
-            embeddings=[e.strip() for e in (opts["embedding"] or "").split(",") if e.strip()],
+            embeddings=opts["embedding"] or "",
             embedding_dir=opts["embedding_dir"],
             missing_embedding=opts["missing_embedding"],
             blas_threads=opts["blas_threads"] or None,
             command=["bench", *sys.argv[1:]] if sys.argv else [],
+            **spu,
         )
         try:
             outcome = execute(spec, console)
@@ -376,6 +337,30 @@ def run_cmd(**opts: Any) -> None:
 #: options that may go with --resume: where to find the data and how to read it (the data's
 #: hash is verified), and --report; every other option would be ignored, so it is refused
 _RESUME_OPTIONS = {"resume", "make_report", "data_dir", "offline", "no_cache"}
+
+
+def _parse_samples_per_user(text: str) -> int | None:
+    if text == "all":
+        return None
+    try:
+        return int(text)
+    except ValueError as e:
+        raise ConfigError(
+            f"--samples-per-user must be an integer >= 1 or 'all', got '{text}'"
+        ) from e
+
+
+def _resume_spec(opts: dict[str, Any]) -> Any:
+    """The spec of the run ``--resume`` finishes: every setting from its results file."""
+    from bench.results import load_results
+    from bench.runner import RunSpec
+
+    old = load_results(opts["resume"])
+    if "run_spec" not in old:
+        raise ConfigError(f"{opts['resume']}: has no run_spec to resume from")
+    spec = RunSpec.from_dict(old["run_spec"], command=["bench", *sys.argv[1:]])
+    spec.source = _resume_source(spec.source, opts)
+    return spec
 
 
 def _resume_source(source: Any, opts: dict[str, Any]) -> Any:
@@ -413,8 +398,9 @@ def _finish_run(outcome: Any, spec: Any, console: Console, make_report: bool) ->
         out.print(table)
     for r in outcome.runs:
         for f in r.flags:
-            level = "note" if "clipped" in f else "[yellow]warning[/]"
-            console.print(f"{level}: {r.key}: {f}")
+            console.print(f"[yellow]warning[/]: {r.key}: {f}")
+        for n in r.notes:
+            console.print(f"note: {r.key}: {n}")
     console.print(f"results: {outcome.path}")
     if make_report:
         from bench.report import write_report
@@ -459,6 +445,10 @@ def rerun_cmd(results: Path, out: Path | None) -> None:
         spec = RunSpec.from_dict(doc["run_spec"], command=["bench", *sys.argv[1:]])
         if out is not None:
             spec.out_dir = out
+        from predictors.registry import changed_plugins
+
+        for label, why in changed_plugins(doc["run_spec"]["models"], spec.models).items():
+            console.print(f"[yellow]warning:[/] plugin {label}: {why} since the original run")
         outcome = execute(spec, console)
         if outcome.doc["split"]["hash"] != doc["split"]["hash"]:
             console.print("[yellow]warning:[/] the split differs from the original run's")
@@ -591,17 +581,54 @@ def report_cmd(
     _console().print(f"report: {md}")
 
 
+@main.command("check", context_settings=CONTEXT)
+@click.argument("models", nargs=-1, required=True)
+@click.option(
+    "--quick",
+    is_flag=True,
+    help="Only the cheap checks (the ones `bench run` runs before benchmarking a plugin).",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the checks.")
+def check_cmd(models: tuple[str, ...], quick: bool, seed: int) -> None:
+    """Run the conformance checks the built-in models pass on MODELS (FILE.py:Class,
+    package.module:Class, an entry point or a built-in name, options on the name): fit
+    returns self, shape/dtype/range, determinism, batch-order and chunking invariance, no
+    mutation of inputs, blindness to the future, config round trip. Exits 1 on any failure."""
+    from predictors.registry import create, parse_spec
+    from predictors.testing import check_predictor
+
+    out, console = _out(), _console()
+    failed = 0
+    for text in models:
+        try:
+            spec = parse_spec(text)
+            create(spec)  # unknown options and the constructor's own errors, now
+        except ValueError as e:
+            console.print(f"[bold red]error:[/] {text}: {e}")
+            failed += 1
+            continue
+        report = check_predictor(lambda spec=spec: create(spec), seed=seed, quick=quick)
+        where = spec.source.describe() if spec.source is not None else "built-in"
+        out.print(f"[bold]{spec.label}[/] ({where})")
+        out.print(report.table(), markup=False, highlight=False)
+        if not report.passed:
+            failed += 1
+    if failed:
+        console.print(f"[red]{failed} of {len(models)} model(s) failed the checks[/]")
+        sys.exit(1)
+
+
 @main.command("list", context_settings=CONTEXT)
 def list_cmd() -> None:
     """Models, datasets, protocols and embeddings, one line each."""
     from bench.datasets import list_datasets
     from bench.split import PROTOCOLS
-    from predictors.registry import describe
+    from predictors.registry import origins
 
     console = _out()
     console.print("[bold]models[/]")
-    for name, summary in describe():
-        console.print(f"  {name:<14} {summary}")
+    for name, origin, summary in origins():
+        console.print(f"  {name:<14} {origin:<10} {summary}")
     console.print("[bold]datasets[/]")
     for m in list_datasets():
         console.print(f"  {m.name:<16} {m.description}")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
-import inspect
 import os
 import platform
 import resource
@@ -45,8 +44,25 @@ from bench.results import (
     open_for_resume,
     write_results,
 )
+from bench.runkey import RunKey
 from bench.split import Split, SplitParams, make_split
-from predictors.registry import ModelSpec, create, get_class, parse_spec
+from predictors.contract import (
+    Capabilities,
+    Harnessed,
+    NullProgress,
+    Prediction,
+    RichProgress,
+    RunContext,
+    capabilities_of,
+)
+from predictors.registry import (
+    ModelSpec,
+    changed_plugins,
+    class_of,
+    create,
+    parse_spec,
+    spec_from_record,
+)
 from predictors.types import HistoryBatch, ItemEmbeddings, TrainSet, gather_ranges
 
 # built from the movie catalog with no extra dependency; used when a model needs embeddings
@@ -118,7 +134,15 @@ class RunSpec:
         return {
             "source": src,
             "split": self.split.to_dict(),
-            "models": [{"spec": m.label, "implicit": m.implicit} for m in self.models],
+            "models": [
+                {
+                    "spec": m.label,
+                    "implicit": m.implicit,
+                    "source": None if m.source is None else m.source.to_dict(),
+                    "error": m.error,
+                }
+                for m in self.models
+            ],
             "protocol": self.protocol,
             "seeds": list(self.seeds),
             "reference": self.reference,
@@ -144,15 +168,12 @@ class RunSpec:
             src[k] = None if src.get(k) is None else Path(src[k])
         if src.get("rating_scale") is not None:
             src["rating_scale"] = tuple(src["rating_scale"])
+        if src.get("ratings") is not None:
+            src["dataset"] = None  # older files recorded the default dataset beside a file
         return cls(
             source=DataSource(**src),
             split=SplitParams(**d["split"]),
-            models=[
-                parse_spec(m)
-                if isinstance(m, str)
-                else dataclasses.replace(parse_spec(m["spec"]), implicit=bool(m.get("implicit")))
-                for m in d["models"]
-            ],
+            models=[spec_from_record(m) for m in d["models"]],
             protocol=d.get("protocol", "default"),
             seeds=list(d["seeds"]),
             reference=d["reference"],
@@ -175,11 +196,12 @@ class RunSpec:
 
 @dataclass
 class ModelRun:
-    key: str
+    """One job of the plan: a model spec on one embedding with one seed."""
+
+    run_key: RunKey
     spec: ModelSpec
     seed: int
     embedding: str | None = None
-    group: str = ""  # the key without the seed: the runs of one model on several seeds
     status: str = "pending"  # ok | failed | not run
     error: str | None = None
     traceback: str | None = None
@@ -193,21 +215,35 @@ class ModelRun:
     rss_delta_mb: float | None = None
     val_rmse: float | None = None
     n_clipped: int | None = None
-    flags: list[str] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)  # warnings a reader must see
+    notes: list[str] = field(default_factory=list)  # facts worth a line (clipping)
     pred: NDArray[np.float32] | None = None
     fallback: NDArray[np.bool_] | None = None
     metrics: dict[str, Any] | None = None
     vs_reference: dict[str, Any] | None = None
 
+    @property
+    def key(self) -> str:
+        """The text form of ``run_key``: the name of the run in tables and sidecar columns."""
+        return str(self.run_key)
+
+    @property
+    def group(self) -> str:
+        """The key without the seed: the runs of one model on several seeds."""
+        return str(self.run_key.group)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "key": self.key,
+            "run_key": self.run_key.to_dict(),
             "label": self.spec.label,
             "name": self.spec.name,
             "options": dict(self.spec.options),
+            # where a plugin's code came from (file hash, or package and version)
+            "source": None if self.spec.source is None else self.spec.source.to_dict(),
             "seed": self.seed,
             "embedding": self.embedding,
-            "group": self.group or self.key,
+            "group": self.group,
             "status": self.status,
             "error": self.error,
             "traceback": self.traceback,
@@ -221,6 +257,7 @@ class ModelRun:
             "n_fallback": None if self.fallback is None else int(self.fallback.sum()),
             "n_clipped": self.n_clipped,
             "flags": self.flags,
+            "notes": self.notes,
             "metrics": self.metrics,
             "vs_reference": self.vs_reference,
         }
@@ -241,6 +278,7 @@ class ModelRun:
         self.val_rmse = d.get("val_rmse")
         self.n_clipped = d.get("n_clipped")
         self.flags = list(d.get("flags") or [])
+        self.notes = list(d.get("notes") or [])
         self.pred, self.fallback = pred, fallback
 
 
@@ -444,26 +482,39 @@ class Prepared:
         ]
 
 
+def _capabilities(m: ModelSpec) -> Capabilities:
+    return capabilities_of(class_of(m))
+
+
 def _plan_runs(
-    spec: RunSpec, models: list[ModelSpec], ref_label: str, emb_names: list[str]
+    spec: RunSpec,
+    models: list[ModelSpec],
+    ref_label: str,
+    emb_names: list[str],
+    broken: dict[str, str] | None = None,
 ) -> list[ModelRun]:
-    """Every (model, embedding, seed) unit, the reference first. Keys: ``label``, plus
-    ``/embedding`` when the run has several embeddings, plus ``@seed`` with several seeds."""
+    """Every (model, embedding, seed) job, the reference first. A model that declares
+    ``embeddings`` runs once per embedding, one that declares ``seeded`` once per seed (an
+    automatically added reference once); the key names the embedding when the run has
+    several, and the seed when the model runs on several. A plugin that could not be built
+    (``broken``: label -> error) is one job, already failed."""
     requested = {m.label for m in spec.models}
     ordered = sorted(models, key=lambda m: m.label != ref_label)  # stable: reference first
     runs: list[ModelRun] = []
     for m in ordered:
-        uses = bool(getattr(get_class(m.name), "uses_embeddings", False))
-        embs: list[str | None] = list(emb_names) if (uses and emb_names) else [None]
-        # chosen models that take a seed run once per seed; deterministic models (no seed
-        # parameter) and an automatically added reference run once
-        seeded = "seed" in inspect.signature(get_class(m.name).__init__).parameters
-        seeds = spec.seeds if (m.label in requested and seeded) else spec.seeds[:1]
+        if broken and m.label in broken:
+            run = ModelRun(run_key=RunKey(m.label), spec=m, seed=spec.seeds[0])
+            run.status, run.error = "failed", f"PluginError: {broken[m.label]}"
+            runs.append(run)
+            continue
+        caps = _capabilities(m)
+        embs: list[str | None] = list(emb_names) if (caps.embeddings and emb_names) else [None]
+        seeds = spec.seeds if (m.label in requested and caps.seeded) else spec.seeds[:1]
         for e in embs:
-            group = m.label + (f"/{e}" if e is not None and len(emb_names) > 1 else "")
+            shown_emb = e if e is not None and len(emb_names) > 1 else None
             for s in seeds:
-                key = group + (f"@{s}" if len(seeds) > 1 else "")
-                runs.append(ModelRun(key=key, spec=m, seed=s, embedding=e, group=group))
+                key = RunKey(m.label, shown_emb, s if len(seeds) > 1 else None)
+                runs.append(ModelRun(run_key=key, spec=m, seed=s, embedding=e))
     return runs
 
 
@@ -565,17 +616,29 @@ def _prepare_embeddings(
 
 def _prepare(spec: RunSpec, console: Console) -> Prepared:
     timings: dict[str, float] = {}
-    ref_spec = parse_spec(spec.reference)
     models = list(spec.models)
-    if ref_spec.label not in {m.label for m in models}:
+    ref_spec = next((m for m in models if m.label == spec.reference), None)
+    if ref_spec is None:
+        ref_spec = parse_spec(spec.reference)
         models.insert(0, ref_spec)  # the reference is always scored alongside
+    broken: dict[str, str] = {}
     for m in models:
-        create(m)  # unknown options / bad values fail now, not after loading
+        if not m.is_plugin:
+            create(m)  # unknown options / bad values fail now, not after loading
+            continue
+        # a plugin that cannot be built is recorded as a failed model; the others go on
+        try:
+            create(m)
+        except Exception as e:
+            broken[m.label] = str(e)
+    for label, error in broken.items():
+        console.print(f"[red]plugin failed[/] {label}: {error}")
+    models_ok = [m for m in models if m.label not in broken]
 
     def uses_emb(m: ModelSpec) -> bool:
-        return bool(getattr(get_class(m.name), "uses_embeddings", False))
+        return _capabilities(m).embeddings
 
-    need_emb = any(uses_emb(m) for m in models)
+    need_emb = any(uses_emb(m) for m in models_ok)
 
     t0 = time.perf_counter()
     with console.status("loading data"):
@@ -584,10 +647,11 @@ def _prepare(spec: RunSpec, console: Console) -> Prepared:
     skipped: list[str] = []
     if need_emb and not spec.embeddings and loaded.embeddings is None and loaded.catalog is None:
         # nothing to build embeddings from: models that came from 'all' are skipped
-        skipped = [m.label for m in models if uses_emb(m) and m.implicit]
+        skipped = [m.label for m in models_ok if uses_emb(m) and m.implicit]
         if skipped:
             models = [m for m in models if m.label not in skipped]
-            need_emb = any(uses_emb(m) for m in models)
+            models_ok = [m for m in models_ok if m.label not in skipped]
+            need_emb = any(uses_emb(m) for m in models_ok)
             console.print(
                 f"[yellow]skipped[/] {', '.join(skipped)}: no item embeddings (give "
                 "--embedding NAME|FILE.parquet, or --catalog to build them)"
@@ -617,7 +681,7 @@ def _prepare(spec: RunSpec, console: Console) -> Prepared:
         test_items = inter.item[split.test_pos]
         hist_items = inter.item[_fit_rows(split, inter)]
         emb_info["coverage"] = {n: coverage(e, hist_items, test_items) for n, e in embs.items()}
-    runs = _plan_runs(spec, models, ref_spec.label, list(embs) if need_emb else [])
+    runs = _plan_runs(spec, models, ref_spec.label, list(embs) if need_emb else [], broken)
     ref_key = next((r.key for r in runs if r.spec.label == ref_spec.label), None)
     return Prepared(
         loaded=loaded,
@@ -649,7 +713,9 @@ def _fit_predict(
     val_check: ValCheck,
     console: Console | None = None,
 ) -> None:
-    inter = prep.loaded.interactions
+    """Fit one job's model and predict the test queries, through the model contract: the
+    model gets a ``RunContext`` in its TrainSet, returns a ``FitReport``, and every batch
+    comes back as a checked ``Prediction`` (``predictors.contract``)."""
     # Small batched solves are fastest on one BLAS thread, and several threads on a busy
     # machine can be 10-100x slower (oversubscription): limit them while the model runs.
     limits = (
@@ -658,65 +724,42 @@ def _fit_predict(
         else contextlib.nullcontext()
     )
     with PeakRSS() as mem, limits:
-        model = create(run.spec, context={"seed": run.seed, "device": device})
-        run.config = model.get_config()
-        if console is not None and hasattr(model, "console"):
-            model.console = console  # a torch model's epoch bar nests in the run's display
-        train = dataclasses.replace(trains[run.embedding], seed=run.seed)
+        model = Harnessed(create(run.spec))
+        run.config = model.config()
+        context = RunContext(
+            seed=run.seed,
+            device=device,
+            progress=RichProgress(console) if console is not None else NullProgress(),
+        )
+        train = dataclasses.replace(trains[run.embedding], context=context)
         t0 = time.perf_counter()
-        model.fit(train)
+        report = model.fit(train)
         run.fit_s = time.perf_counter() - t0
-        run.fit_info = dict(getattr(model, "fit_info_", {}) or {})
-        run.refit = bool(getattr(model, "refit_", False))
+        run.fit_info = dict(report.settings)
+        run.refit = report.refit
         # validation RMSE for the table's sanity flag; a model that refit on the validation
         # targets reports the figure it chose its settings on instead
-        if not run.refit and len(val_check.batch):
-            vp = np.asarray(model.predict(val_check.batch), dtype=np.float64)
+        if not report.refit and len(val_check.batch):
+            vp = model.predict(val_check.batch).values.astype(np.float64)
             run.val_rmse = float(np.sqrt(np.mean((vp - val_check.truth) ** 2)))
-        elif isinstance(run.fit_info.get("val_rmse"), int | float):
-            run.val_rmse = float(run.fit_info["val_rmse"])
-        if hasattr(model, "n_clipped_"):
-            model.n_clipped_ = 0
-        preds, falls = [], []
+        else:
+            run.val_rmse = report.val_rmse
         t0 = time.perf_counter()
-        for batch in prep.test_batches(spec.chunk_size):
-            if hasattr(model, "predict_with_fallback"):
-                p, f = model.predict_with_fallback(batch)
-            else:
-                p = np.asarray(model.predict(batch), dtype=np.float32)
-                f = np.zeros(len(batch), dtype=bool)
-            preds.append(p)
-            falls.append(f)
+        out = Prediction.concat([model.predict(b) for b in prep.test_batches(spec.chunk_size)])
         run.predict_s = time.perf_counter() - t0
-    pred = np.concatenate(preds).astype(np.float32)
-    if not np.all(np.isfinite(pred)):
-        raise FloatingPointError(
-            f"{run.key}: {int((~np.isfinite(pred)).sum())} NaN/inf predictions"
-        )
-    lo, hi = inter.scale.low, inter.scale.high
-    if pred.min() < lo or pred.max() > hi:  # a model outside BasePredictor: clip and count
-        run.n_clipped = int(((pred < lo) | (pred > hi)).sum())
-        pred = np.clip(pred, lo, hi)
-    else:
-        run.n_clipped = int(getattr(model, "n_clipped_", 0))
-    run.pred = pred
-    run.fallback = np.concatenate(falls)
-    curve = getattr(model, "learning_curve_", None)
-    run.learning_curve = list(curve) if curve is not None else None
+    run.pred, run.fallback, run.n_clipped = out.values, out.fallback, out.n_clipped
+    curve = report.learning_curve
+    run.learning_curve = None if curve is None else [dict(c) for c in curve]
     run.peak_rss_mb = mem.peak
     run.rss_delta_mb = None if mem.start is None or mem.peak is None else mem.peak - mem.start
-    run.flags = []
-    if (
-        run.spec.name != "global-mean"
-        and run.val_rmse is not None
-        and (run.val_rmse > val_check.global_mean_rmse + 1e-6)
-    ):
+    run.flags, run.notes = [], []
+    if run.val_rmse is not None and run.val_rmse > val_check.global_mean_rmse + 1e-6:
         run.flags.append(
             f"validation RMSE {run.val_rmse:.4f} is worse than global-mean's "
             f"{val_check.global_mean_rmse:.4f}"
         )
     if run.n_clipped:
-        run.flags.append(f"{run.n_clipped} prediction(s) outside the scale were clipped")
+        run.notes.append(f"{run.n_clipped} prediction(s) outside the scale were clipped")
     run.status = "ok"
 
 
@@ -893,7 +936,7 @@ def execute(
     prep = _prepare(spec, console)
     memory.check_fits(prep.memory_needs(spec.chunk_size), memory.available_bytes())
     # torch is imported (and the device resolved) only when a torch model runs
-    need_torch = any(getattr(get_class(r.spec.name), "uses_torch", False) for r in prep.runs)
+    need_torch = any(_capabilities(r.spec).torch for r in prep.runs)
     if need_torch:
         import torch  # noqa: F401
     device = resolve_device(spec.device)
@@ -909,8 +952,14 @@ def execute(
         )
         started = old.get("created", started)
         done = {m["key"]: m for m in old["models"] if m.get("status") == "ok"}
+        changed = changed_plugins((old.get("run_spec") or {}).get("models") or [], spec.models)
+        for label, why in changed.items():
+            console.print(
+                f"[yellow]note:[/] plugin {label}: {why} since the run began; its finished "
+                "runs are run again"
+            )
         for r in prep.runs:
-            d = done.get(r.key)
+            d = done.get(r.key) if r.spec.label not in changed else None
             if d is not None and frame is not None and f"pred:{r.key}" in frame.columns:
                 r.restore(
                     d,
@@ -951,7 +1000,7 @@ def execute(
         return doc
 
     interrupted = False
-    todo = [r for r in prep.runs if r.status != "ok"]
+    todo = [r for r in prep.runs if r.status == "pending"]
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),

@@ -26,6 +26,7 @@ sample, like everything else in the split, depends on the ratings and not on the
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -46,7 +47,7 @@ from predictors.types import (
     gather_ranges,
 )
 
-__all__ = ["PROTOCOLS", "Split", "SplitParams", "make_split"]
+__all__ = ["PROTOCOLS", "Split", "SplitParams", "make_split", "split_params"]
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,22 @@ PROTOCOLS: dict[str, SplitParams] = {
     "default": SplitParams(),
     "notebook": SplitParams(sample_users=2000, seed=42),
 }
+
+
+def split_params(protocol: str = "default", **overrides: Any) -> SplitParams:
+    """The split of a protocol preset with the options the user gave on top. An override of
+    None means "not given" (the preset's value stands), except ``samples_per_user``, where
+    None means every position: pass it only when given. Raises ``ConfigError`` naming the
+    option at fault."""
+    if protocol not in PROTOCOLS:
+        raise ConfigError(f"--protocol must be one of {', '.join(PROTOCOLS)}, got '{protocol}'")
+    base = PROTOCOLS[protocol]
+    known = {f.name for f in dataclasses.fields(SplitParams)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ConfigError(f"unknown split option(s): {', '.join(unknown)}")
+    given = {k: v for k, v in overrides.items() if v is not None or k == "samples_per_user"}
+    return dataclasses.replace(base, **given)
 
 
 @dataclass(frozen=True)

@@ -202,10 +202,14 @@ def finish_prediction(
     n: int,
     scale: RatingScale,
     fallback: Any = None,
+    *,
+    strict: bool = False,
 ) -> Prediction:
     """Check a model's raw output for ``n`` queries and bring it into the scale: the one place
     where predictions are validated, clipped and counted. Raises ``PredictionError`` naming
-    the model and what was expected."""
+    the model and what was expected. ``strict``: a value outside the scale is an error too
+    (a model that keeps only the protocol promises in-scale predictions; ``BasePredictor``
+    clips and counts instead, as documented)."""
     try:
         pred = np.asarray(raw, dtype=np.float64)
     except (TypeError, ValueError) as e:
@@ -223,6 +227,12 @@ def finish_prediction(
         )
     tol = 1e-6 * scale.width
     out = (pred < scale.low - tol) | (pred > scale.high + tol)
+    if strict and out.any():
+        raise PredictionError(
+            f"{name}: predict() returned {int(out.sum())} value(s) outside the rating scale "
+            f"[{scale.low:g}, {scale.high:g}] (e.g. {float(pred[out][0]):g}); clip them, or "
+            "inherit from BasePredictor, which clips and counts"
+        )
     if fallback is None:
         flags = np.zeros(n, dtype=bool)
     else:
@@ -239,8 +249,9 @@ class Harnessed:
 
     ``fit(train)`` fits and returns the ``FitReport`` (a plain model that keeps only the
     protocol reports nothing beyond its config); ``predict(batch)`` returns a checked
-    ``Prediction``. A ``BasePredictor`` supplies fallback flags and its report; for any
-    other model every query counts as a model prediction."""
+    ``Prediction``. A ``BasePredictor`` supplies fallback flags and its report, and clips
+    (and counts) predictions outside the scale; any other model must predict inside the
+    scale (a value outside it is an error) and every query counts as a model prediction."""
 
     def __init__(self, model: Any) -> None:
         for attr in ("fit", "predict", "get_config"):
@@ -276,4 +287,5 @@ class Harnessed:
             raise RuntimeError(f"{self.name}: predict() before fit()")
         if isinstance(self.model, BasePredictor):
             return self.model.predict_detailed(batch)
-        return finish_prediction(self.name, self.model.predict(batch), len(batch), self.scale)
+        raw = self.model.predict(batch)
+        return finish_prediction(self.name, raw, len(batch), self.scale, strict=True)

@@ -210,20 +210,36 @@ def test_synthetic_run(tmp_path):
     assert rmse["bias"] < rmse["global-mean"]
 
 
+def _sections(output: str) -> dict[str, list[str]]:
+    """``bench list`` output as section -> first word of each of its rows."""
+    out: dict[str, list[str]] = {}
+    current = None
+    for line in output.splitlines():
+        if line and not line.startswith(" "):
+            current = line.strip()
+            out[current] = []
+        elif line.strip() and current is not None:
+            out[current].append(line.split()[0])
+    return out
+
+
 def test_list_names_everything():
+    from bench.datasets import list_datasets
+    from bench.embeddings import list_embeddings
+    from bench.split import PROTOCOLS
+    from predictors.registry import REGISTRY
+
     r = _run(["list"])
     assert r.exit_code == 0
-    for name in (
-        "global-mean",
-        "user-mean",
-        "recent-k",
-        "bias",
-        "ml-latest-small",
-        "ml-25m",
-        "synthetic",
-        "notebook",
-    ):
-        assert name in r.output
+    sections = _sections(r.output)
+    assert list(sections) == ["models", "datasets", "protocols", "embeddings"]
+    assert sections["models"] == list(REGISTRY)
+    assert sections["datasets"] == [m.name for m in list_datasets()] + ["synthetic"]
+    assert sections["protocols"] == list(PROTOCOLS)
+    assert sections["embeddings"] == [n for n, _ in list_embeddings()] + ["synthetic"]
+    # each built-in model's row says where it comes from
+    rows = [ln for ln in r.output.splitlines() if ln.startswith("  global-mean ")]
+    assert len(rows) == 1 and "built-in" in rows[0]
 
 
 def test_real_dataset_offline(data_dir, tmp_path):

@@ -11,6 +11,7 @@ from bench.data import build_interactions
 from bench.loading import DataSource, load_source
 from bench.split import SplitParams, make_split
 from predictors.base import NotFittedError
+from predictors.contract import RunContext
 from predictors.registry import REGISTRY, ModelSpec, create
 
 # Options that keep the learned models quick here; the contract is the same at any size.
@@ -20,6 +21,7 @@ FAST: dict[str, dict] = {
     "mf": {"factors": 8, "reg": 0.05},
     "mf-temporal": {"factors": 8, "reg": 0.05},
 }
+CPU = RunContext(seed=0, device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -30,12 +32,16 @@ def world():
     return loaded, inter, split
 
 
-def _model(name: str, seed: int = 0):
-    opts = {k: v for k, v in FAST.get(name, {}).items()}
-    try:
-        return create(ModelSpec(name, opts), context={"seed": seed, "device": "cpu"})
-    except ValueError:  # an option above that this model does not take
-        return create(ModelSpec(name), context={"seed": seed, "device": "cpu"})
+def _model(name: str):
+    """The model with its quick options. An option renamed in the model fails here (no
+    silent fallback to the defaults): FAST names only options the model takes."""
+    return create(ModelSpec(name, dict(FAST.get(name, {}))))
+
+
+def test_fast_options_are_the_models_own():
+    for name, opts in FAST.items():
+        assert name in REGISTRY, f"FAST names unknown model {name}"
+        create(ModelSpec(name, dict(opts)))  # raises on an option the model does not take
 
 
 def _test_batch(inter, split):
@@ -56,7 +62,7 @@ def _snapshot(obj) -> list[bytes]:
 @pytest.mark.parametrize("name", list(REGISTRY))
 def test_contract(name, world):
     loaded, inter, split = world
-    train = split.train_set(inter, embeddings=loaded.embeddings, seed=0)
+    train = split.train_set(inter, embeddings=loaded.embeddings, context=CPU)
     batch = _test_batch(inter, split)
     before = _snapshot(train) + _snapshot(train.val.batch) + _snapshot(batch)
 
@@ -88,7 +94,7 @@ def test_contract(name, world):
     np.testing.assert_allclose(parts, pred, rtol=0, atol=1e-5)
 
     # determinism under a seed
-    again = _model(name).fit(split.train_set(inter, embeddings=loaded.embeddings, seed=0))
+    again = _model(name).fit(split.train_set(inter, embeddings=loaded.embeddings, context=CPU))
     assert np.array_equal(again.predict(batch), pred)
 
 
@@ -108,8 +114,8 @@ def test_blind_to_the_future(name, world):
     )
     split2 = make_split(inter2, split.params)
     assert np.array_equal(split2.test_pos, split.test_pos)
-    a = _model(name).fit(split.train_set(inter, embeddings=loaded.embeddings))
-    b = _model(name).fit(split2.train_set(inter2, embeddings=loaded.embeddings))
+    a = _model(name).fit(split.train_set(inter, embeddings=loaded.embeddings, context=CPU))
+    b = _model(name).fit(split2.train_set(inter2, embeddings=loaded.embeddings, context=CPU))
     assert np.array_equal(
         a.predict(_test_batch(inter, split)), b.predict(_test_batch(inter2, split2))
     )

@@ -37,10 +37,11 @@ def test_malformed_option():
         parse_spec("recent-k:10")
 
 
-def test_context_fills_only_accepted_parameters():
-    m = create("recent-k", context={"seed": 3, "device": "cpu", "k": 7})
-    assert m.get_config() == {"k": 7}
-    assert create("recent-k:k=2", context={"k": 7}).k == 2
+def test_create_takes_the_specs_options_only():
+    # the run's seed and device travel in train.context, never as constructor arguments
+    assert create("recent-k:k=2").get_config() == {"k": 2}
+    with pytest.raises(ValueError, match="unknown option 'seed'"):
+        create("recent-k:seed=3")
 
 
 def test_registry_imports_no_torch():
