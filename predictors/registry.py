@@ -81,6 +81,21 @@ REGISTRY: dict[str, tuple[str, str]] = {
 }
 
 
+# Adapter namespaces: ``surprise:SVD:n_factors=50`` is the library's model ``SVD`` with its own
+# parameters. Each entry is "module:function"; the function maps the library's model name to
+# a predictor class (raising PluginError with the known names, or naming the extra to install).
+ADAPTERS: dict[str, str] = {
+    "surprise": "predictors.adapters.surprise:adapter_class",
+    "cornac": "predictors.adapters.cornac:adapter_class",
+}
+
+
+def _adapter_class(namespace: str, model: str) -> type:
+    module, _, fn = ADAPTERS[namespace].partition(":")
+    factory = getattr(importlib.import_module(module), fn)
+    return factory(model)  # type: ignore[no-any-return]
+
+
 class UnknownModelError(KeyError):
     pass
 
@@ -174,7 +189,11 @@ def _unknown(name: str) -> ValueError:
 
 
 def get_class(name: str) -> type:
-    """The class of a built-in, an entry point, or a plugin already parsed by name."""
+    """The class of a built-in, a library adapter (``surprise:SVD``), an entry point, or a
+    plugin already parsed by name."""
+    namespace, colon, model = name.partition(":")
+    if colon and namespace in ADAPTERS:
+        return _adapter_class(namespace, model)
     if name in REGISTRY:
         module, _, cls = REGISTRY[name][0].partition(":")
         return getattr(importlib.import_module(module), cls)  # type: ignore[no-any-return]
@@ -218,6 +237,14 @@ def parse_spec(text: str, *, keep_errors: bool = False) -> ModelSpec:
     name = parts[0].strip()
     if not name:
         raise ValueError(f"empty model name in '{text}'")
+    if name in ADAPTERS:
+        if len(parts) < 2 or not parts[1].strip() or "=" in parts[1]:
+            raise ValueError(
+                f"'{text}': name the {name} model, e.g. {name}:SVD (see `bench list`)"
+            )
+        full = f"{name}:{parts[1].strip()}"
+        _adapter_class(name, parts[1].strip())  # unknown model / extra not installed: now
+        return ModelSpec(name=full, options=_parse_options(parts[2:], text))
     ref = plugins.split_reference(parts)
     if ref is not None:
         target, rest = ref
@@ -284,7 +311,7 @@ def spec_from_record(rec: str | dict[str, Any]) -> ModelSpec:
         if rec.get("error"):
             label = str(rec["spec"])
             return ModelSpec(name=label, error=str(rec["error"]), implicit=implicit)
-        spec = parse_spec(str(rec["spec"]))
+        spec = parse_spec(str(rec["spec"]))  # a built-in or a library adapter
         return ModelSpec(spec.name, spec.options, implicit=implicit)
     source = PluginSource.from_dict(src)
     label = str(rec["spec"])

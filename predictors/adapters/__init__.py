@@ -1,0 +1,1 @@
+"""Adapters: established libraries' models on the harness's split (``surprise:SVD``)."""
