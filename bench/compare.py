@@ -4,6 +4,11 @@ Runs are only compared when they scored the same queries: equal dataset and spli
 Differences are paired bootstraps over the shared test queries, computed from the
 predictions sidecars; a mark (better / worse / no clear difference) is set only when the
 interval says so, and left empty when a sidecar is missing.
+
+Every metric of ``bench.stats.METRIC_TABLE`` gets its columns, in the table's order; the
+first one (``PRIMARY``, RMSE) orders models and is the one compared across runs. Verdict
+words and marks are ``bench.stats.VERDICTS``; ``VERDICT_STYLES`` adds how tables and
+figures show them (colour, figure label), the one such table (the report uses it too).
 """
 
 from __future__ import annotations
@@ -20,22 +25,54 @@ from tabulate import tabulate
 
 from bench import stats
 from bench.errors import ResultsError
-from bench.results import check_reference, load_results, read_predictions
+from bench.results import ResultsDoc, check_reference, read_predictions, read_results
+from bench.runkey import RunKey
 
-__all__ = ["Comparison", "build_comparison", "render_markdown", "render_rich"]
+__all__ = [
+    "PRIMARY",
+    "VERDICT_STYLES",
+    "Comparison",
+    "CrossRow",
+    "Row",
+    "VerdictStyle",
+    "build_comparison",
+    "render_markdown",
+    "render_rich",
+]
 
-MARKS = stats.VERDICTS
+PRIMARY = stats.METRIC_TABLE[0]  # orders the models; compared across runs
+
+
+@dataclass(frozen=True)
+class VerdictStyle:
+    """How a verdict of ``bench.stats.verdict`` is shown."""
+
+    mark: str  # in tables: ``stats.VERDICTS[word]``
+    figure: str  # in figures
+    color: str | None  # figure colour (None: the figure's neutral grey)
+    rich: str  # terminal style ("" for none)
+
+
+_EMPHASIS = {"better": ("#1a7f37", "green"), "worse": ("#cf222e", "red")}
+VERDICT_STYLES: dict[str, VerdictStyle] = {
+    word: VerdictStyle(
+        mark=mark,
+        figure=f"{mark} (unclear)" if word == "no clear difference" else mark,
+        color=_EMPHASIS.get(word, (None, ""))[0],
+        rich=_EMPHASIS.get(word, (None, ""))[1],
+    )
+    for word, mark in stats.VERDICTS.items()
+}
 
 
 @dataclass
 class Row:
-    run: str  # short run name (file stem)
-    key: str
+    run: str  # short run name (file stem, or #1, #2... across runs)
+    key: RunKey  # the model run, or the seed group of a run's statistics table
+    label: str  # as shown: the key, with "(N seeds)" for a seed group
     status: str
-    rmse: dict[str, Any] | None
-    mae: dict[str, Any] | None
-    d_rmse: dict[str, Any] | None = None  # vs reference, with "verdict"
-    d_mae: dict[str, Any] | None = None
+    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)  # metric -> interval
+    diffs: dict[str, dict[str, Any]] = field(default_factory=dict)  # vs reference + verdict
     n_fallback: int | None = None
     fit_s: float | None = None
     predict_s: float | None = None
@@ -45,11 +82,11 @@ class Row:
 
 @dataclass
 class CrossRow:
-    key: str
+    key: RunKey
     base_run: str
     other_run: str
-    ratio_rmse: float
-    d_rmse: dict[str, Any] | None  # other - base, paired, with verdict
+    ratio: float  # PRIMARY(other) / PRIMARY(base)
+    diff: dict[str, Any] | None  # PRIMARY other - base, paired, with verdict
 
 
 @dataclass
@@ -64,10 +101,12 @@ class Comparison:
     legend: dict[str, str] = field(default_factory=dict)  # run label -> results file
 
 
-def _interval(d: dict[str, Any] | None) -> str:
+def _interval(d: dict[str, Any] | None, sep: str = " ", sign: str = "", mid: str = "") -> str:
+    """``estimate[mid][sep][low, high]``: ``sign="+"`` for differences, ``sep="\\n"`` in
+    terminal cells, ``mid`` (a mark) after the estimate."""
     if not d:
         return "–"
-    return f"{d['estimate']:.4f} [{d['low']:.3f}, {d['high']:.3f}]"
+    return f"{d['estimate']:{sign}.4f}{mid}{sep}[{d['low']:{sign}.3f}, {d['high']:{sign}.3f}]"
 
 
 def _p(d: dict[str, Any]) -> str:
@@ -77,41 +116,61 @@ def _p(d: dict[str, Any]) -> str:
 
 
 def _diff(d: dict[str, Any] | None) -> str:
-    if not d:
-        return "–"
-    return f"{d['estimate']:+.4f} [{d['low']:+.3f}, {d['high']:+.3f}]{_p(d)}"
+    return _interval(d, sign="+") + (_p(d) if d else "")
+
+
+def _style(d: dict[str, Any] | None) -> VerdictStyle | None:
+    return VERDICT_STYLES.get((d or {}).get("verdict") or "")
 
 
 def _mark(d: dict[str, Any] | None) -> str:
-    if not d:
-        return ""
-    return MARKS.get(d.get("verdict", ""), "")
+    style = _style(d)
+    return "" if style is None else style.mark
 
 
-def _check_same(docs: list[tuple[Path, dict[str, Any]]]) -> None:
-    p0, d0 = docs[0]
-    for p, d in docs[1:]:
-        if d["dataset"].get("hash") != d0["dataset"].get("hash"):
+def _check_same(docs: list[ResultsDoc]) -> None:
+    d0 = docs[0]
+    p0 = d0.path
+    for d in docs[1:]:
+        p = d.path
+        if d.dataset_hash != d0.dataset_hash:
             raise ResultsError(
                 f"{p.name} and {p0.name} were run on different datasets "
-                f"({d['dataset'].get('name')} {d['dataset'].get('hash')} vs "
-                f"{d0['dataset'].get('name')} {d0['dataset'].get('hash')}); "
+                f"({d.dataset.get('name')} {d.dataset_hash} vs "
+                f"{d0.dataset.get('name')} {d0.dataset_hash}); "
                 "refusing to compare them"
             )
-        if d["split"].get("hash") != d0["split"].get("hash"):
+        if d.split_hash != d0.split_hash:
             raise ResultsError(
                 f"{p.name} and {p0.name} scored different splits "
-                f"({d['split'].get('hash')} vs {d0['split'].get('hash')}: split parameters "
+                f"({d.split_hash} vs {d0.split_hash}: split parameters "
                 "differ); refusing to compare them"
             )
 
 
+_QUERY_KEYS = ["user_id", "movie_id", "target_time"]
+
+
 def _align(base: pd.DataFrame, other: pd.DataFrame) -> pd.DataFrame:
-    keys = ["user_id", "movie_id", "target_time"]
-    merged = base.merge(other, on=keys, suffixes=("", "__other"), validate="one_to_one")
+    """``other``'s rows in the order of ``base``'s test queries (its own columns only)."""
+    merged = base[_QUERY_KEYS].merge(other, on=_QUERY_KEYS, validate="one_to_one")
     if len(merged) != len(base):
         raise ResultsError("predictions sidecars do not cover the same test queries")
     return merged
+
+
+def _row(name: str, m: Any, label: str | None = None, **parts: Any) -> Row:
+    """A table row of model record ``m`` (a ``ModelRecord``) of run ``name``."""
+    return Row(
+        run=name,
+        key=m.key,
+        label=str(m.key) if label is None else label,
+        status=m.status,
+        n_fallback=m.n_fallback,
+        fit_s=m.timings.get("fit_s"),
+        predict_s=m.timings.get("predict_s"),
+        **parts,
+    )
 
 
 def build_comparison(
@@ -133,35 +192,37 @@ def build_comparison(
     run's ``statistics.table``) unless ``per_seed``."""
     if not paths:
         raise ResultsError("no results file given")
-    docs = [(Path(p), load_results(Path(p))) for p in paths]
+    docs = [read_results(Path(p), predictions=False) for p in paths]
     _check_same(docs)
     # short run labels (#1, #2, ...) keep the tables narrow; the legend maps them to files
-    names = [f"#{i + 1}" for i in range(len(docs))] if len(docs) > 1 else [docs[0][0].stem]
-    legend = {n: str(p) for n, (p, _) in zip(names, docs, strict=True)}
-    d0 = docs[0][1]
-    check_reference(reference, [d for _, d in docs])
-    reference = reference or d0.get("statistics", {}).get("reference")
+    names = [f"#{i + 1}" for i in range(len(docs))] if len(docs) > 1 else [docs[0].path.stem]
+    legend = {n: str(d.path) for n, d in zip(names, docs, strict=True)}
+    d0 = docs[0]
+    check_reference(reference, [d.raw for d in docs])
+    reference = reference or d0.reference
     notes: list[str] = []
-    own_refs = {(d.get("statistics") or {}).get("reference") for _, d in docs}
+    own_refs = {d.reference for d in docs}
     # one run against its own reference: every number is in its JSON already
     needs_sidecars = len(docs) > 1 or own_refs != {reference}
-    frames = [read_predictions(p, d) if needs_sidecars else None for p, d in docs]
+    if needs_sidecars:
+        docs = [d.with_predictions(read_predictions(d.path, d.raw)) for d in docs]
+        d0 = docs[0]
 
     # every run's predictions aligned on the first sidecar's queries: "run|key" -> (n,)
     truth = None
     users = None
     preds: dict[str, np.ndarray] = {}
-    base_frame = next((f for f in frames if f is not None), None)
+    base_frame = next((d.predictions for d in docs if d.predictions is not None), None)
     if base_frame is not None:
         truth = base_frame["truth"].to_numpy(np.float32)
         users = base_frame["user_id"].to_numpy()
-        for name, frame in zip(names, frames, strict=True):
-            if frame is None:
+        for name, doc in zip(names, docs, strict=True):
+            if doc.predictions is None:
                 continue
-            aligned = _align(base_frame, frame)
-            for col in aligned.columns:
-                if col.startswith("pred:") and not col.endswith("__other"):
-                    preds[f"{name}|{col[5:]}"] = aligned[col].to_numpy(np.float32)
+            aligned = _align(base_frame, doc.predictions)
+            for m in doc.models:
+                if m.pred_column in aligned.columns:
+                    preds[f"{name}|{m.key}"] = aligned[m.pred_column].to_numpy(np.float32)
     ref_col = next(
         (f"{n}|{reference}" for n in names if reference and f"{n}|{reference}" in preds), None
     )
@@ -172,91 +233,46 @@ def build_comparison(
 
     rows: list[Row] = []
     pairs: list[tuple[str, str]] = []
-    for (_path, doc), name, frame in zip(docs, names, frames, strict=True):
-        if doc.get("status") != "complete":
-            notes.append(f"{name}: run is {doc.get('status')} (interrupted); finished models shown")
-        if frame is None and needs_sidecars:
+    for doc, name in zip(docs, names, strict=True):
+        if doc.status != "complete":
+            notes.append(f"{name}: run is {doc.status} (interrupted); finished models shown")
+        if doc.predictions is None and needs_sidecars:
             notes.append(f"{name}: predictions sidecar missing; differences taken from its JSON")
-        own_ref = (doc.get("statistics") or {}).get("reference")
-        table = (doc.get("statistics") or {}).get("table")
-        if len(docs) == 1 and table and not per_seed and reference == own_ref:
-            by_key = {m["key"]: m for m in doc["models"]}
-            for t in table:
-                first = by_key.get(t["members"][0], {})
-                vs = t.get("vs_reference") or {}
-                rows.append(
-                    Row(
-                        run=name,
-                        key=t["key"]
-                        + (f" ({len(t['members'])} seeds)" if len(t["members"]) > 1 else ""),
-                        status="ok",
-                        rmse=t["metrics"].get("rmse"),
-                        mae=t["metrics"].get("mae"),
-                        d_rmse=vs.get("rmse"),
-                        d_mae=vs.get("mae"),
-                        n_fallback=first.get("n_fallback"),
-                        fit_s=(first.get("timings") or {}).get("fit_s"),
-                        predict_s=(first.get("timings") or {}).get("predict_s"),
-                    )
-                )
-            rows += [
-                Row(
-                    run=name,
-                    key=m["key"],
-                    status=m["status"],
-                    rmse=None,
-                    mae=None,
-                    error=m.get("error"),
-                )
-                for m in doc["models"]
-                if m["status"] != "ok"
-            ]
+        table = doc.statistics.get("table")
+        if len(docs) == 1 and table and not per_seed and reference == doc.reference:
+            rows += _seed_table_rows(name, doc, table)
             continue
-        for m in doc["models"]:
-            metrics = m.get("metrics") or {}
-            row = Row(
-                run=name,
-                key=m["key"],
-                status=m["status"],
-                rmse=metrics.get("rmse"),
-                mae=metrics.get("mae"),
-                n_fallback=m.get("n_fallback"),
-                fit_s=(m.get("timings") or {}).get("fit_s"),
-                predict_s=(m.get("timings") or {}).get("predict_s"),
-                error=m.get("error"),
-            )
-            col = f"{name}|{m['key']}"
+        for m in doc.models:
+            row = _row(name, m, metrics=dict(m.metrics), error=m.error)
+            col = f"{name}|{m.key}"
             if (
-                (len(docs) > 1 or reference != own_ref)
-                and m["status"] == "ok"
-                and m["key"] != reference
+                (len(docs) > 1 or reference != doc.reference)
+                and m.finished
+                and str(m.key) != reference
                 and ref_col is not None
                 and col in preds
             ):
                 pairs.append((col, ref_col))
-            elif m.get("vs_reference") and reference == own_ref:
-                row.d_rmse = m["vs_reference"].get("rmse")
-                row.d_mae = m["vs_reference"].get("mae")
+            elif m.vs_reference and reference == doc.reference:
+                row.diffs = dict(m.vs_reference)
             rows.append(row)
 
     cross: list[CrossRow] = []
     cross_pairs: list[tuple[CrossRow, tuple[str, str]]] = []
-    if len(docs) > 1:
-        _base_path, base_doc = docs[0]
-        base_models = {m["key"]: m for m in base_doc["models"] if m["status"] == "ok"}
-        for (_, doc), name in zip(docs[1:], names[1:], strict=True):
-            for m in doc["models"]:
-                b = base_models.get(m["key"])
-                if m["status"] != "ok" or b is None or not m.get("metrics") or not b.get("metrics"):
-                    continue
-                ratio = m["metrics"]["rmse"]["estimate"] / b["metrics"]["rmse"]["estimate"]
-                cr = CrossRow(m["key"], names[0], name, ratio, None)
-                cross.append(cr)
-                pair = (f"{name}|{m['key']}", f"{names[0]}|{m['key']}")
-                if pair[0] in preds and pair[1] in preds:
-                    cross_pairs.append((cr, pair))
+    for doc, name in zip(docs[1:], names[1:], strict=True):
+        for m in doc.models:
+            b = d0.model(m.key)
+            if not m.finished or b is None or not b.finished or not m.metrics or not b.metrics:
+                continue
+            p = PRIMARY.name
+            ratio = m.metrics[p]["estimate"] / b.metrics[p]["estimate"]
+            cr = CrossRow(m.key, names[0], name, ratio, None)
+            cross.append(cr)
+            pair = (f"{name}|{m.key}", f"{names[0]}|{m.key}")
+            if pair[0] in preds and pair[1] in preds:
+                cross_pairs.append((cr, pair))
 
-    min_users = int((d0.get("statistics") or {}).get("min_test_users") or 20)
+    min_users = int(d0.statistics.get("min_test_users") or 20)
 
     def family(fam: list[tuple[str, str]]) -> stats.Evaluation:
         used = {k for p in fam for k in p}
@@ -274,53 +290,91 @@ def build_comparison(
 
     if pairs and truth is not None:
         ev = family(pairs)
-        by_col = {col: row for row in rows for col in [f"{row.run}|{row.key}"]}
+        by_col = {f"{row.run}|{row.key}": row for row in rows}
         for pair in pairs:
-            row = by_col[pair[0]]
-            d = ev.difference(pair)
-            row.d_rmse, row.d_mae = d["rmse"], d["mae"]
+            by_col[pair[0]].diffs = ev.difference(pair)
     if cross_pairs and truth is not None:
         ev = family([p for _, p in cross_pairs])
         for cr, pair in cross_pairs:
-            cr.d_rmse = ev.difference(pair)["rmse"]
+            cr.diff = ev.difference(pair)[PRIMARY.name]
     return Comparison(
         reference=reference,
         rows=rows,
         cross=cross,
         notes=notes,
-        dataset=str(d0["dataset"].get("name")),
-        split_hash=str(d0["split"].get("hash")),
-        n_test=int(d0["split"].get("counts", {}).get("test", 0)),
+        dataset=str(d0.dataset.get("name")),
+        split_hash=str(d0.split_hash),
+        n_test=d0.n_test,
         legend=legend if len(docs) > 1 else {},
     )
 
 
+def _seed_table_rows(name: str, doc: ResultsDoc, table: list[dict[str, Any]]) -> list[Row]:
+    """One row per entry of the run's ``statistics.table`` (a model over its seeds), then
+    the model runs that did not finish."""
+    rows = []
+    for t in table:
+        first = doc.model(t["members"][0])
+        n_seeds = len(t["members"])
+        parts: dict[str, Any] = {
+            "label": t["key"] + (f" ({n_seeds} seeds)" if n_seeds > 1 else ""),
+            "metrics": dict(t["metrics"]),
+            "diffs": dict(t.get("vs_reference") or {}),
+        }
+        if first is None:  # a table naming no record: the numbers alone
+            rows.append(Row(run=name, key=RunKey(str(t["key"])), status="ok", **parts))
+            continue
+        row = _row(name, first, **parts)
+        row.key, row.status = (first.group if n_seeds > 1 else first.key), "ok"
+        rows.append(row)
+    rows += [_row(name, m, error=m.error) for m in doc.models if not m.finished]
+    return rows
+
+
+def _diff_head(m: stats.Metric, ref: str) -> str:
+    return f"Δ{m.label} vs {ref}"
+
+
+def _cross_heads() -> tuple[str, str]:
+    return f"{PRIMARY.label} ratio", f"Δ{PRIMARY.label} [95% CI]"
+
+
 def _table_rows(c: Comparison, multi: bool) -> tuple[list[str], list[list[str]]]:
     ref = c.reference or "reference"
+    metrics = stats.METRIC_TABLE
+    # one mark column after each difference; blank headers kept distinct for tabulate
     head = (["run"] if multi else []) + [
         "model",
-        "RMSE [95% CI]",
-        "MAE [95% CI]",
-        f"ΔRMSE vs {ref}",
-        "",
-        f"ΔMAE vs {ref}",
-        " ",
+        *(f"{m.label} [95% CI]" for m in metrics),
+        *(h for j, m in enumerate(metrics) for h in (_diff_head(m, ref), " " * j)),
         "fallbacks",
         "fit s",
     ]
     body = []
     for r in c.rows:
+        is_ref = r.label == c.reference
         if r.status != "ok":
-            cells = [r.key, f"{r.status}: {r.error or ''}"[:60], "–", "–", "", "–", "", "–", "–"]
+            cells = [
+                r.label,
+                f"{r.status}: {r.error or ''}"[:60],
+                *(["–"] * (len(metrics) - 1)),
+                *(x for _ in metrics for x in ("–", "")),
+                "–",
+                "–",
+            ]
         else:
             cells = [
-                r.key,
-                _interval(r.rmse),
-                _interval(r.mae),
-                "(reference)" if r.key == c.reference else _diff(r.d_rmse),
-                "" if r.key == c.reference else _mark(r.d_rmse),
-                "(reference)" if r.key == c.reference else _diff(r.d_mae),
-                "" if r.key == c.reference else _mark(r.d_mae),
+                r.label,
+                *(_interval(r.metrics.get(m.name)) for m in metrics),
+                *(
+                    x
+                    for m in metrics
+                    for x in (
+                        ("(reference)", "")
+                        if is_ref
+                        else (_diff(r.diffs.get(m.name)), _mark(r.diffs.get(m.name)))
+                    )
+                ),
                 "–" if r.n_fallback is None else f"{r.n_fallback:,}",
                 "–" if r.fit_s is None else f"{r.fit_s:.2f}",
             ]
@@ -328,25 +382,21 @@ def _table_rows(c: Comparison, multi: bool) -> tuple[list[str], list[list[str]]]
     return head, body
 
 
-def _cell(d: dict[str, Any] | None) -> str:
-    if not d:
-        return "–"
-    return f"{d['estimate']:.4f}\n[{d['low']:.3f}, {d['high']:.3f}]"
-
-
 def _dcell(d: dict[str, Any] | None) -> str:
     if not d:
         return "–"
-    mark = _mark(d)
-    style = {"better": "green", "worse": "red"}.get(mark, "")
-    mark_txt = f" [{style}]{mark}[/]" if style else f" {mark}" if mark else ""
-    return f"{d['estimate']:+.4f}{mark_txt}\n[{d['low']:+.3f}, {d['high']:+.3f}]{_p(d)}"
+    style = _style(d)
+    mark = "" if style is None else style.mark
+    rich = "" if style is None else style.rich
+    mark_txt = f" [{rich}]{mark}[/]" if rich else f" {mark}" if mark else ""
+    return _interval(d, "\n", "+", mark_txt) + _p(d)
 
 
 def render_rich(c: Comparison) -> list[Table]:
     """Terminal tables: intervals on a second line inside each cell, to fit ~100 columns."""
     multi = len({r.run for r in c.rows}) > 1
     ref = c.reference or "reference"
+    metrics = stats.METRIC_TABLE
     t = Table(
         title=f"{c.dataset} · split {c.split_hash} · {c.n_test:,} test queries",
         caption=f"95% bootstrap CIs; Δ = model − {ref} on the same queries (paired); "
@@ -356,21 +406,21 @@ def render_rich(c: Comparison) -> list[Table]:
     if multi:
         t.add_column("run", no_wrap=True)
     t.add_column("model", no_wrap=True)
-    for h in ("RMSE", "MAE", f"ΔRMSE vs {ref}", f"ΔMAE vs {ref}", "fallbacks", "fit s"):
+    heads = [m.label for m in metrics] + [_diff_head(m, ref) for m in metrics]
+    for h in (*heads, "fallbacks", "fit s"):
         t.add_column(h, justify="right", no_wrap=True)
     for r in c.rows:
         lead = [r.run] if multi else []
         if r.status != "ok":
-            t.add_row(*lead, r.key, f"[red]{r.status}[/]", (r.error or "")[:40], "", "", "", "")
+            blanks = [""] * len(heads)  # status and error take two of the columns
+            t.add_row(*lead, r.label, f"[red]{r.status}[/]", (r.error or "")[:40], *blanks)
             continue
-        is_ref = r.key == c.reference
+        is_ref = r.label == c.reference
         t.add_row(
             *lead,
-            r.key,
-            _cell(r.rmse),
-            _cell(r.mae),
-            "(reference)" if is_ref else _dcell(r.d_rmse),
-            "(reference)" if is_ref else _dcell(r.d_mae),
+            r.label,
+            *(_interval(r.metrics.get(m.name), "\n") for m in metrics),
+            *("(reference)" if is_ref else _dcell(r.diffs.get(m.name)) for m in metrics),
             "–" if r.n_fallback is None else f"{r.n_fallback:,}",
             "–" if r.fit_s is None else f"{r.fit_s:.2f}",
         )
@@ -381,10 +431,10 @@ def render_rich(c: Comparison) -> list[Table]:
             caption="runs: " + ", ".join(f"{k} = {v}" for k, v in c.legend.items()),
             box=box.SIMPLE_HEAD,
         )
-        for h in ("model", "run", "RMSE ratio", "ΔRMSE [95% CI]"):
+        for h in ("model", "run", *_cross_heads()):
             x.add_column(h, no_wrap=True)
         for cr in c.cross:
-            x.add_row(cr.key, cr.other_run, f"{cr.ratio_rmse:.4f}", _dcell(cr.d_rmse))
+            x.add_row(str(cr.key), cr.other_run, f"{cr.ratio:.4f}", _dcell(cr.diff))
         tables.append(x)
     return tables
 
@@ -411,16 +461,16 @@ def render_markdown(c: Comparison) -> str:
             "",
             tabulate(
                 [
-                    [
-                        cr.key,
-                        cr.other_run,
-                        f"{cr.ratio_rmse:.4f}",
-                        _diff(cr.d_rmse),
-                        _mark(cr.d_rmse),
-                    ]
+                    [str(cr.key), cr.other_run, f"{cr.ratio:.4f}", _diff(cr.diff), _mark(cr.diff)]
                     for cr in c.cross
                 ],
-                headers=["model", "run", "RMSE ratio", "ΔRMSE [95% CI]", "mark"],
+                headers=[
+                    "model",
+                    "run",
+                    f"{PRIMARY.label} ratio",
+                    f"Δ{PRIMARY.label} [95% CI]",
+                    "mark",
+                ],
                 tablefmt="github",
                 disable_numparse=True,
             ),

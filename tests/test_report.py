@@ -14,8 +14,15 @@ import pandas as pd
 import pytest
 
 from bench.loading import DataSource
-from bench.report import compare_figure, model_colors, parse_key, write_report
-from bench.results import load_results, read_predictions, sidecar_path, write_results
+from bench.report import compare_figure, model_colors, write_report
+from bench.results import (
+    load_results,
+    read_predictions,
+    read_results,
+    sidecar_path,
+    write_results,
+)
+from bench.runkey import RunKey
 from bench.runner import RunSpec, execute
 from bench.split import SplitParams
 from predictors.registry import parse_models
@@ -105,14 +112,22 @@ def fabricate(src: Path, dest: Path, *, failed: bool = True) -> Path:
     rng = np.random.default_rng(1)
     truth = frame["truth"].to_numpy(np.float32)
 
-    def add(key: str, shrink: float, curve: list[dict[str, Any]] | None, seed: int = 0) -> None:
+    def add(key: RunKey, shrink: float, curve: list[dict[str, Any]] | None) -> None:
         m = copy.deepcopy(base)
         pred = frame["pred:bias"].to_numpy(np.float32)
         pred = np.clip(pred + shrink * (truth - pred) + rng.normal(0, 0.05, len(pred)), 0.5, 5)
-        label = key.split("@")[0]
         err = pred - truth
         r, a = float(np.sqrt(np.mean(err**2))), float(np.mean(np.abs(err)))
-        m.update(key=key, label=label, name=label.split("/")[0], seed=seed, learning_curve=curve)
+        m.update(
+            key=str(key),
+            run_key=key.to_dict(),
+            label=key.model,
+            name=key.model,
+            seed=key.seed or 0,
+            embedding=key.embedding,
+            group=str(key.group),
+            learning_curve=curve,
+        )
         m["metrics"] = {
             "rmse": {"estimate": r, "low": r - 0.05, "high": r + 0.05, "method": "percentile"},
             "mae": {"estimate": a, "low": a - 0.04, "high": a + 0.04, "method": "percentile"},
@@ -124,19 +139,21 @@ def fabricate(src: Path, dest: Path, *, failed: bool = True) -> Path:
         frame[f"pred:{key}"] = pred.astype(np.float32)
         frame[f"fallback:{key}"] = np.zeros(len(pred), dtype=bool)
 
-    add("attn@0", 0.15, _curve(12, 1.2, 0.95, 0), seed=0)
-    add("attn@1", 0.12, _curve(12, 1.25, 0.96, 1), seed=1)
-    add("transformer", 0.1, _curve(8, 1.3, 0.98, 2))
+    add(RunKey("attn", None, 0), 0.15, _curve(12, 1.2, 0.95, 0))
+    add(RunKey("attn", None, 1), 0.12, _curve(12, 1.25, 0.96, 1))
+    add(RunKey("transformer"), 0.1, _curve(8, 1.3, 0.98, 2))
     for emb, s in (("genre", 0.1), ("random", -0.05), ("kg-gnn-bert", 0.2)):
-        add(f"knn/{emb}@0", s, None, seed=0)
-        add(f"knn/{emb}@1", s + 0.01, None, seed=1)
-    add("mf/genre", 0.05, None)
-    add("mf/random", 0.0, None)
+        add(RunKey("knn", emb, 0), s, None)
+        add(RunKey("knn", emb, 1), s + 0.01, None)
+    add(RunKey("mf", "genre"), 0.05, None)
+    add(RunKey("mf", "random"), 0.0, None)
     if failed:
         doc["models"].append(
             {
                 **copy.deepcopy(base),
                 "key": "broken",
+                "run_key": RunKey("broken").to_dict(),
+                "group": "broken",
                 "label": "broken",
                 "name": "broken",
                 "status": "failed",
@@ -256,24 +273,56 @@ def test_changed_data_is_detected(tmp_path: Path) -> None:
 
 
 def test_colour_mapping_is_stable() -> None:
-    keys = ["user-mean", "bias", "knn/genre@0", "knn/genre@1", "knn/random@0", "mf"]
+    keys = [
+        RunKey("user-mean"),
+        RunKey("bias"),
+        RunKey("knn", "genre", 0),
+        RunKey("knn", "genre", 1),
+        RunKey("knn", "random", 0),
+        RunKey("mf"),
+    ]
     a = model_colors(keys)
     assert a == model_colors(list(keys))
-    assert a["knn/genre@0"] == a["knn/genre@1"]  # seeds share their model's colour
-    assert len({a[k] for k in ("user-mean", "bias", "knn/genre@0", "knn/random@0", "mf")}) == 5
+    assert a[keys[2]] == a[keys[3]]  # seeds share their model's colour
+    assert len({a[k] for k in (keys[0], keys[1], keys[2], keys[4], keys[5])}) == 5
     # the mapping follows key order only: first model gets tab10's blue
-    assert a["user-mean"] == "#1f77b4"
-    assert model_colors(["bias", "user-mean"])["bias"] == "#1f77b4"
-    many = model_colors([f"m{i}" for i in range(40)])
+    assert a[RunKey("user-mean")] == "#1f77b4"
+    assert model_colors([RunKey("bias"), RunKey("user-mean")])[RunKey("bias")] == "#1f77b4"
+    many = model_colors([RunKey(f"m{i}") for i in range(40)])
     assert len(set(many.values())) >= 20
 
 
-def test_parse_key() -> None:
-    k = parse_key("knn:k=20/genre@1")
-    assert (k.label, k.base, k.embedding, k.seed) == ("knn:k=20/genre", "knn:k=20", "genre", 1)
-    k = parse_key("recent-k:k=5")
-    assert (k.label, k.base, k.embedding, k.seed) == ("recent-k:k=5", "recent-k:k=5", None, None)
-    assert parse_key("x:path=a/b=c").embedding is None
+def test_run_keys_come_from_the_records(fabricated: Path) -> None:
+    """The report reads a record's parts (``RunKey.from_record``), never its key text: an
+    option value holding '/' is not an embedding."""
+    k = RunKey.from_record(
+        {
+            "key": "knn:k=20/genre@1",
+            "label": "knn:k=20",
+            "group": "knn:k=20/genre",
+            "embedding": "genre",
+            "seed": 1,
+        }
+    )
+    assert (str(k.group), k.model, k.embedding, k.seed) == (
+        "knn:k=20/genre",
+        "knn:k=20",
+        "genre",
+        1,
+    )
+    k = RunKey.from_record({"key": "recent-k:k=5", "label": "recent-k:k=5", "seed": 0})
+    assert (str(k.group), k.model, k.embedding, k.seed) == (
+        "recent-k:k=5",
+        "recent-k:k=5",
+        None,
+        None,
+    )
+    assert RunKey.from_record({"key": "x:path=a/b=c", "label": "x:path=a/b=c"}).embedding is None
+    doc = read_results(fabricated)
+    knn = doc.model(RunKey("knn", "genre", 1))
+    assert knn is not None and knn.embedding == "genre" and knn.seed == 1
+    assert knn.pred is not None and doc.predictions is not None
+    assert np.array_equal(knn.pred, doc.predictions["pred:knn/genre@1"].to_numpy(np.float32))
 
 
 def test_compare_figure(real_run: Path, fabricated: Path, tmp_path: Path) -> None:
