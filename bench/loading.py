@@ -3,18 +3,19 @@ dense Interactions plus the optional movie catalog and item embeddings."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from bench.data import Catalog, Interactions, build_interactions, hash_arrays
+from bench.data import Catalog, Interactions, build_interactions
+from bench.embeddings.align import align_embeddings  # re-exported: its home is bench.embeddings
 from bench.errors import ConfigError
 from predictors.types import ItemEmbeddings, RatingScale
 
 __all__ = ["DataSource", "Loaded", "align_embeddings", "load_source"]
+
+_PATH_FIELDS = ("ratings", "catalog", "data_dir")
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,28 @@ class DataSource:
     synthetic: dict[str, Any] = field(default_factory=dict)  # make_synthetic options
     cache: bool = True  # reuse a verified binary cache of the parsed ratings
     time_unit: str | None = None  # unit of integer timestamps (s, ms, us, ns); None: detect
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able, every field (paths as text): the one serialised form of a source, as
+        runs record it in ``run_spec.source``; ``from_dict`` rebuilds the identical source."""
+        d = asdict(self)
+        for k in _PATH_FIELDS:
+            d[k] = None if d[k] is None else str(d[k])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> DataSource:
+        """The source ``to_dict`` wrote (paths back to ``Path``, the scale to a tuple). A
+        record with a ``ratings`` file gets ``dataset = None``: older files recorded the default
+        dataset beside a file."""
+        src = dict(d)
+        for k in _PATH_FIELDS:
+            src[k] = None if src.get(k) is None else Path(src[k])
+        if src.get("rating_scale") is not None:
+            src["rating_scale"] = tuple(src["rating_scale"])
+        if src.get("ratings") is not None:
+            src["dataset"] = None
+        return cls(**src)
 
     def describe(self) -> dict[str, Any]:
         scale = None if self.rating_scale is None else list(self.rating_scale)
@@ -62,38 +85,6 @@ class Loaded:
     catalog: Catalog | None
     embeddings: ItemEmbeddings | None
     info: dict[str, Any]
-
-
-def align_embeddings(
-    name: str,
-    ids: np.ndarray,
-    vectors: np.ndarray,
-    item_ids: np.ndarray,
-    *,
-    normalise: bool = True,
-) -> ItemEmbeddings:
-    """Align an (M, D) matrix keyed by original movie ids to the item codes of a dataset.
-
-    Items without a vector get a zero row and ``present = False``. Rows are L2-normalised
-    (as the notebook did) when ``normalise``.
-    """
-    vectors = np.asarray(vectors, dtype=np.float32)
-    if normalise:
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        vectors = vectors / (norms + 1e-12)
-    order = np.argsort(ids)
-    sorted_ids = np.asarray(ids)[order]
-    pos = np.searchsorted(sorted_ids, item_ids)
-    pos = np.minimum(pos, max(len(sorted_ids) - 1, 0))
-    present = sorted_ids[pos] == item_ids if len(sorted_ids) else np.zeros(len(item_ids), bool)
-    out = np.zeros((len(item_ids), vectors.shape[1]), dtype=np.float32)
-    out[present] = vectors[order[pos[present]]]
-    return ItemEmbeddings(
-        name=name,
-        vectors=out,
-        present=present,
-        hash=hash_arrays(np.asarray(item_ids, dtype=np.int64), out),
-    )
 
 
 def load_source(src: DataSource) -> Loaded:

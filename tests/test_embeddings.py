@@ -17,6 +17,9 @@ import pytest
 
 from bench import embeddings as E
 from bench.data import Catalog
+from bench.embeddings.builders.fusion import pca
+from bench.embeddings.builders.hashing import gaussian_rows
+from bench.embeddings.cache import cache_key
 from bench.errors import ConfigError, DataError
 from predictors.types import ItemEmbeddings
 
@@ -303,7 +306,7 @@ def test_random_is_stable_per_movie_id(tmp_path):
 
 
 def test_random_rows_look_gaussian():
-    x = E._gaussian_rows(np.arange(2000, dtype=np.uint64), 51, seed=0)
+    x = gaussian_rows(np.arange(2000, dtype=np.uint64), 51, seed=0)
     assert x.shape == (2000, 51)
     assert abs(x.mean()) < 0.01 and abs(x.std() - 1.0) < 0.01
     assert abs(np.corrcoef(x[:, 0], x[:, 1])[0, 1]) < 0.06
@@ -412,7 +415,7 @@ def test_cache_key_follows_the_inputs(tmp_path, small_catalog):
 def test_fusion_key_follows_its_parts(monkeypatch, small_catalog):
     def key() -> str:
         b = E.BUILDERS["kg_gnn_bert"]
-        return E._cache_key(b, small_catalog, small_catalog.item_id, 8, 0)[0]
+        return cache_key(b, E.BuildInput(small_catalog, small_catalog.item_id, 8, 0, False))[0]
 
     before = key()
     bert = E.BUILDERS["bert"]
@@ -430,8 +433,8 @@ def test_env_cache_dir(tmp_path, monkeypatch):
 def test_pca_sign_convention_is_deterministic():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((50, 6)).astype(np.float32)
-    a = E._pca(x, 3)
-    b = E._pca(-x, 3)  # flipping the data flips the scores but not the axes' signs
+    a = pca(x, 3)
+    b = pca(-x, 3)  # flipping the data flips the scores but not the axes' signs
     np.testing.assert_allclose(a, -b, atol=1e-5)
     # scores are uncorrelated, variance decreasing
     var = a.var(axis=0)
@@ -536,3 +539,31 @@ def test_movie_texts(small_catalog):
     assert t[3] == "Heat (1995) | Crime, Thriller | de niro, heist"
     no_tags = dataclasses.replace(small_catalog, tags=None, genres=np.array([""] * 6, dtype=object))
     assert E.movie_texts(no_tags)[0] == "Toy Story (1995)"
+
+
+def test_fusion_gets_its_parts_from_the_cache(tmp_path, monkeypatch, small_catalog):
+    """Without the text extra: a stand-in ``bert`` part (one Gaussian row per movie but the
+    last) shows that the fusion is built from the cached parts, by the formula of its
+    docstring, and is served from the cache afterwards."""
+    import bench.embeddings.build as build
+
+    def fake_bert(inp: E.BuildInput):
+        ids = np.asarray(inp.catalog.item_id[:-1], dtype=np.int64)
+        return ids, gaussian_rows(ids.view(np.uint64), 7, 1)
+
+    monkeypatch.setitem(E.BUILDERS, "bert", dataclasses.replace(E.BUILDERS["bert"], fn=fake_bert))
+    monkeypatch.setattr(build, "require_text_extra", lambda: None)
+    calls = _count_builds(monkeypatch, "kg_gnn_bert")
+    kw = dict(catalog=small_catalog, item_ids=small_catalog.item_id, dim=3, progress=False)
+    f = E.build_embeddings("kg_gnn_bert", cache_dir=tmp_path, **kw)
+    names = sorted(p.name.split("-")[0] for p in tmp_path.glob("*.parquet"))
+    assert names == ["bert", "kg_gnn", "kg_gnn_bert"]
+    kg = E.build_embeddings("kg_gnn", cache_dir=tmp_path, **kw)  # unit rows, from the cache
+    _, bv = fake_bert(E.BuildInput(small_catalog, small_catalog.item_id, 3, 0, False))
+    bert = np.zeros((6, 7), np.float32)
+    bert[:5] = bv / np.linalg.norm(bv, axis=1, keepdims=True)
+    expected = pca(np.concatenate([kg.vectors, bert], axis=1), 3)
+    expected /= np.linalg.norm(expected, axis=1, keepdims=True)
+    np.testing.assert_allclose(f.vectors, expected, rtol=1e-4, atol=1e-5)
+    again = E.build_embeddings("kg_gnn_bert", cache_dir=tmp_path, **kw)
+    assert len(calls) == 1 and again.hash == f.hash
