@@ -539,14 +539,8 @@ class ResultsDoc:
         or None when the file does not record it."""
         from bench.loading import DataSource
 
-        src = dict((self.run_spec or {}).get("source") or {})
-        if not src:
-            return None
-        for k in ("ratings", "catalog", "data_dir"):
-            src[k] = None if src.get(k) is None else Path(src[k])
-        if src.get("rating_scale") is not None:
-            src["rating_scale"] = tuple(src["rating_scale"])
-        return DataSource(**src)
+        src = (self.run_spec or {}).get("source")
+        return DataSource.from_dict(src) if src else None
 
     def model(self, key: RunKey | str) -> ModelRecord | None:
         """The record of ``key`` (a RunKey, or its text form as typed in ``--reference``)."""
