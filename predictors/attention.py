@@ -14,7 +14,7 @@ stepped per epoch), gradient norm clipped to 1.0, batch 128, 30 epochs, window 3
 epoch with the best validation RMSE is kept; no early stopping.
 
 At scale a budget of training samples applies (``max_samples``, default 2,000,000; the rule
-is ``torch_common.resolve_schedule``). While ``epochs * n_train <= max_samples`` nothing
+is ``predictors.torch.trainer.resolve_schedule``). While ``epochs * n_train <= max_samples`` nothing
 changes: the notebook's quick test (10,000 targets: 300,000 samples) and ml-latest-small
 under ``--protocol notebook`` (3,050 targets) train exactly as above. Above it (the full
 200k-user split has ~1M targets) the 30 epochs become 30 rounds of ``max_samples / 30``
@@ -35,7 +35,7 @@ annealed, hence 10.
 Model selection reads at most ``val_max`` (10,000) validation queries, a sample seeded by
 the model's seed when there are more: at full scale on a loaded 2-core CPU one round's 20k
 validation predictions took ~10 s, so all 200k would cost about as much as the round's
-training; 10k queries separated the settings above. ``fit_info_`` records the
+training; 10k queries separated the settings above. The fit report's settings record the
 resolved schedule (``batch_size``, ``lr``, ``patience``, ``epochs``, ``epoch_size``,
 ``max_samples``, ``budget_binds``), ``epochs_run``, ``samples_seen``, ``train_seconds``,
 ``stop_reason`` and ``n_val_used``.
@@ -55,7 +55,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from predictors.torch_common import AutoSettings, SeqBatch, TorchSequencePredictor
+from predictors.options import Constraints, Integer, model_options
+from predictors.torch.adapter import TorchSequencePredictor
+from predictors.torch.batches import SeqBatch
+from predictors.torch.trainer import AutoSettings
 from predictors.types import TrainSet
 
 __all__ = ["Attention", "AttentionConfig", "RatingPredictor"]
@@ -119,10 +122,12 @@ class RatingPredictor(nn.Module):
         return 0.7 * pred + 0.3 * user_bias
 
 
+@model_options
 class Attention(TorchSequencePredictor):
     """Adapter: the notebook's attention model over item embeddings, trained as the
-    notebook did (see the module docstring). ``window``/``seed`` left as None take the
-    split's ``max_history`` and the run's seed."""
+    notebook did (see the module docstring). Options: those of ``TorchSequencePredictor``
+    (``window``/``seed``/``device`` left as None take the split's ``max_history`` and the
+    run's seed and device) and ``hidden``, the notebook's hidden_dim (even)."""
 
     name = "attention"
     summary = "the notebook's attention RatingPredictor over item embeddings + ratings"
@@ -132,47 +137,12 @@ class Attention(TorchSequencePredictor):
     auto_small: ClassVar[AutoSettings] = AutoSettings(batch_size=128, lr=1e-3, patience=None)
     auto_large: ClassVar[AutoSettings] = AutoSettings(batch_size=512, lr=2e-3, patience=10)
 
-    def __init__(
-        self,
-        *,
-        epochs: int = 30,
-        lr: float | str = "auto",
-        weight_decay: float = 0.01,
-        batch_size: int | str = "auto",
-        hidden: int = 128,
-        dropout: float = 0.1,
-        patience: int | str | None = "auto",
-        max_samples: int | None = 2_000_000,
-        val_max: int | None = 10_000,
-        window: int | None = None,
-        eta_min: float = 1e-5,
-        clip: float | None = 1.0,
-        seed: int | None = None,
-        device: str = "auto",
-        bf16: bool = False,
-        progress: bool = True,
-    ) -> None:
-        self.epochs = epochs
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.batch_size = batch_size
-        self.hidden = hidden
-        self.dropout = dropout
-        self.patience = patience
-        self.max_samples = max_samples
-        self.val_max = val_max
-        self.window = window
-        self.eta_min = eta_min
-        self.clip = clip
-        self.seed = seed
-        self.device = device
-        self.bf16 = bf16
-        self.progress = progress
-        self._check_common()
-        if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 2 or hidden % 2:
-            raise ValueError(
-                f"attention: option hidden must be an even integer >= 2, got {hidden!r}"
-            )
+    hidden: int = 128
+
+    option_constraints: ClassVar[Constraints] = {
+        **TorchSequencePredictor.option_constraints,
+        "hidden": (Integer(2, even=True),),
+    }
 
     def _build(self, train: TrainSet, emb_dim: int) -> nn.Module:
         return RatingPredictor(

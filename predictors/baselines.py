@@ -7,82 +7,66 @@ Notation: ``mu`` is the mean of the training events; a query's history is ``r_1.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
 
 from predictors.base import BasePredictor
+from predictors.contract import FitReport
+from predictors.numerics import damped_user_bias, history_sums, mean_rating
+from predictors.options import Boolean, Constraints, Integer, Interval, Validated, model_options
 from predictors.types import EventStore, HistoryBatch, TrainSet, last_k
 
 __all__ = ["Bias", "GlobalMean", "RecentK", "UserMean"]
 
 
-def _mean_of(ratings: NDArray[np.float32]) -> float:
-    if ratings.size == 0:
-        raise ValueError("cannot fit on an empty training set (no training events)")
-    return float(np.mean(ratings, dtype=np.float64))
+@model_options
+class _TrainMean(Validated, BasePredictor):
+    """The fit the mean baselines share: ``mean_`` = ``mu``, their prediction or fallback."""
+
+    def _fit(self, train: TrainSet) -> None:
+        self.mean_ = mean_rating(train.events.rating)
 
 
-def _history_sums(batch: HistoryBatch, values: NDArray[np.floating]) -> NDArray[np.float64]:
-    """(B,) float64 sum of ``values`` (one per history row) over each query's history."""
-    return np.add.reduceat(
-        np.concatenate([np.asarray(values, dtype=np.float64), [0.0]]),
-        batch.hist_offsets[:-1],
-    ) * (batch.hist_lengths() > 0)
-
-
-class GlobalMean(BasePredictor):
+@model_options
+class GlobalMean(_TrainMean):
     """``pred = mu``, the mean of all training events. Never falls back."""
 
     name = "global-mean"
     summary = "mean of all training ratings"
 
-    def __init__(self) -> None:
-        pass
-
-    def _fit(self, train: TrainSet) -> None:
-        self.mean_ = _mean_of(train.events.rating)
-
     def _predict(self, batch: HistoryBatch) -> tuple[NDArray[np.floating], NDArray[np.bool_]]:
         return np.full(len(batch), self.mean_), np.zeros(len(batch), dtype=bool)
 
 
-class UserMean(BasePredictor):
+@model_options
+class UserMean(_TrainMean):
     """``pred = (r_1 + ... + r_n) / n`` over the query's whole history; ``mu`` (flagged as a
     fallback) when the history is empty."""
 
     name = "user-mean"
     summary = "mean of the query's whole history"
 
-    def __init__(self) -> None:
-        pass
-
-    def _fit(self, train: TrainSet) -> None:
-        self.mean_ = _mean_of(train.events.rating)
-
     def _predict(self, batch: HistoryBatch) -> tuple[NDArray[np.floating], NDArray[np.bool_]]:
         n = batch.hist_lengths()
-        sums = _history_sums(batch, batch.hist_rating)
+        sums = history_sums(batch, batch.hist_rating)
         empty = n == 0
         pred = np.where(empty, self.mean_, sums / np.maximum(n, 1))
         return pred, empty
 
 
-class RecentK(BasePredictor):
+@model_options
+class RecentK(_TrainMean):
     """``pred = (r_{n-k+1} + ... + r_n) / min(k, n)``, the mean of the last ``k`` ratings of
     the history (the notebook's recent-5 baseline for k=5); ``mu`` (flagged) when empty."""
 
     name = "recent-k"
     summary = "mean of the last k ratings of the history"
 
-    def __init__(self, *, k: int = 5) -> None:
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ValueError(f"recent-k: option k must be an integer >= 1, got {k!r}")
-        self.k = k
+    k: int = 5
 
-    def _fit(self, train: TrainSet) -> None:
-        self.mean_ = _mean_of(train.events.rating)
+    option_constraints: ClassVar[Constraints] = {"k": (Integer(1),)}
 
     def _predict(self, batch: HistoryBatch) -> tuple[NDArray[np.floating], NDArray[np.bool_]]:
         rows, mask = last_k(batch, self.k)
@@ -96,7 +80,8 @@ class RecentK(BasePredictor):
 _DAMPING_GRID = (0.0, 1.0, 3.0, 10.0, 25.0, 50.0, 100.0)
 
 
-class Bias(BasePredictor):
+@model_options
+class Bias(Validated, BasePredictor):
     """Damped baseline estimates (Koren 2010, eq. 2):
 
     ``b_i = sum_{r in I(i)} (r - mu) / (|I(i)| + item_damping)``,
@@ -111,25 +96,22 @@ class Bias(BasePredictor):
 
     Tuning is closed-form and linear in the validation histories (one pass per item damping,
     the user dampings reuse its sums), so it always runs on all training events and all
-    validation queries, at any scale; ``fit_info_`` records the grid and the timings.
+    validation queries, at any scale; the fit report's settings record the grid and the
+    timings.
     """
 
     name = "bias"
     summary = "global mean + damped user and item biases, damping tuned on validation"
 
-    def __init__(
-        self,
-        *,
-        item_damping: float | None = None,
-        user_damping: float | None = None,
-        refit: bool = True,
-    ) -> None:
-        for key, v in (("item_damping", item_damping), ("user_damping", user_damping)):
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int | float) or v < 0):
-                raise ValueError(f"bias: option {key} must be a number >= 0, got {v!r}")
-        self.item_damping = item_damping
-        self.user_damping = user_damping
-        self.refit = refit
+    item_damping: float | None = None
+    user_damping: float | None = None
+    refit: bool = True
+
+    option_constraints: ClassVar[Constraints] = {
+        "item_damping": (None, Interval(0.0)),
+        "user_damping": (None, Interval(0.0)),
+        "refit": (Boolean(),),
+    }
 
     @staticmethod
     def _item_bias(
@@ -146,14 +128,12 @@ class Bias(BasePredictor):
         b_item: NDArray[np.float64],
         user_damping: float,
     ) -> NDArray[np.float64]:
-        resid = batch.hist_rating - mu - b_item[batch.hist_item]
-        n = batch.hist_lengths()
-        b_user = _history_sums(batch, resid) / (n + user_damping + 1e-12 * (n == 0))
+        b_user = damped_user_bias(batch, mu, b_item, user_damping)
         return mu + b_user + b_item[batch.target_item]
 
-    def _fit(self, train: TrainSet) -> None:
+    def _fit(self, train: TrainSet) -> FitReport:
         t0 = time.perf_counter()
-        mu = _mean_of(train.events.rating)
+        mu = mean_rating(train.events.rating)
         item_grid = _DAMPING_GRID if self.item_damping is None else (self.item_damping,)
         user_grid = _DAMPING_GRID if self.user_damping is None else (self.user_damping,)
         val = train.val
@@ -164,7 +144,7 @@ class Bias(BasePredictor):
             for di in item_grid:
                 b_item, _ = self._item_bias(train.events, train.n_items, mu, di)
                 # the history residual sums do not depend on the user damping: once per di
-                res_sum = _history_sums(
+                res_sum = history_sums(
                     val.batch, val.batch.hist_rating - mu - b_item[val.batch.hist_item]
                 )
                 base = mu + b_item[val.batch.target_item]
@@ -178,16 +158,17 @@ class Bias(BasePredictor):
         tuning_s = time.perf_counter() - t0
         self.item_damping_, self.user_damping_ = float(di), float(du)
         store = train.events
-        if self.refit and len(val.batch):
+        refit = bool(self.refit and len(val.batch))
+        if refit:
             store = train.val_events()
-            self.refit_ = True
-            mu = _mean_of(store.rating)
+            mu = mean_rating(store.rating)
         self.mu_ = mu
         self.item_bias_, self.item_count_ = self._item_bias(store, train.n_items, mu, di)
-        self.fit_info_ = {
+        val_rmse = None if not np.isfinite(best[0]) else best[0]
+        settings = {
             "item_damping": self.item_damping_,
             "user_damping": self.user_damping_,
-            "val_rmse": None if not np.isfinite(best[0]) else best[0],
+            "val_rmse": val_rmse,
             "tuning": {"on": "all", "events": train.events.n_events, "val_queries": len(val.batch)},
             "grid": scores,
             "timings": {
@@ -195,6 +176,7 @@ class Bias(BasePredictor):
                 "final_fit_s": round(time.perf_counter() - t0 - tuning_s, 3),
             },
         }
+        return FitReport(settings=settings, refit=refit, val_rmse=val_rmse)
 
     def _predict(self, batch: HistoryBatch) -> tuple[NDArray[np.floating], NDArray[np.bool_]]:
         pred = self._predict_with(batch, self.mu_, self.item_bias_, self.user_damping_)

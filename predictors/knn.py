@@ -34,14 +34,24 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
 
 from predictors.base import BasePredictor
 from predictors.baselines import Bias
-from predictors.mf import check_float, check_int, history_sums, rmse
+from predictors.contract import Capabilities, FitReport
+from predictors.numerics import damped_user_bias, history_sums, rmse
+from predictors.options import (
+    Boolean,
+    Constraints,
+    Integer,
+    Interval,
+    OneOf,
+    Validated,
+    model_options,
+)
 from predictors.tuning import query_subset
 from predictors.types import HistoryBatch, TrainSet, gather_ranges
 
@@ -64,7 +74,8 @@ class _Neighbours:
     rank: NDArray[np.int64]  # (M,) 0 = most similar
 
 
-class KNN(BasePredictor):
+@model_options
+class KNN(Validated, BasePredictor):
     """Similarity-weighted kNN over item embeddings (see the module docstring).
 
     Learns per-movie parameters only with the ``bias`` baseline (item biases); the
@@ -72,41 +83,33 @@ class KNN(BasePredictor):
     ``shrink`` (>= 0), ``baseline`` (``"bias"`` or ``"user-mean"``): ``None`` tunes them;
     ``window`` (int >= 1, default 200) caps the candidates; ``refit`` (default True);
     ``tune_queries`` (int >= 1, default 20,000) validation queries the grid runs on at most.
+
+    Not declared ``seeded``: the fit is deterministic on the data, except that above
+    ``tune_queries`` validation queries the tuning subset is drawn with the run's seed
+    (``train.context.seed``); a run with several seeds fits it once, with the first.
     """
 
     name = "knn"
     summary = "similarity-weighted kNN over item embeddings (k, alpha, shrink tuned)"
-    uses_embeddings = True
+    capabilities: ClassVar[Capabilities] = Capabilities(embeddings=True)
 
-    def __init__(
-        self,
-        *,
-        k: int | None = None,
-        alpha: float | None = None,
-        shrink: float | None = None,
-        baseline: str | None = None,
-        window: int = 200,
-        refit: bool = True,
-        tune_queries: int = 20_000,
-    ) -> None:
-        check_int(self.name, "k", k)
-        check_float(self.name, "alpha", alpha, strict=True)
-        check_float(self.name, "shrink", shrink)
-        check_int(self.name, "window", window, none=False)
-        check_int(self.name, "tune_queries", tune_queries, none=False)
-        if baseline is not None and baseline not in _BASELINES:
-            raise ValueError(
-                f"knn: option baseline must be one of {', '.join(_BASELINES)}, got {baseline!r}"
-            )
-        if not isinstance(refit, bool):
-            raise ValueError(f"knn: option refit must be true or false, got {refit!r}")
-        self.k = k
-        self.alpha = alpha
-        self.shrink = shrink
-        self.baseline = baseline
-        self.window = window
-        self.refit = refit
-        self.tune_queries = tune_queries
+    k: int | None = None
+    alpha: float | None = None
+    shrink: float | None = None
+    baseline: str | None = None
+    window: int = 200
+    refit: bool = True
+    tune_queries: int = 20_000
+
+    option_constraints: ClassVar[Constraints] = {
+        "k": (None, Integer(1)),
+        "alpha": (None, Interval(0.0, closed="neither")),
+        "shrink": (None, Interval(0.0)),
+        "baseline": (None, OneOf(*_BASELINES)),
+        "window": (Integer(1),),
+        "refit": (Boolean(),),
+        "tune_queries": (Integer(1),),
+    }
 
     # ------------------------------------------------------------------------- pieces
     def _neighbours(self, batch: HistoryBatch, k: int) -> _Neighbours:
@@ -141,8 +144,7 @@ class KNN(BasePredictor):
             mean = np.where(n > 0, mean, self.mean_)
             return mean, np.repeat(mean, n)
         b_item = bias.item_bias_
-        resid = batch.hist_rating - bias.mu_ - b_item[batch.hist_item]
-        b_user = history_sums(batch, resid) / (n + bias.user_damping_ + 1e-12 * (n == 0))
+        b_user = damped_user_bias(batch, bias.mu_, b_item, bias.user_damping_)
         target = bias.mu_ + b_user + b_item[batch.target_item]
         hist = bias.mu_ + np.repeat(b_user, n) + b_item[batch.hist_item]
         return target, hist
@@ -167,7 +169,7 @@ class KNN(BasePredictor):
         return pred, ~has
 
     # ------------------------------------------------------------------------- fit/predict
-    def _fit(self, train: TrainSet) -> None:
+    def _fit(self, train: TrainSet) -> FitReport:
         t0 = time.perf_counter()
         emb = train.embeddings
         if emb is None:
@@ -187,7 +189,7 @@ class KNN(BasePredictor):
         bias = Bias(refit=False).fit(train) if "bias" in b_grid else None
         timings = {"bias_s": time.perf_counter() - t0}
         val, tuned_on = query_subset(
-            train.val, max_queries=int(self.tune_queries), seed=int(train.seed)
+            train.val, max_queries=int(self.tune_queries), seed=int(train.context.seed)
         )
         best: dict[str, Any] = {
             "val_rmse": np.inf,
@@ -229,6 +231,7 @@ class KNN(BasePredictor):
         self.k_, self.alpha_, self.shrink_ = best["k"], best["alpha"], best["shrink"]
         self.baseline_ = best["baseline"]
         self.bias_: Bias | None = None
+        refit = False
         if self.baseline_ == "bias":
             assert bias is not None
             self.bias_ = bias
@@ -236,20 +239,22 @@ class KNN(BasePredictor):
                 self.bias_ = Bias(
                     item_damping=bias.item_damping_, user_damping=bias.user_damping_, refit=True
                 ).fit(train)
-                self.refit_ = True
+                refit = True
         timings["refit_s"] = time.perf_counter() - t1
         timings["total_s"] = time.perf_counter() - t0
-        self.fit_info_ = {
+        val_rmse = None if not np.isfinite(best["val_rmse"]) else float(best["val_rmse"])
+        settings = {
             "k": int(self.k_),
             "alpha": float(self.alpha_),
             "shrink": float(self.shrink_),
             "baseline": self.baseline_,
             "window": int(self.window),
-            "val_rmse": None if not np.isfinite(best["val_rmse"]) else float(best["val_rmse"]),
+            "val_rmse": val_rmse,
             "tuning": tuned_on,
             "grid": grid,
             "timings": {k: round(v, 3) for k, v in timings.items()},
         }
+        return FitReport(settings=settings, refit=refit, val_rmse=val_rmse)
 
     def _predict(self, batch: HistoryBatch) -> tuple[NDArray[np.floating], NDArray[np.bool_]]:
         nb = self._neighbours(batch, self.k_)

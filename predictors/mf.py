@@ -37,9 +37,9 @@ the grid runs follows the rule of ``predictors.tuning``:
 The refit data, ``TrainSet.val_events()``, is exactly every event before the user's test
 target, so at test time a query's history equals the data its user's parameters were
 fitted on, and folding the history in again would only repeat the last user solve.
-``fit_info_`` records the tuning data (``tuning``: all or the subsample's users, events,
-validation queries and seed), the grid with its validation curves, the final fit's curve,
-the refit, and the seconds of each part (``timings``).
+The fit report's settings record the seed, the tuning data (``tuning``: all or the
+subsample's users, events, validation queries and seed), the grid with its validation
+curves, the final fit's curve, the refit, and the seconds of each part (``timings``).
 
 Prediction uses the stored parameters of ``batch.user``. Fallbacks (flagged): a user without
 training events gets ``b_u`` from the query's history as in ``bias`` (damped mean residual
@@ -49,17 +49,17 @@ against ``mu + b_i``) and ``p_u = 0``; a movie without training events gets ``b_
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
 
-from predictors.base import BasePredictor
-from predictors.tuning import TUNE_EVENTS, select_and_fit
-from predictors.types import EventStore, HistoryBatch, Queries, TrainSet, gather_ranges
+from predictors.numerics import damped_user_bias, known, rmse
+from predictors.options import Constraints, Interval, model_options
+from predictors.tuning import FactorModel
+from predictors.types import EventStore, HistoryBatch, Queries, gather_ranges
 
 __all__ = ["MF", "ALSParams", "fit_als", "solve_grouped"]
 
@@ -72,25 +72,7 @@ _CHUNK_ENTITIES = 4096  # bound on the stacked (d, d) systems solved at once
 _REFIT_SWEEPS = 1  # large data: sweeps of the warm refit on training + validation events
 
 
-# --------------------------------------------------------------------------- option checks
-
-
-def check_int(model: str, key: str, v: Any, low: int = 1, *, none: bool = True) -> None:
-    if v is None and none:
-        return
-    if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < low:
-        raise ValueError(f"{model}: option {key} must be an integer >= {low}, got {v!r}")
-
-
-def check_float(
-    model: str, key: str, v: Any, *, low: float = 0.0, strict: bool = False, none: bool = True
-) -> None:
-    if v is None and none:
-        return
-    ok = not isinstance(v, bool) and isinstance(v, int | float | np.floating) and np.isfinite(v)
-    if not ok or v < low or (strict and v == low):
-        rel = ">" if strict else ">="
-        raise ValueError(f"{model}: option {key} must be a number {rel} {low}, got {v!r}")
+# --------------------------------------------------------------------------- memory
 
 
 _MAX_PARAM_BYTES = 2 << 30  # parameter matrices (all copies) above this: fail early
@@ -360,19 +342,8 @@ def fit_als(
 # --------------------------------------------------------------------------- predictor
 
 
-def history_sums(batch: HistoryBatch, values: NDArray[np.floating]) -> NDArray[np.float64]:
-    """(B,) float64 sum of ``values`` (one per history row) over each query's history."""
-    return np.add.reduceat(
-        np.concatenate([np.asarray(values, dtype=np.float64), [0.0]]),
-        batch.hist_offsets[:-1],
-    ) * (batch.hist_lengths() > 0)
-
-
-def rmse(pred: NDArray[np.floating], truth: NDArray[np.floating]) -> float:
-    return float(np.sqrt(np.mean((np.asarray(pred, np.float64) - truth) ** 2)))
-
-
-class MF(BasePredictor):
+@model_options
+class MF(FactorModel[ALSParams]):
     """Biased matrix factorisation by ALS: ``r̂ = mu + b_u + b_i + p_u · q_i``.
 
     Learns per-user and per-movie parameters (ids). Options (keyword-only):
@@ -384,7 +355,8 @@ class MF(BasePredictor):
     - ``epochs`` (int >= 1) ALS sweeps; ``None``: the best sweep on validation, up to
       ``max_epochs`` (default 20);
     - ``refit`` (default True) retrain on training + validation events before test;
-    - ``seed`` for the initial movie factors and the tuning subsample;
+    - ``seed`` (int >= 0) for the initial movie factors and the tuning subsample; ``None``:
+      the run's seed;
     - ``tune_events`` (int >= 1, default 300,000): tune on everything up to this many
       fitting events, else on a seeded user subsample of about this many (see the module
       docstring).
@@ -395,135 +367,32 @@ class MF(BasePredictor):
     name = "mf"
     summary = "biased matrix factorisation (ALS), factors/reg/sweeps tuned on validation"
 
-    _drift = False
+    factor_grid = _FACTOR_GRID
+    reg_grid = _REG_GRID
+    refit_epochs = _REFIT_SWEEPS
+    epoch_word = "sweeps"
 
-    def __init__(
-        self,
-        *,
-        factors: int | None = None,
-        reg: float | None = None,
-        reg_bias: float = 5.0,
-        epochs: int | None = None,
-        max_epochs: int = 20,
-        refit: bool = True,
-        seed: int = 0,
-        tune_events: int = TUNE_EVENTS,
-    ) -> None:
-        check_int(self.name, "factors", factors)
-        check_int(self.name, "tune_events", tune_events, none=False)
-        check_float(self.name, "reg", reg, strict=True)
-        check_float(self.name, "reg_bias", reg_bias, none=False)
-        check_int(self.name, "epochs", epochs)
-        check_int(self.name, "max_epochs", max_epochs, none=False)
-        check_int(self.name, "seed", seed, low=0, none=False)
-        if not isinstance(refit, bool):
-            raise ValueError(f"{self.name}: option refit must be true or false, got {refit!r}")
-        self.factors = factors
-        self.reg = reg
-        self.reg_bias = reg_bias
-        self.epochs = epochs
-        self.max_epochs = max_epochs
-        self.refit = refit
-        self.seed = seed
-        self.tune_events = tune_events
+    option_constraints: ClassVar[Constraints] = {
+        **FactorModel.option_constraints,
+        "reg": (None, Interval(0.0, closed="neither")),
+    }
 
-    # hooks for mf-temporal ---------------------------------------------------------------
-    def _als_options(self) -> dict[str, Any]:
-        return {}
+    # hooks -------------------------------------------------------------------------------
+    def _solver(self) -> Callable[..., ALSParams]:
+        return fit_als
 
     def _val_score(self, params: ALSParams, val: Queries) -> float:
         """Validation RMSE of a parameter set (the tuning criterion)."""
         pred, _ = self._predict_params(params, val.batch)
         return rmse(self.scale_.clip(pred), val.rating)
 
-    def _after_tuning(self, params: ALSParams, val: Queries) -> None:
-        """Called with the fitted (not yet refit) parameters and the validation queries to
-        tune on; mf-temporal tunes its offset."""
-
-    # fitting -------------------------------------------------------------------------------
-    def _train(
-        self,
-        store: EventStore,
-        train: TrainSet,
-        factors: int,
-        reg: float,
-        epochs: int,
-        on_epoch: Callable[[int, ALSParams], bool] | None = None,
-        init: ALSParams | None = None,
-    ) -> ALSParams:
-        return fit_als(
-            store,
-            train.n_items,
-            factors=factors,
-            reg=reg,
-            reg_bias=float(self.reg_bias),
-            epochs=epochs,
-            seed=self.seed,
-            on_epoch=on_epoch,
-            init=init,
-            **self._als_options(),
-        )
-
-    def _fit(self, train: TrainSet) -> None:
-        t0 = time.perf_counter()
-        has_val = len(train.val.batch) > 0
-        sel = select_and_fit(
-            train,
-            lambda data, f, reg, n, on_epoch, init: self._train(
-                data.events, train, f, reg, n, on_epoch, init
-            ),
-            self._val_score,
-            _FACTOR_GRID if self.factors is None else (int(self.factors),),
-            _REG_GRID if self.reg is None else (float(self.reg),),
-            max_epochs=self.max_epochs,
-            fixed_epochs=self.epochs,
-            tune_events=int(self.tune_events),
-            seed=self.seed,
-            refit_epochs=_REFIT_SWEEPS,
-        )
-        self.factors_, self.reg_, self.epochs_ = sel.factors, sel.reg, sel.epochs
-        t1 = time.perf_counter()
-        self._after_tuning(sel.params, sel.tune_val)
-        val_rmse = self._val_score(sel.params, train.val) if has_val else None
-        sel.timings["after_tuning_s"] = time.perf_counter() - t1
-        params = sel.params
-        if self.refit and has_val:
-            # small data: retrained from the seed; large data: continued from the fit
-            t1 = time.perf_counter()
-            store = train.val_events()
-            params = self._train(
-                store, train, self.factors_, self.reg_, sel.refit_epochs, init=sel.refit_init
-            )
-            self.refit_ = True
-            sel.info["refit"] = {
-                "events": store.n_events,
-                "sweeps": sel.refit_epochs,
-                "warm_start": sel.refit_init is not None,
-            }
-            sel.timings["refit_s"] = time.perf_counter() - t1
-        self.params_ = params
-        sel.timings["total_s"] = time.perf_counter() - t0
-        self.fit_info_ = {
-            "factors": self.factors_,
-            "reg": self.reg_,
-            "epochs": self.epochs_,
-            "val_rmse": val_rmse,
-            **self._extra_info(),
-            **sel.info,
-            "timings": {k: round(v, 3) for k, v in sel.timings.items()},
-        }
-
-    def _extra_info(self) -> dict[str, Any]:
-        return {}
-
     # prediction ----------------------------------------------------------------------------
     def _predict_params(
         self, params: ALSParams, batch: HistoryBatch
     ) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
         """MF prediction for every query and the fallback mask, from ``params``."""
-        n_users = params.user_count.size
         user = batch.user.astype(np.int64)
-        known_u = (user < n_users) & (params.user_count[np.minimum(user, n_users - 1)] > 0)
+        known_u = known(params.user_count, user)
         known_i = params.item_count[batch.target_item] > 0
         u = np.where(known_u, user, 0)
         i = np.where(known_i, batch.target_item, 0)
@@ -538,10 +407,7 @@ class MF(BasePredictor):
         )
         if not known_u.all():
             # unknown user: b_u from the history (damped mean residual against mu + b_i)
-            hi = batch.hist_item.astype(np.int64)
-            resid = batch.hist_rating - params.mu - params.item_bias[hi]
-            n = batch.hist_lengths()
-            b_u = history_sums(batch, resid) / (n + self.reg_bias + 1e-12 * (n == 0))
+            b_u = damped_user_bias(batch, params.mu, params.item_bias, self.reg_bias)
             cold = params.mu + b_u + np.where(known_i, params.item_bias[i], 0.0)
             pred = np.where(known_u, pred, cold)
         return pred, ~(known_u & known_i)

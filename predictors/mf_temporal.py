@@ -31,20 +31,22 @@ at its given or default settings; on all data or a seeded user subsample, by ``m
 ``tune_events`` rule), then ``tau``, ``decay`` and ``shrink`` over a grid (cheap: no
 refitting) on the validation queries of the same data (all, or the subsample's users),
 scored with the parameters fitted on all training events. Then a refit on training +
-validation events, as ``mf`` does. ``fit_info_["val_rmse"]`` is the model with its tuned
+validation events, as ``mf`` does. The fit report's ``val_rmse`` is the model with its tuned
 offset on all validation queries (before the refit); ``val_rmse_without_offset`` and the
 offset grid are on the queries the offset was tuned on.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
 
-from predictors.mf import MF, ALSParams, check_float, check_int, rmse
-from predictors.tuning import TUNE_EVENTS
+from predictors.contract import FitReport
+from predictors.mf import MF, ALSParams
+from predictors.numerics import known, rmse
+from predictors.options import Constraints, Integer, Interval, model_options
 from predictors.types import HistoryBatch, Queries, TrainSet, last_k
 
 __all__ = ["MFTemporal"]
@@ -57,6 +59,7 @@ _DEFAULT_OFFSET = (0.25, 0.9, 2.0)  # (tau, decay, shrink) while tuning the MF p
 _OFFSET_ELEMENTS = 1 << 21  # bound on the (queries, window) elements scored at once
 
 
+@model_options
 class MFTemporal(MF):
     """timeSVD-style biased MF: drifting user bias + a recency-weighted session offset.
 
@@ -78,62 +81,29 @@ class MFTemporal(MF):
     name = "mf-temporal"
     summary = "timeSVD-style MF: drifting user bias + recency-weighted session offset"
 
-    def __init__(
-        self,
-        *,
-        factors: int | None = None,
-        reg: float | None = None,
-        reg_bias: float = 5.0,
-        epochs: int | None = None,
-        max_epochs: int = 20,
-        beta: float = 0.4,
-        reg_drift: float = 300.0,
-        session_gap: float = 3600.0,
-        reg_session: float = 3.0,
-        window: int = 100,
-        tau: float | None = None,
-        decay: float | None = None,
-        shrink: float | None = None,
-        refit: bool = True,
-        seed: int = 0,
-        tune_events: int = TUNE_EVENTS,
-    ) -> None:
-        super().__init__(
-            factors=factors,
-            reg=reg,
-            reg_bias=reg_bias,
-            epochs=epochs,
-            max_epochs=max_epochs,
-            refit=refit,
-            seed=seed,
-            tune_events=tune_events,
-        )
-        n = self.name
-        check_float(n, "beta", beta, strict=True, none=False)
-        check_float(n, "reg_drift", reg_drift, none=False)
-        check_float(n, "session_gap", session_gap, none=False)
-        check_float(n, "reg_session", reg_session, none=False)
-        check_int(n, "window", window, none=False)
-        if tau is not None and not (
-            not isinstance(tau, bool) and isinstance(tau, int | float) and tau > 0
-        ):
-            raise ValueError(f"{n}: option tau must be a number of hours > 0 (or inf), got {tau!r}")
-        if decay is not None and not (
-            not isinstance(decay, bool) and isinstance(decay, int | float) and 0 < decay <= 1
-        ):
-            raise ValueError(f"{n}: option decay must be a number in (0, 1], got {decay!r}")
-        check_float(n, "shrink", shrink)
-        self.beta = beta
-        self.reg_drift = reg_drift
-        self.session_gap = session_gap
-        self.reg_session = reg_session
-        self.window = window
-        self.tau = tau
-        self.decay = decay
-        self.shrink = shrink
+    beta: float = 0.4
+    reg_drift: float = 300.0
+    session_gap: float = 3600.0
+    reg_session: float = 3.0
+    window: int = 100
+    tau: float | None = None
+    decay: float | None = None
+    shrink: float | None = None
+
+    option_constraints: ClassVar[Constraints] = {
+        **MF.option_constraints,
+        "beta": (Interval(0.0, closed="neither"),),
+        "reg_drift": (Interval(0.0),),
+        "session_gap": (Interval(0.0),),
+        "reg_session": (Interval(0.0),),
+        "window": (Integer(1),),
+        "tau": (None, Interval(0.0, closed="neither", inf=True, unit="hours")),
+        "decay": (None, Interval(0.0, 1.0, closed="right")),
+        "shrink": (None, Interval(0.0)),
+    }
 
     # ------------------------------------------------------------------------- MF hooks
-    def _als_options(self) -> dict[str, Any]:
+    def _solver_options(self) -> dict[str, Any]:
         return {
             "drift": True,
             "beta": float(self.beta),
@@ -150,10 +120,10 @@ class MFTemporal(MF):
             s if self.shrink is None else float(self.shrink),
         )
 
-    def _fit(self, train: TrainSet) -> None:
+    def _fit(self, train: TrainSet) -> FitReport:
         for key in ("tau_", "decay_", "shrink_", "mf_val_rmse_"):
             self.__dict__.pop(key, None)  # a previous fit's offset must not score this one
-        super()._fit(train)
+        return super()._fit(train)
 
     def _val_score(self, params: ALSParams, val: Queries) -> float:
         """Validation RMSE with the tuned offset once it is tuned, the given/default offset
@@ -230,10 +200,7 @@ class MFTemporal(MF):
     ) -> tuple[NDArray[np.float64], NDArray[np.bool_], NDArray[np.bool_]]:
         """(pred, fallback, known_user), each (B,): the model without the session offset."""
         pred, fallback = self._predict_params(params, batch)
-        n_users = params.user_count.size
-        user = batch.user.astype(np.int64)
-        known_u = (user < n_users) & (params.user_count[np.minimum(user, n_users - 1)] > 0)
-        return pred, fallback, known_u
+        return pred, fallback, known(params.user_count, batch.user)
 
     def _offset_parts(
         self, params: ALSParams, batch: HistoryBatch

@@ -59,9 +59,10 @@ runs on a seeded user subsample of about ``tune_events`` events, warm-started al
 one fit on all training events then starts from the chosen subsample model (users and
 movies it saw; the others from the seed) and stops at the first epoch that gains less than
 1e-4 on all validation queries; the refit continues from it for one epoch on training +
-validation events. ``fit_info_["val_rmse"]`` is the fitted model's validation RMSE on all
-validation queries, measured before the refit; ``fit_info_`` also records the tuning data,
-the grid, the final fit's curve and the seconds of each part.
+validation events. The fit report's ``val_rmse`` (also in its settings) is the fitted
+model's validation RMSE on all validation queries, measured before the refit; the settings
+also record the seed, the tuning data, the grid, the final fit's curve and the seconds of
+each part.
 
 **Fallbacks** (flagged): a movie without training events gets ``b_i = 0``, ``q_i = 0``
 (no factor term); a user without training events gets ``p_u = 0`` and ``b_u`` from the
@@ -73,23 +74,24 @@ history.
 from __future__ import annotations
 
 import itertools
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
 
-from predictors.base import BasePredictor
-from predictors.mf import check_float, check_int, check_param_memory, history_sums, rmse
-from predictors.tuning import TUNE_EVENTS, select_and_fit
-from predictors.types import EventStore, HistoryBatch, Queries, TrainSet, gather_ranges
+from predictors.contract import Capabilities
+from predictors.mf import check_param_memory
+from predictors.numerics import damped_user_bias, known, rmse
+from predictors.options import Constraints, Integer, Interval, model_options
+from predictors.tuning import FactorModel
+from predictors.types import EventStore, HistoryBatch, Queries, gather_ranges
 
 __all__ = ["SVDpp", "SVDppParams", "fit_svdpp", "implicit_sums"]
 
 _FACTOR_GRID = (16, 64)
 _REG_GRID = (0.03, 0.1, 0.3)
-_PATIENCE = 3  # early stopping: epochs without a validation improvement
 _SUM_ELEMENTS = 1 << 22  # bound on gathered (history row, factor) elements in implicit_sums
 _REFIT_EPOCHS = 1  # large data: epochs of the warm refit on training + validation events
 
@@ -259,9 +261,8 @@ def predict_params(
 ) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
     """SVD++ prediction (B,) float64 for every query from ``params``, and the fallback mask
     (B,) bool. ``damping`` is the damping of a history-estimated ``b_u`` (unknown users)."""
-    n_users = params.user_count.size
     user = batch.user.astype(np.int64)
-    known_u = (user < n_users) & (params.user_count[np.minimum(user, n_users - 1)] > 0)
+    known_u = known(params.user_count, user)
     known_i = params.item_count[batch.target_item] > 0
     u = np.where(known_u, user, 0)
     i = batch.target_item.astype(np.int64)  # unseen movies have zero b_i, q_i rows
@@ -270,14 +271,13 @@ def predict_params(
     b_u = params.user_bias[u]
     if not known_u.all():
         # unknown user: b_u from the history (damped mean residual against mu + b_i)
-        resid = batch.hist_rating - params.mu - params.item_bias[batch.hist_item]
-        n = batch.hist_lengths()
-        cold = history_sums(batch, resid) / (n + damping + 1e-12 * (n == 0))
+        cold = damped_user_bias(batch, params.mu, params.item_bias, damping)
         b_u = np.where(known_u, b_u, cold)
     return pred + b_u, ~(known_u & known_i)
 
 
-class SVDpp(BasePredictor):
+@model_options
+class SVDpp(FactorModel[SVDppParams]):
     """SVD++: ``r̂ = mu + b_u + b_i + q_i · (p_u + |N(u)|^-1/2 Σ_{j ∈ N(u)} y_j)``.
 
     Learns per-user and per-movie parameters (ids); the implicit term is computed from the
@@ -303,130 +303,37 @@ class SVDpp(BasePredictor):
 
     name = "svdpp"
     summary = "SVD++: biased MF + implicit feedback from the history, Adam, tuned on validation"
-    uses_torch = True
+    capabilities: ClassVar[Capabilities] = Capabilities(seeded=True, torch=True)
 
-    def __init__(
-        self,
-        *,
-        factors: int | None = None,
-        reg: float | None = None,
-        reg_bias: float = 5.0,
-        epochs: int | None = None,
-        max_epochs: int = 40,
-        lr: float = 0.005,
-        batch_events: int = 4096,
-        init_std: float = 0.05,
-        refit: bool = True,
-        seed: int | None = None,
-        tune_events: int = TUNE_EVENTS,
-    ) -> None:
-        n = self.name
-        check_int(n, "tune_events", tune_events, none=False)
-        check_int(n, "factors", factors)
-        check_float(n, "reg", reg)
-        check_float(n, "reg_bias", reg_bias, none=False)
-        check_int(n, "epochs", epochs)
-        check_int(n, "max_epochs", max_epochs, none=False)
-        check_float(n, "lr", lr, strict=True, none=False)
-        check_int(n, "batch_events", batch_events, none=False)
-        check_float(n, "init_std", init_std, strict=True, none=False)
-        check_int(n, "seed", seed, low=0)
-        if not isinstance(refit, bool):
-            raise ValueError(f"{n}: option refit must be true or false, got {refit!r}")
-        self.factors = factors
-        self.reg = reg
-        self.reg_bias = reg_bias
-        self.epochs = epochs
-        self.max_epochs = max_epochs
-        self.lr = lr
-        self.batch_events = batch_events
-        self.init_std = init_std
-        self.refit = refit
-        self.seed = seed
-        self.tune_events = tune_events
+    factor_grid = _FACTOR_GRID
+    reg_grid = _REG_GRID
+    refit_epochs = _REFIT_EPOCHS
 
-    def _train(
-        self,
-        store: EventStore,
-        n_items: int,
-        factors: int,
-        reg: float,
-        epochs: int,
-        on_epoch: Callable[[int, SVDppParams], bool] | None = None,
-        init: SVDppParams | None = None,
-    ) -> SVDppParams:
-        return fit_svdpp(
-            store,
-            n_items,
-            factors=factors,
-            reg=reg,
-            reg_bias=float(self.reg_bias),
-            epochs=epochs,
-            lr=float(self.lr),
-            batch_events=int(self.batch_events),
-            seed=self.seed_,
-            init_std=float(self.init_std),
-            on_epoch=on_epoch,
-            init=init,
-        )
+    max_epochs: int = 40
+    lr: float = 0.005
+    batch_events: int = 4096
+    init_std: float = 0.05
+
+    option_constraints: ClassVar[Constraints] = {
+        **FactorModel.option_constraints,
+        "lr": (Interval(0.0, closed="neither"),),
+        "batch_events": (Integer(1),),
+        "init_std": (Interval(0.0, closed="neither"),),
+    }
+
+    def _solver(self) -> Callable[..., SVDppParams]:
+        return fit_svdpp
+
+    def _solver_options(self) -> dict[str, Any]:
+        return {
+            "lr": float(self.lr),
+            "batch_events": int(self.batch_events),
+            "init_std": float(self.init_std),
+        }
 
     def _val_score(self, params: SVDppParams, val: Queries) -> float:
         pred, _ = predict_params(params, val.batch, float(self.reg_bias))
         return rmse(self.scale_.clip(pred), val.rating)
-
-    def _fit(self, train: TrainSet) -> None:
-        t0 = time.perf_counter()
-        self.seed_ = int(train.seed if self.seed is None else self.seed)
-        has_val = len(train.val.batch) > 0
-        sel = select_and_fit(
-            train,
-            lambda data, f, reg, n, on_epoch, init: self._train(
-                data.events, train.n_items, f, reg, n, on_epoch, init
-            ),
-            self._val_score,
-            _FACTOR_GRID if self.factors is None else (int(self.factors),),
-            _REG_GRID if self.reg is None else (float(self.reg),),
-            max_epochs=self.max_epochs,
-            fixed_epochs=self.epochs,
-            tune_events=int(self.tune_events),
-            seed=self.seed_,
-            patience=_PATIENCE,
-            refit_epochs=_REFIT_EPOCHS,
-        )
-        self.factors_, self.reg_, self.epochs_ = sel.factors, sel.reg, sel.epochs
-        val_rmse = self._val_score(sel.params, train.val) if has_val else None
-        params = sel.params
-        if self.refit and has_val:
-            # small data: retrained from the seed; large data: continued from the fit
-            t1 = time.perf_counter()
-            store = train.val_events()
-            params = self._train(
-                store,
-                train.n_items,
-                self.factors_,
-                self.reg_,
-                sel.refit_epochs,
-                None,
-                sel.refit_init,
-            )
-            self.refit_ = True
-            sel.info["refit"] = {
-                "events": store.n_events,
-                "epochs": sel.refit_epochs,
-                "warm_start": sel.refit_init is not None,
-            }
-            sel.timings["refit_s"] = time.perf_counter() - t1
-        self.params_ = params
-        sel.timings["total_s"] = time.perf_counter() - t0
-        self.fit_info_ = {
-            "factors": self.factors_,
-            "reg": self.reg_,
-            "epochs": self.epochs_,
-            "seed": self.seed_,
-            "val_rmse": val_rmse,
-            **sel.info,
-            "timings": {k: round(v, 3) for k, v in sel.timings.items()},
-        }
 
     def _predict(self, batch: HistoryBatch) -> tuple[NDArray[np.floating], NDArray[np.bool_]]:
         return predict_params(self.params_, batch, float(self.reg_bias))

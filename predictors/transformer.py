@@ -41,7 +41,7 @@ decayed), cosine schedule over the epochs, gradient clipping 1.0, early stopping
 validation RMSE (patience 3), best epoch kept. No refit on the validation targets.
 
 At scale the shared sample budget applies (``max_samples``, default 2,000,000; see
-``torch_common.resolve_schedule``): while ``epochs * n_train`` fits in it (every
+``predictors.torch.trainer.resolve_schedule``): while ``epochs * n_train`` fits in it (every
 notebook-sized split) the training above is unchanged; above it (the full 200k-user split,
 ~1M targets) the 20 epochs become 20 rounds of ``max_samples / 20`` targets each (a seeded
 stream of shuffles, every target once before any repeats), and the ``"auto"`` options take
@@ -51,7 +51,7 @@ Chosen on validation RMSE at one tenth scale (100k targets, a 300k-sample budget
 validation queries, seed 0): batch 256 at lr 1e-3 reached 0.8665, batch 512 at lr 2e-3
 0.8676 for only 1.1x less CPU time. Model selection reads at most ``val_max`` (10,000)
 validation queries, a seeded sample when there are more.
-``fit_info_`` records the resolved schedule, ``epochs_run``, ``samples_seen``,
+The fit report's settings record the resolved schedule, ``epochs_run``, ``samples_seen``,
 ``train_seconds`` and ``stop_reason``.
 
 Defaults, chosen on validation RMSE only (ml-latest-small, notebook protocol, kg_gnn
@@ -77,7 +77,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from predictors.torch_common import AutoSettings, SeqBatch, TorchSequencePredictor
+from predictors.options import Boolean, Constraints, Integer, Interval, OneOf, model_options
+from predictors.torch.adapter import TorchSequencePredictor
+from predictors.torch.batches import SeqBatch
+from predictors.torch.trainer import AutoSettings
 from predictors.types import TrainSet
 
 __all__ = ["HistoryTransformer", "Transformer", "TransformerConfig"]
@@ -206,13 +209,17 @@ class HistoryTransformer(nn.Module):
         return out
 
 
+@model_options
 class Transformer(TorchSequencePredictor):
     """Adapter: Transformer encoder + query cross-attention + learned biases + session offset
-    (see the module docstring). ``window``/``seed`` left as None take the split's
-    ``max_history`` and the run's seed. ``time_features``: time-gap encodings on the history
-    tokens; ``session``: the recency-weighted session offset; ``targets``: ``"split"`` (the
-    split's training targets) or ``"all"`` (every training event); ``epoch_size``: targets
-    per epoch (None: all)."""
+    (see the module docstring). Options: those of ``TorchSequencePredictor`` (``window``/
+    ``seed``/``device`` left as None take the split's ``max_history`` and the run's seed and
+    device; 20 epochs here), the module's widths (``layers``, ``heads``, ``d_model``
+    divisible by ``heads``), the dampings of the biases (``user_damping`` > 0,
+    ``item_damping`` >= 0), ``time_features``: time-gap encodings on the history tokens;
+    ``session``: the recency-weighted session offset; ``targets``: ``"split"`` (the split's
+    training targets) or ``"all"`` (every training event); ``epoch_size``: targets per epoch
+    (None: all)."""
 
     name = "transformer"
     summary = "Transformer encoder over history + query cross-attention + biases + session offset"
@@ -222,76 +229,35 @@ class Transformer(TorchSequencePredictor):
     auto_small: ClassVar[AutoSettings] = AutoSettings(batch_size=256, lr=1e-3, patience=3)
     auto_large: ClassVar[AutoSettings] = AutoSettings(batch_size=256, lr=1e-3, patience=7)
 
-    def __init__(
-        self,
-        *,
-        layers: int = 1,
-        heads: int = 4,
-        d_model: int = 32,
-        dropout: float = 0.1,
-        epochs: int = 20,
-        lr: float | str = "auto",
-        weight_decay: float = 0.01,
-        batch_size: int | str = "auto",
-        patience: int | str | None = "auto",
-        max_samples: int | None = 2_000_000,
-        val_max: int | None = 10_000,
-        window: int | None = None,
-        user_damping: float = 5.0,
-        item_damping: float = 10.0,
-        time_features: bool = False,
-        session: bool = True,
-        targets: str = "split",
-        epoch_size: int | None = None,
-        eta_min: float = 1e-5,
-        clip: float | None = 1.0,
-        seed: int | None = None,
-        device: str = "auto",
-        bf16: bool = False,
-        progress: bool = True,
-    ) -> None:
-        self.layers = layers
-        self.heads = heads
-        self.d_model = d_model
-        self.dropout = dropout
-        self.epochs = epochs
-        self.lr = lr
-        self.weight_decay = weight_decay
-        self.batch_size = batch_size
-        self.patience = patience
-        self.max_samples = max_samples
-        self.val_max = val_max
-        self.window = window
-        self.user_damping = user_damping
-        self.item_damping = item_damping
-        self.time_features = time_features
-        self.session = session
-        self.targets = targets
-        self.epoch_size = epoch_size
-        self.eta_min = eta_min
-        self.clip = clip
-        self.seed = seed
-        self.device = device
-        self.bf16 = bf16
-        self.progress = progress
-        self._check_common()
-        for key in ("layers", "heads", "d_model"):
-            v = getattr(self, key)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"transformer: option {key} must be an integer >= 1, got {v!r}")
-        if d_model % heads:
-            raise ValueError(
-                f"transformer: d_model ({d_model}) must be divisible by heads ({heads})"
-            )
-        for key in ("user_damping", "item_damping"):
-            v = getattr(self, key)
-            if isinstance(v, bool) or not isinstance(v, int | float) or not v >= 0:
-                raise ValueError(f"transformer: option {key} must be a number >= 0, got {v!r}")
-        for key in ("time_features", "session"):
-            if not isinstance(getattr(self, key), bool):
-                raise ValueError(f"transformer: option {key} must be true or false")
-        if user_damping == 0:
-            raise ValueError("transformer: option user_damping must be > 0 (empty histories)")
+    epochs: int = 20
+    layers: int = 1
+    heads: int = 4
+    d_model: int = 32
+    user_damping: float = 5.0
+    item_damping: float = 10.0
+    time_features: bool = False
+    session: bool = True
+    targets: str = "split"
+    epoch_size: int | None = None
+
+    option_constraints: ClassVar[Constraints] = {
+        **TorchSequencePredictor.option_constraints,
+        "layers": (Integer(1),),
+        "heads": (Integer(1),),
+        "d_model": (Integer(1, multiple_of="heads"),),
+        "user_damping": (Interval(0.0, closed="neither"),),  # > 0: empty histories divide by it
+        "item_damping": (Interval(0.0),),
+        "time_features": (Boolean(),),
+        "session": (Boolean(),),
+        "targets": (OneOf("split", "all"),),
+        "epoch_size": (None, Integer(1)),
+    }
+
+    def _targets(self) -> str:
+        return self.targets
+
+    def _epoch_size(self) -> int | None:
+        return self.epoch_size
 
     def _build(self, train: TrainSet, emb_dim: int) -> nn.Module:
         scale = train.scale

@@ -19,15 +19,27 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
 
+from predictors.base import BasePredictor
+from predictors.contract import Capabilities, FitReport
+from predictors.options import (
+    Boolean,
+    Constraints,
+    Integer,
+    Interval,
+    Validated,
+    model_options,
+    option_error,
+)
 from predictors.types import EventStore, Queries, TrainSet, gather_ranges
 
 __all__ = [
     "TUNE_EVENTS",
+    "FactorModel",
     "GridChoice",
     "Selection",
     "Stopped",
@@ -53,8 +65,9 @@ class Tuning:
 
 
 def _check_budget(key: str, value: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"option {key} must be an integer >= 1, got {value!r}")
+    msg = option_error(key, value, (Integer(1),), {})
+    if msg is not None:
+        raise ValueError(msg)
 
 
 def tuning_subset(train: TrainSet, *, max_events: int, seed: int) -> Tuning:
@@ -376,3 +389,151 @@ def select_and_fit(
     return Selection(
         f, reg, stop.epochs, stop.params, data.val, refit_epochs, stop.params, info, timings
     )
+
+
+# --------------------------------------------------------------------------- tuned factor models
+
+
+@model_options
+class FactorModel(Validated, BasePredictor, Generic[P]):
+    """The options and the fit that ``mf``, ``mf-temporal`` and ``svdpp`` share: a latent
+    factor model whose ``factors``/``reg``/epochs are chosen by ``select_and_fit`` and which
+    then refits on the training events plus the validation targets.
+
+    Options: ``factors`` (int >= 1; None: tuned over ``factor_grid``), ``reg`` (None: tuned
+    over ``reg_grid``), ``reg_bias`` (>= 0) damping of the biases, ``epochs`` (int >= 1;
+    None: the best epoch up to ``max_epochs``), ``refit``, ``seed`` (int >= 0; None: the
+    run's seed, ``train.context.seed``), ``tune_events`` (int >= 1; see the module
+    docstring). A subclass redeclares a field to change its default and extends
+    ``option_constraints``; it implements ``_solver`` and ``_val_score``.
+    """
+
+    capabilities: ClassVar[Capabilities] = Capabilities(seeded=True)
+    factor_grid: ClassVar[tuple[int, ...]]
+    reg_grid: ClassVar[tuple[float, ...]]
+    refit_epochs: ClassVar[int] = 1  # large data: epochs of the warm refit
+    epoch_word: ClassVar[str] = "epochs"  # what the refit record calls them
+
+    factors: int | None = None
+    reg: float | None = None
+    reg_bias: float = 5.0
+    epochs: int | None = None
+    max_epochs: int = 20
+    refit: bool = True
+    seed: int | None = None
+    tune_events: int = TUNE_EVENTS
+
+    option_constraints: ClassVar[Constraints] = {
+        "factors": (None, Integer(1)),
+        "reg": (None, Interval(0.0)),
+        "reg_bias": (Interval(0.0),),
+        "epochs": (None, Integer(1)),
+        "max_epochs": (Integer(1),),
+        "refit": (Boolean(),),
+        "seed": (None, Integer(0)),
+        "tune_events": (Integer(1),),
+    }
+
+    # hooks ---------------------------------------------------------------------------------
+    def _solver(self) -> Callable[..., P]:  # pragma: no cover - abstract
+        """The fitting function: ``solver(store, n_items, *, factors, reg, reg_bias, epochs,
+        seed, on_epoch, init, **self._solver_options())`` -> parameters."""
+        raise NotImplementedError
+
+    def _solver_options(self) -> dict[str, Any]:
+        """The model's own keyword arguments to its solver."""
+        return {}
+
+    def _train(
+        self,
+        store: EventStore,
+        n_items: int,
+        factors: int,
+        reg: float,
+        epochs: int,
+        on_epoch: Callable[[int, P], bool] | None = None,
+        init: P | None = None,
+    ) -> P:
+        """Fit the parameters on ``store`` from ``self.seed_`` (or warm from ``init``)."""
+        return self._solver()(
+            store,
+            n_items,
+            factors=factors,
+            reg=reg,
+            reg_bias=float(self.reg_bias),
+            epochs=epochs,
+            seed=self.seed_,
+            on_epoch=on_epoch,
+            init=init,
+            **self._solver_options(),
+        )
+
+    def _val_score(self, params: P, val: Queries) -> float:  # pragma: no cover - abstract
+        """Validation RMSE of a parameter set (the tuning criterion)."""
+        raise NotImplementedError
+
+    def _after_tuning(self, params: P, val: Queries) -> None:
+        """Called with the fitted (not yet refit) parameters and the validation queries to
+        tune on; mf-temporal tunes its offset."""
+
+    def _extra_info(self) -> dict[str, Any]:
+        return {}
+
+    # the fit -------------------------------------------------------------------------------
+    def _fit(self, train: TrainSet) -> FitReport:
+        t0 = time.perf_counter()
+        self.seed_ = int(train.context.seed if self.seed is None else self.seed)
+        has_val = len(train.val.batch) > 0
+        sel = select_and_fit(
+            train,
+            lambda data, f, reg, n, on_epoch, init: self._train(
+                data.events, train.n_items, f, reg, n, on_epoch, init
+            ),
+            self._val_score,
+            self.factor_grid if self.factors is None else (int(self.factors),),
+            self.reg_grid if self.reg is None else (float(self.reg),),
+            max_epochs=self.max_epochs,
+            fixed_epochs=self.epochs,
+            tune_events=int(self.tune_events),
+            seed=self.seed_,
+            refit_epochs=self.refit_epochs,
+        )
+        self.factors_, self.reg_, self.epochs_ = sel.factors, sel.reg, sel.epochs
+        t1 = time.perf_counter()
+        self._after_tuning(sel.params, sel.tune_val)
+        val_rmse = self._val_score(sel.params, train.val) if has_val else None
+        sel.timings["after_tuning_s"] = time.perf_counter() - t1
+        params = sel.params
+        refit = bool(self.refit and has_val)
+        if refit:
+            # small data: retrained from the seed; large data: continued from the fit
+            t1 = time.perf_counter()
+            store = train.val_events()
+            params = self._train(
+                store,
+                train.n_items,
+                self.factors_,
+                self.reg_,
+                sel.refit_epochs,
+                None,
+                sel.refit_init,
+            )
+            sel.info["refit"] = {
+                "events": store.n_events,
+                self.epoch_word: sel.refit_epochs,
+                "warm_start": sel.refit_init is not None,
+            }
+            sel.timings["refit_s"] = time.perf_counter() - t1
+        self.params_ = params
+        sel.timings["total_s"] = time.perf_counter() - t0
+        settings = {
+            "factors": self.factors_,
+            "reg": self.reg_,
+            "epochs": self.epochs_,
+            "seed": self.seed_,
+            "val_rmse": val_rmse,
+            **self._extra_info(),
+            **sel.info,
+            "timings": {k: round(v, 3) for k, v in sel.timings.items()},
+        }
+        return FitReport(settings=settings, refit=refit, val_rmse=val_rmse)

@@ -9,6 +9,12 @@ from bench.split import SplitParams, make_split
 from predictors.registry import create
 
 
+def _detailed(model, batch):
+    """(values, fallback) of ``model.predict_detailed(batch)``."""
+    out = model.predict_detailed(batch)
+    return out.values, out.fallback
+
+
 def _fit_predict(inter, name, **opts):
     sp = make_split(inter, SplitParams())
     tr = sp.train_set(inter)
@@ -19,7 +25,7 @@ def _fit_predict(inter, name, **opts):
         model = create(ModelSpec(name, opts))
     model.fit(tr)
     ((_, batch),) = list(sp.test_batches(inter, chunk=100))
-    pred, fb = model.predict_with_fallback(batch)
+    pred, fb = _detailed(model, batch)
     return model, pred, fb
 
 
@@ -67,11 +73,11 @@ def test_bias_by_hand_with_fixed_damping(tiny):
 
 def test_bias_tunes_damping_on_validation_only(tiny):
     model, _, _ = _fit_predict(tiny, "bias")
-    info = model.fit_info_
+    info = model.fit_report_.settings
     assert info["item_damping"] in [g["item_damping"] for g in info["grid"]]
     best = min(info["grid"], key=lambda g: g["val_rmse"])
     assert info["val_rmse"] == pytest.approx(best["val_rmse"])
-    assert model.refit_ is True
+    assert model.fit_report_.refit is True
     # closed-form tuning always runs on everything, and says so
     tr = make_split(tiny, SplitParams()).train_set(tiny)
     assert info["tuning"] == {

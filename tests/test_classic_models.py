@@ -26,6 +26,13 @@ from predictors.types import (
 )
 from tests.conftest import make_store as _store
 
+
+def _detailed(model, batch):
+    """(values, fallback) of ``model.predict_detailed(batch)``."""
+    out = model.predict_detailed(batch)
+    return out.values, out.fallback
+
+
 SCALE = RatingScale(0.5, 5.0, 0.5)
 
 
@@ -83,7 +90,7 @@ def test_knn_matches_hand_computation() -> None:
     batch = _batch(0, _HIST, 4, 50)
     # user mean 3.5; neighbours with s > 0: item 0 (s=.8, r=4), item 1 (s=.6, r=2)
     m = KNN(k=2, alpha=2, shrink=0.5, baseline="user-mean").fit(train)
-    pred, fb = m.predict_with_fallback(batch)
+    pred, fb = _detailed(m, batch)
     expect = 3.5 + (0.64 * 0.5 + 0.36 * -1.5) / (0.64 + 0.36 + 0.5)
     assert pred[0] == pytest.approx(expect, abs=1e-5) and not fb[0]
     m1 = KNN(k=1, alpha=1, shrink=0.0, baseline="user-mean").fit(train)
@@ -116,7 +123,7 @@ def test_knn_fallbacks_flagged() -> None:
     empty = _batch(2, [], 4, 50)
     only_neg = _batch(0, [(2, 5.0, 30)], 4, 50)  # cos = -1: no neighbour
     for b, expect in ((no_vec, 3.5), (empty, 3.0), (only_neg, 5.0)):
-        pred, fb = m.predict_with_fallback(b)
+        pred, fb = _detailed(m, b)
         assert fb[0] and pred[0] == pytest.approx(expect, abs=1e-6)
 
 
@@ -185,9 +192,9 @@ def test_mf_fallbacks_for_unseen_user_and_item() -> None:
         m.fit(train)
         hist = [(0, 4.0, 10), (1, 2.0, 20)]
         p = m.params_
-        seen, f_seen = m.predict_with_fallback(_batch(0, hist, 3, 30))
-        unseen_item, f_item = m.predict_with_fallback(_batch(0, hist, ni, 30))
-        unseen_user, f_user = m.predict_with_fallback(_batch(30, hist, 3, 30))
+        seen, f_seen = _detailed(m, _batch(0, hist, 3, 30))
+        unseen_item, f_item = _detailed(m, _batch(0, hist, ni, 30))
+        unseen_user, f_user = _detailed(m, _batch(30, hist, 3, 30))
         assert not f_seen[0] and f_item[0] and f_user[0]
         # unseen user: damped history bias against mu + b_i, no factors, no offset
         b_u = ((4.0 - p.mu - p.item_bias[0]) + (2.0 - p.mu - p.item_bias[1])) / (2 + m.reg_bias)
@@ -278,7 +285,7 @@ def test_deterministic_under_seed(name, world) -> None:
     a = _FAST[name]().fit(split.train_set(inter, embeddings=loaded.embeddings))
     b = _FAST[name]().fit(split.train_set(inter, embeddings=loaded.embeddings))
     assert np.array_equal(a.predict(batch), b.predict(batch))
-    timeless = [{k: v for k, v in m.fit_info_.items() if k != "timings"} for m in (a, b)]
+    timeless = [{k: v for k, v in m.fit_report_.settings.items() if k != "timings"} for m in (a, b)]
     assert timeless[0] == timeless[1]  # everything but the wall-clock timings
     if name != "knn":  # another seed starts ALS elsewhere
         c = _FAST[name](seed=1).fit(split.train_set(inter, embeddings=loaded.embeddings))
@@ -314,7 +321,7 @@ def test_blind_to_the_future(name, world) -> None:
 def test_mf_temporal_offset_helps_on_synthetic_sessions(world) -> None:
     _, inter, split = world
     m = _FAST["mf-temporal"]().fit(split.train_set(inter))
-    info = m.fit_info_
+    info = m.fit_report_.settings
     assert info["val_rmse"] < info["val_rmse_without_offset"] - 0.02
 
 
@@ -336,8 +343,8 @@ def test_beats_user_mean_on_ml_latest_small(name, ml_small) -> None:
     baseline = _rmse(user_mean.predict(train.val.batch), train.val.rating)
     cls = MF if name == "mf" else MFTemporal
     m = cls(factors=8, reg=0.3, max_epochs=6, refit=False).fit(train)
-    assert m.fit_info_["val_rmse"] < baseline - 0.05
-    assert m.fit_info_["val_rmse"] == pytest.approx(
+    assert m.fit_report_.settings["val_rmse"] < baseline - 0.05
+    assert m.fit_report_.settings["val_rmse"] == pytest.approx(
         _rmse(m.predict(train.val.batch), train.val.rating), abs=1e-6
     )
 
@@ -348,7 +355,7 @@ def test_knn_beats_user_mean_on_synthetic(world) -> None:
     train = split.train_set(inter, embeddings=loaded.embeddings)
     baseline = _rmse(UserMean().fit(train).predict(train.val.batch), train.val.rating)
     m = KNN(refit=False).fit(train)
-    assert m.fit_info_["val_rmse"] < baseline - 0.01
+    assert m.fit_report_.settings["val_rmse"] < baseline - 0.01
 
 
 # --------------------------------------------------------------------------- tuning at scale
@@ -410,7 +417,7 @@ def test_large_data_tunes_on_the_subsample_and_fits_on_all_events(name, world) -
     cls = MF if name == "mf" else MFTemporal
     kw = {"max_epochs": 4, "tune_events": 3000, "refit": False}
     m = cls(factors=None, reg=None, **kw).fit(train)
-    info = m.fit_info_
+    info = m.fit_report_.settings
     assert info["tuning"] == tuning_subset(train, max_events=3000, seed=0).info | {
         "val_rmse": info["tuning"]["val_rmse"]
     }
@@ -430,20 +437,20 @@ def test_large_data_tunes_on_the_subsample_and_fits_on_all_events(name, world) -
     assert {"tuning_s", "final_fit_s", "total_s"} <= set(info["timings"])
     # the refit continues from the fit on training + validation events
     r = cls(factors=None, reg=None, **{**kw, "refit": True}).fit(train)
-    assert r.refit_ and r.fit_info_["refit"] == {
+    assert r.fit_report_.refit and r.fit_report_.settings["refit"] == {
         "events": train.events.n_events + len(train.val.batch),
         "sweeps": 1,
         "warm_start": True,
     }
     assert r.params_.user_count.sum() == train.events.n_events + len(train.val.batch)
-    assert r.fit_info_["val_rmse"] == info["val_rmse"]
+    assert r.fit_report_.settings["val_rmse"] == info["val_rmse"]
 
 
 def test_small_data_tunes_on_everything(world) -> None:
     _, inter, split = world
     train = split.train_set(inter)
     m = MF(factors=None, reg=0.3, max_epochs=3).fit(train)
-    info = m.fit_info_
+    info = m.fit_report_.settings
     assert info["tuning"]["on"] == "all" and info["tuning"]["events"] == train.events.n_events
     assert len(info["grid"]) == 3 and "final_fit" not in info
     assert info["refit"]["warm_start"] is False and info["refit"]["sweeps"] == info["epochs"]
@@ -477,7 +484,7 @@ def test_knn_tunes_on_a_seeded_query_subset(world) -> None:
     train = split.train_set(inter, embeddings=loaded.embeddings)
     a = KNN(tune_queries=50, refit=False).fit(train)
     b = KNN(tune_queries=50, refit=False).fit(train)
-    info = a.fit_info_
+    info = a.fit_report_.settings
     assert info["tuning"] == {
         "on": "query subsample",
         "val_queries": 50,
@@ -485,7 +492,7 @@ def test_knn_tunes_on_a_seeded_query_subset(world) -> None:
         "seed": train.seed,
         "max_queries": 50,
     }
-    assert info["grid"] == b.fit_info_["grid"]
+    assert info["grid"] == b.fit_report_.settings["grid"]
     sub, _ = query_subset(train.val, max_queries=50, seed=train.seed)
     assert info["val_rmse"] == pytest.approx(_rmse(a.predict(sub.batch), sub.rating), abs=1e-5)
 

@@ -14,9 +14,17 @@ from bench.data import RawRatings, build_interactions
 from bench.loading import DataSource, load_source
 from bench.split import PROTOCOLS, SplitParams, make_split
 from predictors.baselines import Bias
+from predictors.contract import RunContext
 from predictors.svdpp import SVDpp, SVDppParams, implicit_sums
 from predictors.types import EventStore, HistoryBatch, Queries, RatingScale, TrainSet
 from tests.conftest import make_store as _store
+
+
+def _detailed(model, batch):
+    """(values, fallback) of ``model.predict_detailed(batch)``."""
+    out = model.predict_detailed(batch)
+    return out.values, out.fallback
+
 
 SCALE = RatingScale(0.5, 5.0, 0.5)
 WIDE = RatingScale(-20.0, 30.0)  # no clipping in the hand checks
@@ -48,7 +56,7 @@ def _trainset(store: EventStore, n_items: int, scale: RatingScale = SCALE, seed:
         val=Queries(batch=empty, rating=np.zeros(0, np.float32)),
         n_items=n_items,
         scale=scale,
-        seed=seed,
+        context=RunContext(seed=seed),
     )
 
 
@@ -102,11 +110,11 @@ def test_prediction_matches_hand_formula() -> None:
     # z = (y0 + y1 + y2) / sqrt 3 = (3, 5) / sqrt 3; p_0 + z = (1 + 3/√3, 5/√3)
     # r̂ = 3 + 0.5 + 0.3 + q_3 · (p_0 + z) = 3.8 + 5/√3
     hist = [(0, 4.0, 1), (1, 2.0, 2), (2, 5.0, 3)]
-    pred, fb = m.predict_with_fallback(_batch([(0, hist, 3)]))
+    pred, fb = _detailed(m, _batch([(0, hist, 3)]))
     assert pred[0] == pytest.approx(3.8 + 5 / math.sqrt(3), abs=1e-5) and not fb[0]
     # the implicit part follows the query's history, not the training set: with history
     # items 1 and 3 only, z = (-1, 4) / sqrt 2 and q_3 · (p_0 + z) = 4 / sqrt 2
-    pred, _ = m.predict_with_fallback(_batch([(0, [(1, 2.0, 1), (3, 4.0, 2)], 3)]))
+    pred, _ = _detailed(m, _batch([(0, [(1, 2.0, 1), (3, 4.0, 2)], 3)]))
     assert pred[0] == pytest.approx(3.8 + 4 / math.sqrt(2), abs=1e-5)
 
 
@@ -115,7 +123,7 @@ def test_fallbacks_flagged_and_computed_by_hand() -> None:
     hist = [(0, 4.0, 1), (1, 2.0, 2)]
     z = np.array([1.0, 3.0]) / math.sqrt(2)
     b = _batch([(0, hist, 2), (0, hist, 4), (2, hist, 2), (2, [], 4)])
-    pred, fb = m.predict_with_fallback(b)
+    pred, fb = _detailed(m, b)
     assert fb.tolist() == [False, True, True, True]
     # known user and item: 3 + 0.5 + 0.1 + q_2 · (p_0 + z) = 3.6 + 2 (1 + 1/√2)
     assert pred[0] == pytest.approx(3.6 + 2 * (1 + z[0]), abs=1e-5)
@@ -158,7 +166,7 @@ def test_implicit_term_learns_taste_from_what_was_watched() -> None:
     b = _batch(
         [(n_users, hist_a, 21), (n_users, hist_b, 21), (n_users, hist_a, 27), (n_users, hist_b, 27)]
     )
-    pred, fb = m.predict_with_fallback(b)
+    pred, fb = _detailed(m, b)
     assert fb.all()  # unknown user
     assert pred[0] - pred[1] > 1.5  # film 21: A likes it, B does not
     assert pred[3] - pred[2] > 1.5  # film 27: the reverse
@@ -218,12 +226,14 @@ def test_deterministic_under_seed_and_tuned_on_validation(world) -> None:
     a = SVDpp(**_FAST).fit(split.train_set(inter, seed=3))
     b = SVDpp(**_FAST).fit(split.train_set(inter, seed=3))
     c = SVDpp(**_FAST, seed=4).fit(split.train_set(inter, seed=3))
-    assert a.fit_info_["seed"] == 3 and c.fit_info_["seed"] == 4  # None -> the train seed
+    assert (
+        a.fit_report_.settings["seed"] == 3 and c.fit_report_.settings["seed"] == 4
+    )  # None -> the train seed
     pa = a.predict(batch)
     assert np.array_equal(pa, b.predict(batch))
     assert not np.array_equal(pa, c.predict(batch))
-    info = a.fit_info_
-    assert a.refit_ and 1 <= info["epochs"] <= 6 and info["val_rmse"] is not None
+    info = a.fit_report_.settings
+    assert a.fit_report_.refit and 1 <= info["epochs"] <= 6 and info["val_rmse"] is not None
     # the reported validation RMSE is the best point of the recorded curve
     assert info["val_rmse"] == pytest.approx(min(info["grid"][0]["val_rmse"]), abs=1e-5)
 
@@ -265,20 +275,20 @@ def test_beats_bias_on_ml_latest_small_validation(data_dir: Path) -> None:
     inter = loaded.interactions
     split = make_split(inter, PROTOCOLS["notebook"])
     train = split.train_set(inter)
-    bias = Bias().fit(train).fit_info_["val_rmse"]
+    bias = Bias().fit(train).fit_report_.settings["val_rmse"]
     m = SVDpp(factors=64, reg=0.1, refit=False).fit(train)
-    assert m.fit_info_["val_rmse"] < bias - 0.01
+    assert m.fit_report_.settings["val_rmse"] < bias - 0.01
     # the reported figure is what the fitted model actually scores on validation
     p = m.predict(train.val.batch)
     got = float(np.sqrt(np.mean((p.astype(np.float64) - train.val.rating) ** 2)))
-    assert got == pytest.approx(m.fit_info_["val_rmse"], abs=1e-4)
+    assert got == pytest.approx(m.fit_report_.settings["val_rmse"], abs=1e-4)
 
 
 def test_large_data_tunes_on_the_subsample_and_fits_on_all_events(world) -> None:
     inter, split = world
     train = split.train_set(inter, seed=2)
     m = SVDpp(factors=None, reg=0.1, max_epochs=3, tune_events=2500, refit=False).fit(train)
-    info = m.fit_info_
+    info = m.fit_report_.settings
     assert info["tuning"]["on"] == "user subsample" and info["tuning"]["seed"] == 2
     assert info["tuning"]["users"] < train.n_users and info["tuning"]["events"] <= 2500
     assert [g["factors"] for g in info["grid"]] == [16, 64] and info["factors"] in (16, 64)
@@ -292,7 +302,11 @@ def test_large_data_tunes_on_the_subsample_and_fits_on_all_events(world) -> None
     got = float(np.sqrt(np.mean((p.astype(np.float64) - train.val.rating) ** 2)))
     assert got == pytest.approx(info["val_rmse"], abs=1e-4)
     r = SVDpp(factors=None, reg=0.1, max_epochs=3, tune_events=2500).fit(train)
-    assert r.refit_ and r.fit_info_["refit"]["warm_start"] and r.fit_info_["refit"]["epochs"] == 1
+    assert (
+        r.fit_report_.refit
+        and r.fit_report_.settings["refit"]["warm_start"]
+        and r.fit_report_.settings["refit"]["epochs"] == 1
+    )
     assert r.params_.user_count.sum() == train.events.n_events + len(train.val.batch)
 
 

@@ -15,20 +15,27 @@ import torch
 from bench.loading import DataSource, load_source
 from bench.split import SplitParams, make_split
 from predictors.attention import Attention, AttentionConfig, RatingPredictor
-from predictors.torch_common import (
+from predictors.contract import RunContext
+from predictors.torch.batches import SequenceData, history_batch
+from predictors.torch.device import torch_device
+from predictors.torch.trainer import (
     AutoSettings,
-    SequenceData,
     TrainConfig,
     ValSet,
     _epoch_orders,
-    history_batch,
-    resolve_device,
     resolve_schedule,
     train_model,
     val_subsample,
 )
 from predictors.transformer import HistoryTransformer, Transformer, TransformerConfig
 from predictors.types import EventStore, HistoryBatch, ItemEmbeddings, RatingScale, TrainSet
+
+
+def _detailed(model, batch):
+    """(values, fallback) of ``model.predict_detailed(batch)``."""
+    out = model.predict_detailed(batch)
+    return out.values, out.fallback
+
 
 SCALE = RatingScale(0.5, 5.0, 0.5)
 CPU = torch.device("cpu")
@@ -67,14 +74,23 @@ def _rmse(p: np.ndarray, t: np.ndarray) -> float:
 # device and gathering
 
 
+def _expected_auto() -> str:
+    if torch.cuda.is_available():
+        return "cuda"
+    mps = getattr(torch.backends, "mps", None)
+    return "mps" if mps is not None and mps.is_available() else "cpu"
+
+
 def test_resolve_device() -> None:
-    assert resolve_device("cpu") == CPU
-    assert resolve_device("auto").type in ("cpu", "cuda", "mps")
+    assert torch_device("cpu") == CPU
+    # auto is the first available of cuda, mps, cpu: exactly that one, here
+    assert torch_device("auto") == torch.device(_expected_auto())
+    assert torch_device(None) == torch.device(_expected_auto())
     with pytest.raises(ValueError, match="known: auto, cpu, cuda, mps"):
-        resolve_device("tpu")
+        torch_device("tpu")
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
-            resolve_device("cuda")
+            torch_device("cuda")
 
 
 def _hand_store() -> EventStore:
@@ -257,17 +273,17 @@ def test_transformer_empty_history_is_finite() -> None:
 @pytest.mark.parametrize("name", ["attention", "transformer"])
 def test_fit_predict_contract(name: str, fitted: dict, tiny_train: TrainSet) -> None:
     model = fitted[name]
-    assert model.fit_info_["n_train"] == tiny_train.train_pos.shape[0]
-    p, fb = model.predict_with_fallback(tiny_train.val.batch)
+    assert model.fit_report_.settings["n_train"] == tiny_train.train_pos.shape[0]
+    p, fb = _detailed(model, tiny_train.val.batch)
     assert p.dtype == np.float32 and p.shape == (len(tiny_train.val.batch),)
     assert np.all(np.isfinite(p)) and p.min() >= 0.5 and p.max() <= 5.0
     assert not fb.any()
     # curve: one row per epoch, best epoch = argmin validation RMSE, val metric recomputed
-    curve = model.learning_curve_
+    curve = model.fit_report_.learning_curve
     assert [c["epoch"] for c in curve] == [1, 2]
     assert set(curve[0]) == {"epoch", "train_loss", "val_rmse", "val_mae", "lr", "seconds"}
     best = int(np.argmin([c["val_rmse"] for c in curve])) + 1
-    assert model.fit_info_["best_epoch"] == best
+    assert model.fit_report_.settings["best_epoch"] == best
     assert _rmse(p, tiny_train.val.rating) == pytest.approx(curve[best - 1]["val_rmse"], rel=1e-5)
     # batch order does not matter
     order = np.arange(len(tiny_train.val.batch))[::-1].copy()
@@ -296,8 +312,8 @@ def test_fallbacks(fitted: dict, tiny_train: TrainSet) -> None:
         m.keep_item_ = present.copy()
         m.keep_item_[missing_item] = False
     try:
-        pa, fa = att.predict_with_fallback(empty)
-        pt, ft = trf.predict_with_fallback(empty)
+        pa, fa = _detailed(att, empty)
+        pt, ft = _detailed(trf, empty)
     finally:
         att.keep_item_ = present
         trf.keep_item_ = present
@@ -320,8 +336,8 @@ def test_missing_embeddings_are_dropped_from_histories(tiny_train: TrainSet) -> 
     m = Attention(seed=0, **{**ATT, "epochs": 1}).fit(
         dataclasses.replace(tiny_train, embeddings=emb)
     )
-    assert m.fit_info_["skipped_no_embedding"] > 0
-    p, fb = m.predict_with_fallback(tiny_train.val.batch)
+    assert m.fit_report_.settings["skipped_no_embedding"] > 0
+    p, fb = _detailed(m, tiny_train.val.batch)
     np.testing.assert_array_equal(fb, ~present[tiny_train.val.batch.target_item])
     # a history item without an embedding is invisible: dropping it changes nothing
     keep = present[tiny_train.val.batch.hist_item]
@@ -355,8 +371,8 @@ def test_determinism_and_global_rng_untouched(cls, kw, tiny_train: TrainSet) -> 
 
 def test_seed_defaults_to_the_train_set_seed(tiny_train: TrainSet) -> None:
     kw = {**ATT, "epochs": 1}
-    a = Attention(**kw).fit(dataclasses.replace(tiny_train, seed=5))
-    assert a.fit_info_["seed"] == 5
+    a = Attention(**kw).fit(dataclasses.replace(tiny_train, context=RunContext(seed=5)))
+    assert a.fit_report_.settings["seed"] == 5
     b = Attention(seed=5, **kw).fit(tiny_train)
     np.testing.assert_array_equal(a.predict(tiny_train.val.batch), b.predict(tiny_train.val.batch))
 
@@ -458,13 +474,19 @@ def test_attention_beats_global_mean(learn_train: TrainSet) -> None:
         seed=0, epochs=3, hidden=32, batch_size=64, lr=3e-3, device="cpu", progress=False
     ).fit(learn_train)
     gm = _global_mean_rmse(learn_train)
-    assert m.fit_info_["best_val_rmse"] < gm - 0.03, (m.fit_info_["best_val_rmse"], gm)
+    assert m.fit_report_.settings["best_val_rmse"] < gm - 0.03, (
+        m.fit_report_.settings["best_val_rmse"],
+        gm,
+    )
 
 
 def test_transformer_beats_global_mean(learn_train: TrainSet) -> None:
     m = Transformer(seed=0, **{**TRF, "epochs": 2}).fit(learn_train)
     gm = _global_mean_rmse(learn_train)
-    assert m.fit_info_["best_val_rmse"] < gm - 0.03, (m.fit_info_["best_val_rmse"], gm)
+    assert m.fit_report_.settings["best_val_rmse"] < gm - 0.03, (
+        m.fit_report_.settings["best_val_rmse"],
+        gm,
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -539,7 +561,7 @@ def test_auto_is_the_notebooks_training_at_small_size(tiny_train: TrainSet) -> N
     np.testing.assert_array_equal(
         auto.predict(tiny_train.val.batch), explicit.predict(tiny_train.val.batch)
     )
-    info = auto.fit_info_
+    info = auto.fit_report_.settings
     assert (info["batch_size"], info["lr"], info["patience"], info["budget_binds"]) == (
         128,
         1e-3,
@@ -554,7 +576,7 @@ def test_auto_is_the_notebooks_training_at_small_size(tiny_train: TrainSet) -> N
 def test_budget_and_val_subsample_are_recorded(cls, kw, tiny_train: TrainSet) -> None:
     kw = {**kw, "epochs": 3, "batch_size": "auto", "max_samples": 100, "val_max": 40}
     m = cls(seed=2, **kw).fit(tiny_train)
-    info = m.fit_info_
+    info = m.fit_report_.settings
     n_train = info["n_train"]
     assert n_train * 3 > 100  # the budget binds here
     assert info["budget_binds"] and info["epoch_size"] == 34 and info["epochs_run"] == 3
@@ -574,7 +596,7 @@ def test_budget_and_val_subsample_are_recorded(cls, kw, tiny_train: TrainSet) ->
     np.testing.assert_array_equal(
         again.predict(tiny_train.val.batch), m.predict(tiny_train.val.batch)
     )
-    assert again.fit_info_["best_val_rmse"] == info["best_val_rmse"]
+    assert again.fit_report_.settings["best_val_rmse"] == info["best_val_rmse"]
     other = cls(seed=3, **kw).fit(tiny_train)
     assert not np.array_equal(other.predict(tiny_train.val.batch), m.predict(tiny_train.val.batch))
 

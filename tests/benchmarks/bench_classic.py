@@ -18,7 +18,7 @@ or under pytest (``RATINGBENCH_BENCH_USERS`` sets the synthetic scale, default 2
     pytest -m benchmark tests/benchmarks/bench_classic.py -s
 
 Columns: ``fit_s``/``predict_s`` wall seconds, ``fit_cpu_s``/``predict_cpu_s`` process CPU
-seconds, ``val_rmse`` the model's own validation RMSE (``fit_info_["val_rmse"]``, measured
+seconds, ``val_rmse`` the model's own validation RMSE (the fit report's ``val_rmse``, measured
 before any refit), ``peak_rss_mb`` the child's peak resident memory (``ru_maxrss``: data
 loading included). Results go to ``results/bench_classic.json`` (atomically).
 """
@@ -52,6 +52,7 @@ def measure(dataset: str, users: int, protocol: str, model: str, seed: int = 0) 
     from bench.loading import DataSource
     from bench.runner import RunSpec, _prepare
     from bench.split import PROTOCOLS
+    from predictors.contract import RunContext
     from predictors.registry import create, parse_spec
 
     synthetic = {"n_users": users, "seed": 0} if dataset == "synthetic" else {}
@@ -63,9 +64,9 @@ def measure(dataset: str, users: int, protocol: str, model: str, seed: int = 0) 
     prep = _prepare(spec, Console(quiet=True))
     inter = prep.loaded.interactions
     emb = next(iter(prep.embeddings.values()), None)
-    train = prep.split.train_set(inter, embeddings=emb, seed=seed)
+    train = prep.split.train_set(inter, embeddings=emb, context=RunContext(seed=seed, device="cpu"))
     with threadpool_limits(limits=1, user_api="blas"):
-        m = create(parse_spec(model), context={"seed": seed, "device": "cpu"})
+        m = create(parse_spec(model))
         w0, c0 = time.perf_counter(), time.process_time()
         m.fit(train)
         fit_s, fit_cpu = time.perf_counter() - w0, time.process_time() - c0
@@ -74,7 +75,7 @@ def measure(dataset: str, users: int, protocol: str, model: str, seed: int = 0) 
         for _, batch in prep.split.test_batches(inter, 50_000):
             n_pred += len(m.predict(batch))
         pred_s, pred_cpu = time.perf_counter() - w0, time.process_time() - c0
-    info = dict(getattr(m, "fit_info_", {}) or {})
+    info = dict(m.fit_report_.settings)
     val = info.get("val_rmse")
     brief = {k: v for k, v in info.items() if not isinstance(v, list | dict)}
     return {

@@ -1,6 +1,6 @@
 """pytest-benchmark: training throughput of the ``attention`` model, three ways, in one run.
 
-1. ``trainer``: ``predictors.torch_common.train_model`` (batches gathered by tensor indexing
+1. ``trainer``: ``predictors.torch.trainer.train_model`` (batches gathered by tensor indexing
    from the event store on the device), one epoch, no validation;
 2. ``notebook``: a faithful copy of the research notebook's per-sample ``RatingDataset`` +
    ``DataLoader`` pipeline and its training loop (same model, same optimiser);
@@ -50,13 +50,9 @@ from bench.loading import DataSource, load_source
 from bench.results import atomic_write
 from bench.split import SplitParams, make_split
 from predictors.attention import Attention, AttentionConfig, RatingPredictor
-from predictors.torch_common import (
-    SequenceData,
-    TrainConfig,
-    normalised_embeddings,
-    seeded,
-    train_model,
-)
+from predictors.torch.batches import SequenceData, normalised_embeddings
+from predictors.torch.device import seeded
+from predictors.torch.trainer import TrainConfig, train_model
 from predictors.transformer import Transformer
 from predictors.types import TrainSet
 
@@ -333,11 +329,11 @@ def test_validation_quality(benchmark: Any, train: TrainSet) -> None:
                 "fit_seconds": fit_s,
                 **(
                     {
-                        "best_epoch": m.fit_info_["best_epoch"],
-                        "epochs_run": m.fit_info_["epochs_run"],
-                        "device": m.fit_info_["device"],
+                        "best_epoch": m.fit_report_.settings["best_epoch"],
+                        "epochs_run": m.fit_report_.settings["epochs_run"],
+                        "device": m.fit_report_.settings["device"],
                     }
-                    if m.uses_torch
+                    if m.capabilities.torch
                     else {}
                 ),
             }
@@ -419,7 +415,7 @@ def scale_training(users: int, device_name: str) -> dict[str, Any]:
             for _, batch in split.test_batches(inter, 50_000):
                 n_pred += len(m.predict(batch))  # timed only: no test metric is computed
             pred_s, pred_cpu = time.perf_counter() - t0, time.process_time() - c0
-        fi = m.fit_info_
+        fi = m.fit_report_.settings
         # training steps only: the per-epoch validations are timed apart (val_seconds)
         sps = fi["samples_seen"] / (fi["train_seconds"] - fi["val_seconds"])
         out[cls.name] = {

@@ -8,7 +8,7 @@ notebook's full scale (200k users, ~13.6M ratings, 300-d embeddings):
    batch_size`` targets (and no validation queries, so the clock holds training only):
    exactly ``steps`` optimizer steps whose batches are gathered from device arrays. A short
    fit first warms the device up (kernels, allocator). Reported: samples/s of the training
-   loop (``fit_info_["train_seconds"]``) and of the whole ``fit`` call.
+   loop (``fit_report_.settings["train_seconds"]``) and of the whole ``fit`` call.
 2. **notebook**: the same module (the fitted predictor's ``module_``, same architecture and
    batch size), trained further with the notebook's loop (cell 12: per-batch ``.to(device)``,
    AdamW, MSE, clipping, ``loss.item()``, predictions copied back) fed by its per-sample
@@ -144,7 +144,7 @@ def make_model(name: str, options: dict[str, Any], device: str) -> Any:
     from predictors.registry import ModelSpec, create
 
     try:
-        return create(ModelSpec(name, dict(options)), context={"device": device})
+        return create(ModelSpec(name, {**options, "device": device}))
     except ValueError as e:
         if "unknown model" not in str(e):
             raise
@@ -177,7 +177,7 @@ def ratingbench_fit(
     model.fit(part)
     _sync(model.device_)
     fit_s = time.perf_counter() - t0
-    info = model.fit_info_
+    info = model.fit_report_.settings
     n = int(info["n_train"])
     if info["steps"] != -(-n // batch_size):
         raise RuntimeError(f"{name}: expected {-(-n // batch_size)} steps, fit ran {info['steps']}")
@@ -310,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from predictors.torch_common import resolve_device
+    from predictors.torch.device import torch_device
 
     doc: dict[str, Any] = {
         "schema": "ratingbench/gpu_check/1",
@@ -337,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     status = 0
     t_start = time.perf_counter()
     try:
-        device = resolve_device(args.device)  # ValueError when cuda is asked for and absent
+        device = torch_device(args.device)  # ValueError when cuda is asked for and absent
         doc["machine"]["device"] = str(device)
         log(f"device {device}; building data for {users:,} users")
         data = build_data(users, args.seed)
