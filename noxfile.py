@@ -21,6 +21,7 @@ def _install(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """The default suite (excludes tests marked slow and the benchmarks)."""
     _install(session)
+    session.install("-e", ".[surprise,cornac]")  # the library adapters' tests
     session.run("pytest", *session.posargs)
 
 
