@@ -82,6 +82,7 @@ def make_spec(
     embedding_dir: str | Path | None = None,
     missing_embedding: str = "drop",
     blas_threads: int | None = 1,
+    check: str = "quick",
     command: list[str] | None = None,
 ) -> Any:
     """The ``RunSpec`` these choices describe (validated); ``run`` executes it.
@@ -138,6 +139,7 @@ def make_spec(
         embedding_dir=None if embedding_dir is None else Path(embedding_dir),
         missing_embedding=missing_embedding,
         blas_threads=blas_threads,
+        check=check,
         command=list(command) if command is not None else ["python", *sys.argv[:1], "(api)"],
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 from typing import Any
@@ -270,6 +271,15 @@ def main() -> None:
     show_default=True,
     help="BLAS threads while a model runs (0: the library default).",
 )
+@click.option(
+    "--check",
+    type=click.Choice(["quick", "full", "none"]),
+    default="quick",
+    show_default=True,
+    help="Conformance checks on each plugin model before benchmarking it: quick (the ones "
+    "that do not fit it), full (the whole `bench check` suite on tiny synthetic data), none. "
+    "A plugin that fails is recorded as failed; the other models go on.",
+)
 def run_cmd(**opts: Any) -> None:
     """Fit every chosen model on one split and print RMSE/MAE with bootstrap CIs."""
     from bench import api
@@ -319,6 +329,7 @@ def run_cmd(**opts: Any) -> None:
             embedding_dir=opts["embedding_dir"],
             missing_embedding=opts["missing_embedding"],
             blas_threads=opts["blas_threads"] or None,
+            check=opts["check"],
             command=["bench", *sys.argv[1:]] if sys.argv else [],
             **spu,
         )
@@ -626,19 +637,20 @@ def list_cmd() -> None:
     from predictors.registry import origins
 
     console = _out()
+    row = functools.partial(console.print, soft_wrap=True)  # one row per line, never wrapped
     console.print("[bold]models[/]")
     for name, origin, summary in origins():
-        console.print(f"  {name:<14} {origin:<10} {summary}")
+        row(f"  {name:<14} {origin:<10} {summary}")
     console.print("[bold]datasets[/]")
     for m in list_datasets():
-        console.print(f"  {m.name:<16} {m.description}")
-    console.print(
+        row(f"  {m.name:<16} {m.description}")
+    row(
         f"  {'synthetic':<16} generated: users with tastes, drift and sessions "
         "(--users N, --data-seed S)"
     )
     console.print("[bold]protocols[/]")
     for name, p in PROTOCOLS.items():
-        console.print(
+        row(
             f"  {name:<10} min_history={p.min_history} max_history={p.max_history} "
             f"samples_per_user={p.samples_per_user} sample_users={p.sample_users} seed={p.seed}"
         )
@@ -646,10 +658,8 @@ def list_cmd() -> None:
 
     console.print("[bold]embeddings[/]")
     for name, summary in list_embeddings():
-        console.print(f"  {name:<14} {summary}")
-    console.print(
-        f"  {'synthetic':<14} noisy views of the latent movie factors (with --dataset synthetic)"
-    )
+        row(f"  {name:<14} {summary}")
+    row(f"  {'synthetic':<14} noisy views of the latent movie factors (with --dataset synthetic)")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -13,16 +13,20 @@ from bench.embeddings.align import align_embeddings  # re-exported: its home is 
 from bench.errors import ConfigError
 from predictors.types import ItemEmbeddings, RatingScale
 
-__all__ = ["DataSource", "Loaded", "align_embeddings", "load_source"]
+__all__ = ["DEFAULT_DATASET", "DataSource", "Loaded", "align_embeddings", "load_source"]
+
+DEFAULT_DATASET = "ml-latest-small"  # what a run reads when given neither dataset nor ratings
+
 
 _PATH_FIELDS = ("ratings", "catalog", "data_dir")
 
 
 @dataclass(frozen=True)
 class DataSource:
-    """Where the ratings come from: exactly one of ``dataset`` or ``ratings``."""
+    """Where the ratings come from: exactly one of ``dataset`` or ``ratings`` (neither:
+    the default dataset, ml-latest-small). Both given is a ``ConfigError``."""
 
-    dataset: str | None = "ml-latest-small"
+    dataset: str | None = None
     ratings: Path | None = None
     catalog: Path | None = None
     columns: dict[str, str] = field(default_factory=dict)  # role -> column name
@@ -33,6 +37,12 @@ class DataSource:
     synthetic: dict[str, Any] = field(default_factory=dict)  # make_synthetic options
     cache: bool = True  # reuse a verified binary cache of the parsed ratings
     time_unit: str | None = None  # unit of integer timestamps (s, ms, us, ns); None: detect
+
+    def __post_init__(self) -> None:
+        if self.ratings is not None and self.dataset is not None:
+            raise ConfigError("give either --dataset or --ratings, not both")
+        if self.ratings is None and self.dataset is None:
+            object.__setattr__(self, "dataset", DEFAULT_DATASET)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able, every field (paths as text): the one serialised form of a source, as
@@ -90,8 +100,6 @@ class Loaded:
 def load_source(src: DataSource) -> Loaded:
     """Load and dense-code the ratings of ``src``. Raises ``DataError``/``ConfigError`` with
     a message naming the file, column or option at fault."""
-    if src.ratings is not None and src.dataset not in (None, "ml-latest-small"):
-        raise ConfigError("give either --dataset or --ratings, not both")
     scale = None
     if src.rating_scale is not None:
         lo, hi, step = src.rating_scale

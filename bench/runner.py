@@ -32,8 +32,9 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from threadpoolctl import threadpool_limits
 
 import bench
+from bench import embeddings as E
 from bench import memory, stats
-from bench.data import Interactions, drop_items, hash_arrays, time_unit_note
+from bench.data import Interactions, time_unit_note
 from bench.errors import ConfigError
 from bench.loading import DataSource, Loaded, load_source
 from bench.results import (
@@ -65,14 +66,17 @@ from predictors.registry import (
 )
 from predictors.types import HistoryBatch, ItemEmbeddings, TrainSet, gather_ranges
 
-# built from the movie catalog with no extra dependency; used when a model needs embeddings
-# and none was given
-DEFAULT_EMBEDDING = "kg_gnn"
 # Test batches are built once and shared by every model up to this size of their histories
 # (13.4M history events at the notebook's full scale are 214 MB); larger, once per model.
 TEST_CACHE_BYTES = 768 * 2**20
 
-__all__ = ["ModelRun", "RunOutcome", "RunSpec", "execute"]
+__all__ = ["CHECK_LEVELS", "ModelRun", "RunOutcome", "RunSpec", "execute"]
+
+# What ``bench run`` checks of a plugin before benchmarking it (``predictors.testing``):
+# "quick" the checks that never fit it (config, capabilities, predict before fit; well under
+# a second), "full" the whole conformance suite on its small synthetic data (fits the model
+# several times: seconds for most models), "none" nothing. Built-ins pass the full suite in CI.
+CHECK_LEVELS = ("quick", "full", "none")
 
 
 @dataclass
@@ -96,6 +100,7 @@ class RunSpec:
     embedding_dir: Path | None = None
     missing_embedding: str = "drop"
     blas_threads: int | None = 1  # BLAS threads while a model fits/predicts; None: library default
+    check: str = "quick"  # conformance checks on plugins before the run: quick | full | none
     command: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -121,18 +126,20 @@ class RunSpec:
             raise ConfigError(f"--chunk-size must be >= 1, got {self.chunk_size}")
         if self.blas_threads is not None and self.blas_threads < 1:
             raise ConfigError(f"--blas-threads must be >= 1, got {self.blas_threads}")
-        if self.missing_embedding not in ("drop", "zero", "mean"):
+        if self.check not in CHECK_LEVELS:
             raise ConfigError(
-                f"--missing-embedding must be drop, zero or mean, got '{self.missing_embedding}'"
+                f"--check must be one of {', '.join(CHECK_LEVELS)}, got '{self.check}'"
+            )
+        if self.missing_embedding not in E.MISSING_POLICIES:
+            raise ConfigError(
+                f"--missing-embedding must be one of {', '.join(E.MISSING_POLICIES)}, "
+                f"got '{self.missing_embedding}'"
             )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able; ``from_dict`` rebuilds the identical spec (``bench rerun``/``--resume``)."""
-        src = dataclasses.asdict(self.source)
-        for k in ("ratings", "catalog", "data_dir"):
-            src[k] = None if src[k] is None else str(src[k])
         return {
-            "source": src,
+            "source": self.source.to_dict(),
             "split": self.split.to_dict(),
             "models": [
                 {
@@ -159,19 +166,13 @@ class RunSpec:
             "embedding_dir": None if self.embedding_dir is None else str(self.embedding_dir),
             "missing_embedding": self.missing_embedding,
             "blas_threads": self.blas_threads,
+            "check": self.check,
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], *, command: list[str] | None = None) -> RunSpec:
-        src = dict(d["source"])
-        for k in ("ratings", "catalog", "data_dir"):
-            src[k] = None if src.get(k) is None else Path(src[k])
-        if src.get("rating_scale") is not None:
-            src["rating_scale"] = tuple(src["rating_scale"])
-        if src.get("ratings") is not None:
-            src["dataset"] = None  # older files recorded the default dataset beside a file
         return cls(
-            source=DataSource(**src),
+            source=DataSource.from_dict(d["source"]),
             split=SplitParams(**d["split"]),
             models=[spec_from_record(m) for m in d["models"]],
             protocol=d.get("protocol", "default"),
@@ -190,6 +191,7 @@ class RunSpec:
             embedding_dir=None if d.get("embedding_dir") is None else Path(d["embedding_dir"]),
             missing_embedding=d.get("missing_embedding", "drop"),
             blas_threads=d.get("blas_threads", 1),
+            check=d.get("check", "quick"),
             command=command or [],
         )
 
@@ -518,102 +520,6 @@ def _plan_runs(
     return runs
 
 
-def _prepare_embeddings(
-    spec: RunSpec, loaded: Loaded, need: bool, console: Console
-) -> tuple[Loaded, dict[str, ItemEmbeddings], dict[str, Any]]:
-    """Build/read every requested embedding, aligned to the item codes, and apply the
-    missing-embedding policy (``drop`` re-codes the data without those movies' ratings)."""
-    names = list(spec.embeddings)
-    implicit = False
-    policy = spec.missing_embedding
-    if not names:
-        if loaded.embeddings is not None:
-            return (
-                loaded,
-                {loaded.embeddings.name: loaded.embeddings},
-                {
-                    "names": [loaded.embeddings.name],
-                    "default": True,
-                },
-            )
-        if not need:
-            return loaded, {}, {}
-        if loaded.catalog is None:
-            raise ConfigError(
-                "the chosen models need item embeddings: pass --embedding NAME|FILE.parquet "
-                "(this data source has no movie catalog to build one from)"
-            )
-        names = [DEFAULT_EMBEDDING]
-        implicit = True
-        console.print(
-            f"no --embedding given: using '{DEFAULT_EMBEDDING}' built from the catalog "
-            "(movies without a vector keep their ratings and get a zero vector)"
-        )
-    from bench import embeddings as E
-
-    inter = loaded.interactions
-    built: dict[str, ItemEmbeddings] = {}
-    build_s: dict[str, float] = {}
-    for name in names:
-        t0 = time.perf_counter()
-        if name == "synthetic" and loaded.embeddings is not None:
-            emb = loaded.embeddings
-        else:
-            console.print(f"embedding {name} ...")
-            emb = E.build_embeddings(
-                name,
-                catalog=loaded.catalog,
-                item_ids=inter.item_ids,
-                embedding_dir=spec.embedding_dir,
-                progress=console.is_terminal,
-            )
-        if emb.name in built:
-            raise ConfigError(f"--embedding: '{emb.name}' is given twice")
-        built[emb.name] = emb
-        build_s[emb.name] = time.perf_counter() - t0
-    if implicit:
-        # an embedding the user did not ask for must not change the data every model sees
-        policy = "zero"
-    info: dict[str, Any] = {
-        "names": list(built),
-        "policy": policy,
-        "default": implicit,
-        "build_s": build_s,
-    }
-    missing = np.zeros(inter.n_items, dtype=bool)
-    for emb in built.values():
-        missing |= E.items_without_embedding(emb)
-    affected_ev = missing[inter.item]
-    info["missing"] = {
-        "items": int(missing.sum()),
-        "ratings": int(affected_ev.sum()),
-        "users": int(np.unique(inter.user[affected_ev]).shape[0]),
-    }
-    if policy == "drop" and missing.any():
-        # test targets that the drop removes, counted on the split before the drop
-        before = make_split(inter, spec.split)
-        info["missing"]["test_targets"] = int(missing[inter.item[before.test_pos]].sum())
-        kept_items = ~missing
-        inter2 = drop_items(inter, missing)
-        built = {
-            n: ItemEmbeddings(
-                name=e.name,
-                vectors=e.vectors[kept_items],
-                present=e.present[kept_items],
-                hash=hash_arrays(inter2.item_ids, e.vectors[kept_items]),
-            )
-            for n, e in built.items()
-        }
-        loaded = dataclasses.replace(loaded, interactions=inter2)
-        console.print(
-            f"dropped {info['missing']['ratings']:,} ratings of {info['missing']['items']:,} "
-            f"movies without an embedding ({info['missing']['users']:,} users affected)"
-        )
-    else:
-        built = {n: E.apply_missing_policy(policy, e) for n, e in built.items()}
-    return loaded, built, info
-
-
 def _prepare(spec: RunSpec, console: Console) -> Prepared:
     timings: dict[str, float] = {}
     models = list(spec.models)
@@ -626,11 +532,16 @@ def _prepare(spec: RunSpec, console: Console) -> Prepared:
         if not m.is_plugin:
             create(m)  # unknown options / bad values fail now, not after loading
             continue
-        # a plugin that cannot be built is recorded as a failed model; the others go on
+        # a plugin that cannot be built, or fails its checks, is recorded as a failed model;
+        # the others go on
         try:
             create(m)
         except Exception as e:
             broken[m.label] = str(e)
+            continue
+        why = _check_plugin(m, spec.check, console)
+        if why is not None:
+            broken[m.label] = why
     for label, error in broken.items():
         console.print(f"[red]plugin failed[/] {label}: {error}")
     models_ok = [m for m in models if m.label not in broken]
@@ -657,7 +568,16 @@ def _prepare(spec: RunSpec, console: Console) -> Prepared:
                 "--embedding NAME|FILE.parquet, or --catalog to build them)"
             )
     t0 = time.perf_counter()
-    loaded, embs, emb_info = _prepare_embeddings(spec, loaded, need_emb, console)
+    loaded, embs, emb_info = E.prepare(
+        loaded,
+        spec.embeddings,
+        policy=spec.missing_embedding,
+        embedding_dir=spec.embedding_dir,
+        split_params=spec.split,
+        need=need_emb,
+        notify=console.print,
+        progress=console.is_terminal,
+    )
     if skipped:
         emb_info = {**emb_info, "skipped_models": skipped}
     timings["embeddings_s"] = time.perf_counter() - t0
@@ -676,11 +596,9 @@ def _prepare(spec: RunSpec, console: Console) -> Prepared:
         f"{c['test']:,} test targets from {c['users']:,} users"
     )
     if embs:
-        from bench.embeddings import coverage
-
         test_items = inter.item[split.test_pos]
         hist_items = inter.item[_fit_rows(split, inter)]
-        emb_info["coverage"] = {n: coverage(e, hist_items, test_items) for n, e in embs.items()}
+        emb_info["coverage"] = {n: E.coverage(e, hist_items, test_items) for n, e in embs.items()}
     runs = _plan_runs(spec, models, ref_spec.label, list(embs) if need_emb else [], broken)
     ref_key = next((r.key for r in runs if r.spec.label == ref_spec.label), None)
     return Prepared(
@@ -692,6 +610,23 @@ def _prepare(spec: RunSpec, console: Console) -> Prepared:
         runs=runs,
         ref_key=ref_key,
         timings=timings,
+    )
+
+
+def _check_plugin(m: ModelSpec, level: str, console: Console) -> str | None:
+    """Why the plugin ``m`` may not be benchmarked (the failed conformance checks), or None."""
+    if level == "none":
+        return None
+    from predictors.testing import check_predictor
+
+    with console.status(f"checking plugin {m.label} ({level})"):
+        report = check_predictor(lambda: create(m), quick=level == "quick")
+    if report.passed:
+        return None
+    reasons = "; ".join(f"{r.name}: {r.reason}" for r in report.failures)
+    return (
+        f"plugin {m.label} failed {len(report.failures)} conformance check(s) "
+        f"(`bench check` shows them all; --check none skips them): {reasons}"
     )
 
 
