@@ -6,6 +6,7 @@ Everything runs on CPU on tiny synthetic data with 1-3 epochs and small widths.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 
 import numpy as np
@@ -375,6 +376,39 @@ def test_seed_defaults_to_the_train_set_seed(tiny_train: TrainSet) -> None:
     assert a.fit_report_.settings["seed"] == 5
     b = Attention(seed=5, **kw).fit(tiny_train)
     np.testing.assert_array_equal(a.predict(tiny_train.val.batch), b.predict(tiny_train.val.batch))
+
+
+class _Recorder:
+    """A ProgressReporter that records the bars opened and every step."""
+
+    def __init__(self) -> None:
+        self.bars: list[tuple[str, int, dict]] = []
+        self.steps: list[tuple[int, dict]] = []
+
+    @contextlib.contextmanager
+    def bar(self, description: str, total: int, **fields):
+        self.bars.append((description, total, fields))
+        yield lambda completed, **kw: self.steps.append((completed, kw))
+
+
+def test_training_progress_goes_to_the_run_context(tiny_train: TrainSet) -> None:
+    rec = _Recorder()
+    train = dataclasses.replace(tiny_train, context=RunContext(seed=0, progress=rec))
+    m = Attention(**{**ATT, "progress": True}).fit(train)
+    n_batches = -(-m.fit_report_.settings["n_train"] // ATT["batch_size"])
+    assert rec.bars == [("attention", n_batches, {"loss": "-"})]
+    starts = [kw["description"] for c, kw in rec.steps if c == 0]
+    assert starts == ["attention 1/2", "attention 2/2"]
+    last = rec.steps[-1]
+    assert last[0] == n_batches and set(last[1]) == {"loss"}
+    # progress=False shows nothing, and the run's device and seed reach the model
+    quiet = _Recorder()
+    train = dataclasses.replace(
+        tiny_train, context=RunContext(seed=4, device="cpu", progress=quiet)
+    )
+    m = Attention(**{**ATT, "device": None}).fit(train)
+    assert quiet.bars == [] and quiet.steps == []
+    assert m.fit_report_.settings["device"] == "cpu" and m.fit_report_.settings["seed"] == 4
 
 
 def test_options_are_validated() -> None:
