@@ -402,9 +402,14 @@ def _resume_source(source: Any, opts: dict[str, Any]) -> Any:
 
 def _finish_run(outcome: Any, spec: Any, console: Console, make_report: bool) -> None:
     from bench.compare import build_comparison, render_rich
+    from bench.results import ResultsDoc
 
     out = _out()
-    comp = build_comparison([outcome.path], n_resamples=spec.n_resamples, per_seed=spec.per_seed)
+    comp = build_comparison(
+        [ResultsDoc.of(outcome.path, outcome.doc)],
+        n_resamples=spec.n_resamples,
+        per_seed=spec.per_seed,
+    )
     for table in render_rich(comp):
         out.print(table)
     for r in outcome.runs:
@@ -618,7 +623,7 @@ def check_cmd(models: tuple[str, ...], quick: bool, seed: int) -> None:
             console.print(f"[bold red]error:[/] {text}: {e}")
             failed += 1
             continue
-        report = check_predictor(lambda spec=spec: create(spec), seed=seed, quick=quick)
+        report = check_predictor(functools.partial(create, spec), seed=seed, quick=quick)
         where = spec.source.describe() if spec.source is not None else "built-in"
         out.print(f"[bold]{spec.label}[/] ({where})")
         out.print(report.table(), markup=False, highlight=False)

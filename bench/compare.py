@@ -13,6 +13,7 @@ figures show them (colour, figure label), the one such table (the report uses it
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -174,7 +175,7 @@ def _row(name: str, m: Any, label: str | None = None, **parts: Any) -> Row:
 
 
 def build_comparison(
-    paths: list[Path],
+    paths: Sequence[Path | ResultsDoc],
     *,
     reference: str | None = None,
     n_resamples: int = 2000,
@@ -192,7 +193,10 @@ def build_comparison(
     run's ``statistics.table``) unless ``per_seed``."""
     if not paths:
         raise ResultsError("no results file given")
-    docs = [read_results(Path(p), predictions=False) for p in paths]
+    # a run's own document may come from memory (the run just wrote it): not read again
+    docs = [
+        p if isinstance(p, ResultsDoc) else read_results(Path(p), predictions=False) for p in paths
+    ]
     _check_same(docs)
     # short run labels (#1, #2, ...) keep the tables narrow; the legend maps them to files
     names = [f"#{i + 1}" for i in range(len(docs))] if len(docs) > 1 else [docs[0].path.stem]

@@ -485,6 +485,13 @@ class ResultsDoc:
     def __iter__(self) -> Iterator[ModelRecord]:
         return iter(self.models)
 
+    @classmethod
+    def of(cls, path: Path, raw: dict[str, Any]) -> ResultsDoc:
+        """The document as written to ``path`` from the dict a run holds (numpy values and
+        NaN made what the JSON holds)."""
+        raw = json.loads(json.dumps(_clean(raw), default=_json_default))
+        return cls(Path(path), raw, tuple(ModelRecord.from_dict(m) for m in raw["models"]))
+
     @property
     def status(self) -> str | None:
         return self.raw.get("status")

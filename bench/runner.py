@@ -42,7 +42,7 @@ from bench.results import (
     SCHEMA_VERSION,
     new_results_path,
     new_run_id,
-    open_for_resume,
+    resume_results,
     write_results,
 )
 from bench.runkey import RunKey
@@ -879,28 +879,24 @@ def execute(
 
     if resume is not None:
         path = Path(resume)
-        old, frame, notes = open_for_resume(
+        old, notes = resume_results(
             path,
             dataset_hash=inter.hash,
             split_hash=prep.split.hash,
             queries=_predictions_frame(prep),
         )
-        started = old.get("created", started)
-        done = {m["key"]: m for m in old["models"] if m.get("status") == "ok"}
-        changed = changed_plugins((old.get("run_spec") or {}).get("models") or [], spec.models)
+        started = old.raw.get("created", started)
+        changed = changed_plugins((old.run_spec or {}).get("models") or [], spec.models)
         for label, why in changed.items():
             console.print(
                 f"[yellow]note:[/] plugin {label}: {why} since the run began; its finished "
                 "runs are run again"
             )
+        done = {rec.key: rec for rec in old.finished() if rec.pred is not None}
         for r in prep.runs:
-            d = done.get(r.key) if r.spec.label not in changed else None
-            if d is not None and frame is not None and f"pred:{r.key}" in frame.columns:
-                r.restore(
-                    d,
-                    frame[f"pred:{r.key}"].to_numpy(np.float32),
-                    frame[f"fallback:{r.key}"].to_numpy(bool),
-                )
+            rec = done.get(r.run_key) if r.spec.label not in changed else None
+            if rec is not None and rec.pred is not None and rec.fallback is not None:
+                r.restore(rec.record, rec.pred, rec.fallback)
         n_done = sum(r.status == "ok" for r in prep.runs)
         for note in notes:
             console.print(f"[yellow]note:[/] {note}")
@@ -919,7 +915,7 @@ def execute(
     val_check = ValCheck.of(base)
 
     written = resume is not None
-    run_id = (old.get("run_id") if resume is not None else None) or new_run_id()
+    run_id = (old.raw.get("run_id") if resume is not None else None) or new_run_id()
     provenance = {**_provenance(), "run_id": run_id}  # run_id pairs the JSON and its sidecar
 
     def save(status: str) -> dict[str, Any]:

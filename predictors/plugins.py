@@ -66,8 +66,17 @@ class PluginSource:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> PluginSource:
+        def text(key: str) -> str | None:
+            v = d.get(key)
+            return None if v is None else str(v)
+
         return cls(
-            **{k: d.get(k) for k in ("kind", "ref", "given", "sha256", "package", "version")}
+            kind=str(d["kind"]),
+            ref=str(d["ref"]),
+            given=str(d.get("given") or d["ref"]),
+            sha256=text("sha256"),
+            package=text("package"),
+            version=text("version"),
         )
 
     def describe(self) -> str:

@@ -239,9 +239,7 @@ def parse_spec(text: str, *, keep_errors: bool = False) -> ModelSpec:
         raise ValueError(f"empty model name in '{text}'")
     if name in ADAPTERS:
         if len(parts) < 2 or not parts[1].strip() or "=" in parts[1]:
-            raise ValueError(
-                f"'{text}': name the {name} model, e.g. {name}:SVD (see `bench list`)"
-            )
+            raise ValueError(f"'{text}': name the {name} model, e.g. {name}:SVD (see `bench list`)")
         full = f"{name}:{parts[1].strip()}"
         _adapter_class(name, parts[1].strip())  # unknown model / extra not installed: now
         return ModelSpec(name=full, options=_parse_options(parts[2:], text))
@@ -355,7 +353,7 @@ def create(spec: ModelSpec | str) -> Any:
     not options: they reach the model in ``train.context`` when it is fitted."""
     if isinstance(spec, str):
         spec = parse_spec(spec)
-    cls = class_of(spec)
+    cls: Any = class_of(spec)
     params = inspect.signature(cls.__init__).parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
     accepted = [
