@@ -626,7 +626,7 @@ def check_cmd(models: tuple[str, ...], quick: bool, seed: int) -> None:
         report = check_predictor(functools.partial(create, spec), seed=seed, quick=quick)
         where = spec.source.describe() if spec.source is not None else "built-in"
         out.print(f"[bold]{spec.label}[/] ({where})")
-        out.print(report.table(), markup=False, highlight=False)
+        out.print(report.table(), markup=False, highlight=False, soft_wrap=True)
         if not report.passed:
             failed += 1
     if failed:

@@ -871,7 +871,7 @@ def execute(
     prep = _prepare(spec, console)
     memory.check_fits(prep.memory_needs(spec.chunk_size), memory.available_bytes())
     # torch is imported (and the device resolved) only when a torch model runs
-    need_torch = any(_capabilities(r.spec).torch for r in prep.runs)
+    need_torch = any(_capabilities(r.spec).torch for r in prep.runs if r.status == "pending")
     if need_torch:
         import torch  # noqa: F401
     device = resolve_device(spec.device)

@@ -36,6 +36,7 @@ __all__ = [
     "entry_point_names",
     "load",
     "load_entry_point",
+    "load_object",
     "loaded_class",
     "name_of",
     "split_reference",
@@ -229,15 +230,27 @@ def _register(cls: type, src: PluginSource, name: str) -> tuple[type, PluginSour
     return cls, src
 
 
-def load(target: str, *, builtins: Mapping[str, Any]) -> tuple[type, PluginSource]:
-    """Import the class ``target`` names (``file.py:Class`` or ``package.module:Class``)."""
-    if target in _LOADED:
-        return _LOADED[target]
-    where, colon, cls_name = target.rpartition(":")
-    if not colon or not cls_name:
+def _module_exists(where: str, label: str) -> bool:
+    try:
+        with _importing(label):  # finding a submodule imports its parents: their errors show
+            return importlib.util.find_spec(where) is not None
+    except PluginError as e:
+        cause = e.__context__
+        missing = getattr(cause, "name", None) if isinstance(cause, ModuleNotFoundError) else None
+        if missing is not None and (where == missing or where.startswith(missing + ".")):
+            return False  # the module itself (or a parent package) is not there
+        raise  # the module is there, and importing it (or what it imports) fails
+
+
+def load_object(target: str, what: str = "class") -> tuple[Any, PluginSource]:
+    """The object ``target`` names (``file.py:name`` or ``package.module:name``) and where it
+    came from; ``what`` words the messages ("class", "function")."""
+    where, colon, attr = target.rpartition(":")
+    if not colon or not attr or not where:
+        example = "MyModel" if what == "class" else "build"
         raise PluginError(
-            f"plugin {target}: say which class, e.g. {target}:MyModel "
-            "(FILE.py:Class or package.module:Class)"
+            f"plugin {target}: say which {what}, e.g. {target.rstrip(':')}:{example} "
+            f"(FILE.py:{what} or package.module:{what})"
         )
     is_file = where.endswith(".py") or "/" in where or "\\" in where
     if is_file:
@@ -245,40 +258,50 @@ def load(target: str, *, builtins: Mapping[str, Any]) -> tuple[type, PluginSourc
         if not path.is_file():
             raise PluginError(f"plugin {target}: the file {where} does not exist")
         path = path.resolve()
-        ref = f"{path}:{cls_name}"
-        if ref in _LOADED:
-            return _LOADED[ref]
+        ref = f"{path}:{attr}"
         module, digest = _import_file(path, target)
         package = version = None
     else:
         ref = target
-        try:
-            with _importing(target):
-                module = importlib.import_module(where)
-        except PluginError as e:
-            if f"No module named '{where.split('.')[0]}'" in str(e) or (
-                f"No module named '{where}'" in str(e)
-            ):
-                raise PluginError(
-                    f"plugin {target}: no module named '{where}' (is it installed, or on "
-                    "PYTHONPATH? a file is given as path/to/file.py:Class)"
-                ) from None
-            raise
+        if not _module_exists(where, target):
+            raise PluginError(
+                f"plugin {target}: no module named '{where}' (is it installed, or on "
+                f"PYTHONPATH? a file is given as path/to/file.py:{what})"
+            )
+        with _importing(target):
+            module = importlib.import_module(where)
         file = getattr(module, "__file__", None)
         digest = _sha256(Path(file)) if file and Path(file).is_file() else None
         package, version = _distribution_of(module)
-    obj = getattr(module, cls_name, None)
+    obj = getattr(module, attr, None)
     if obj is None:
+        test = inspect.isclass if what == "class" else callable
         found = sorted(
             n
             for n, v in vars(module).items()
-            if inspect.isclass(v) and getattr(v, "__module__", None) == module.__name__
+            if test(v) and getattr(v, "__module__", None) == module.__name__
         )
-        listing = f" (classes defined there: {', '.join(found)})" if found else ""
-        raise PluginError(f"plugin {target}: {where} has no class '{cls_name}'{listing}")
-    cls = _check_class(obj, target, builtins, None)
+        plural = "classes" if what == "class" else f"{what}s"
+        listing = f" ({plural} defined there: {', '.join(found)})" if found else ""
+        raise PluginError(f"plugin {target}: {where} has no {what} '{attr}'{listing}")
     kind = "file" if is_file else "module"
-    src = PluginSource(kind, ref, target, digest, package, version)
+    return obj, PluginSource(kind, ref, target, digest, package, version)
+
+
+def load(target: str, *, builtins: Mapping[str, Any]) -> tuple[type, PluginSource]:
+    """Import the class ``target`` names (``file.py:Class`` or ``package.module:Class``)."""
+    if target in _LOADED:
+        return _LOADED[target]
+    where, _, cls_name = target.rpartition(":")
+    if where.endswith(".py") or "/" in where:
+        resolved = f"{Path(where).expanduser().resolve()}:{cls_name}"
+        if resolved in _LOADED and Path(where).expanduser().is_file():
+            # the same file: loaded again only when its content changed
+            cls, src = _LOADED[resolved]
+            if src.sha256 == _sha256(Path(where).expanduser()):
+                return cls, src
+    obj, src = load_object(target, "class")
+    cls = _check_class(obj, target, builtins, None)
     return _register(cls, src, name_of(cls))
 
 

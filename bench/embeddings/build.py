@@ -23,6 +23,7 @@ from bench.embeddings.builders import BUILDERS, BuildInput
 from bench.embeddings.builders.text import require_text_extra
 from bench.embeddings.cache import cached_build, default_embedding_cache_dir
 from bench.embeddings.parquet import ID_COLUMN, read_embedding_parquet
+from bench.embeddings.user import is_function_spec, load_builder
 from bench.errors import ConfigError, DataError
 from predictors.types import ItemEmbeddings
 
@@ -88,8 +89,10 @@ def build_embeddings(
     """Item embeddings for the dataset's items ``item_ids`` (n_items,) int64 (original movie
     ids, index = item code).
 
-    ``spec`` is a path (ends in ``.parquet``/``.pq``, contains a path separator, or names an
-    existing file): the file is read with ``read_embedding_parquet``, and the name is its stem.
+    ``spec`` is a user function (``file.py:function`` or ``package.module:function``, see
+    ``bench.embeddings.user``), or a path (ends in ``.parquet``/``.pq``, contains a path
+    separator, or names an existing file): the file is read with ``read_embedding_parquet``,
+    and the name is its stem.
     Otherwise it is a name: ``embedding_dir/emb_<name>.parquet`` if that exists, else the
     built-in builder ``name`` (``BUILDERS``; built via the cache in ``cache_dir``, default
     ``default_embedding_cache_dir()``). ``dim`` and ``seed`` apply to ``kg_gnn``,
@@ -108,6 +111,12 @@ def build_embeddings(
     if isinstance(dim, bool) or not isinstance(dim, int | np.integer) or dim < 1:
         raise ConfigError(f"embedding dim must be a positive integer, got {dim!r}")
     spec = str(spec)
+    cdir = Path(cache_dir).expanduser() if cache_dir is not None else default_embedding_cache_dir()
+    if is_function_spec(spec):
+        builder = load_builder(spec)
+        inp = BuildInput(catalog, item_ids, int(dim), int(seed), progress)
+        ids, vec = cached_build(builder, inp, cdir)
+        return _finish(builder.name, ids, vec, item_ids, f"embedding plugin {spec}")
     if _is_path_spec(spec):
         path = Path(spec).expanduser()
         ids, vec = read_embedding_parquet(path)
@@ -137,7 +146,6 @@ def build_embeddings(
         )
     if b.needs_text_extra:
         require_text_extra()
-    cdir = Path(cache_dir).expanduser() if cache_dir is not None else default_embedding_cache_dir()
     inp = BuildInput(catalog, item_ids, int(dim), int(seed), progress)
     ids, vec = cached_build(spec, inp, cdir)
     return _finish(spec, ids, vec, item_ids, f"embedding {spec!r}")

@@ -54,6 +54,8 @@ def cache_key(b: Builder, inp: BuildInput) -> tuple[str, dict[str, Any]]:
         inputs["seed"] = inp.seed
     if b.uses_catalog:
         inputs["catalog"] = catalog_hash(inp.need_catalog())
+    elif "plugin" in b.params:  # a user function sees the catalog when there is one
+        inputs["catalog"] = None if inp.catalog is None else catalog_hash(inp.catalog)
     if b.uses_item_ids:
         inputs["item_ids"] = hash_arrays(np.unique(np.asarray(inp.item_ids, dtype=np.int64)))
     if b.parts:
@@ -77,11 +79,13 @@ def _read_cached(path: Path, key: str) -> Built | None:
     return ids, vec
 
 
-def cached_build(name: str, inp: BuildInput, cache_dir: Path) -> Built:
-    """The output of builder ``name`` for ``inp``: read from ``cache_dir`` when a verified
-    file is there, else built (a fusion's parts first, each through this cache) and written
-    there. A cache folder that cannot be written only warns."""
-    b = BUILDERS[name]
+def cached_build(name: str | Builder, inp: BuildInput, cache_dir: Path) -> Built:
+    """The output of builder ``name`` (a name of ``BUILDERS``, or a ``Builder``, e.g. a user
+    function's) for ``inp``: read from ``cache_dir`` when a verified file is there, else built
+    (a fusion's parts first, each through this cache) and written there. A cache folder that
+    cannot be written only warns."""
+    b = BUILDERS[name] if isinstance(name, str) else name
+    name = b.name
     key, inputs = cache_key(b, inp)
     path = cache_dir / f"{name}-{key}.parquet"
     hit = _read_cached(path, key)
