@@ -60,7 +60,8 @@ class TorchSequencePredictor(Validated, BasePredictor):
     options they share (the fields below; a subclass redeclares a field to change its
     default, e.g. ``epochs``).
 
-    Subclasses add their own options as fields, extend ``option_constraints``, and
+    Subclasses are decorated with ``@model_options`` (``predictors.options``) so that their
+    own options are fields too; they extend ``option_constraints``, and
     implement ``_build(train, emb_dim)`` -> module and ``_forward(module, emb, batch)`` ->
     (B,) predictions in [0, 1] units. ``needs_history``: queries with an empty (embedded)
     history cannot be predicted and fall back. The fallback is the mean of the training
