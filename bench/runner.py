@@ -56,6 +56,7 @@ from predictors.contract import (
     RunContext,
     capabilities_of,
 )
+from predictors.device import resolve_device as _resolve_device
 from predictors.registry import (
     ModelSpec,
     changed_plugins,
@@ -371,23 +372,12 @@ def _versions() -> dict[str, str | None]:
 
 
 def resolve_device(name: str) -> str:
-    """``auto`` picks cuda, then mps, then cpu; imports torch only when asked to."""
-    if name not in ("auto", "cpu", "cuda", "mps"):
-        raise ConfigError(f"--device must be auto, cpu, cuda or mps, got '{name}'")
-    if name == "cpu":
-        return "cpu"
-    if name == "auto" and "torch" not in sys.modules:
-        # the baselines never need torch; torch models resolve 'auto' themselves
-        return "auto"
-    import torch
-
-    if name in ("auto", "cuda") and torch.cuda.is_available():
-        return "cuda"
-    if name in ("auto", "mps") and torch.backends.mps.is_available():
-        return "mps"
-    if name != "auto":
-        raise ConfigError(f"--device {name} was asked for but is not available here")
-    return "cpu"
+    """``--device`` resolved (``predictors.device``): ``auto`` stays ``auto`` until torch is
+    imported (only when a model declares torch), so a run of the baselines never imports it."""
+    try:
+        return _resolve_device(name)
+    except ValueError as e:
+        raise ConfigError(f"--device: {e}") from e
 
 
 # -- the run ------------------------------------------------------------------------------

@@ -132,3 +132,12 @@ def _raw_from(inter):
         scale=inter.scale,
         source="copy",
     )
+
+
+@pytest.mark.parametrize("name", list(REGISTRY))
+def test_every_built_in_passes_the_public_conformance_suite(name):
+    """The suite researchers run on their own models (``bench check``) passes on every
+    built-in, with the quick options above."""
+    from predictors.testing import check_predictor
+
+    check_predictor(lambda: _model(name)).raise_for_failures()
