@@ -87,9 +87,9 @@ def make_spec(
 ) -> Any:
     """The ``RunSpec`` these choices describe (validated); ``run`` executes it.
     ``samples_per_user``: an integer, or None for every position; left out, the protocol's."""
-    from bench.loading import DataSource
+    from bench.data.loading import DataSource
+    from bench.data.split import split_params
     from bench.runner import RunSpec
-    from bench.split import split_params
     from predictors.registry import parse_models
 
     source = DataSource(

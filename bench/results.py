@@ -40,7 +40,7 @@ from bench.runkey import RunKey
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
-    from bench.loading import DataSource
+    from bench.data.loading import DataSource
 
 __all__ = [
     "SCHEMA",
@@ -544,7 +544,7 @@ class ResultsDoc:
     def source(self) -> DataSource | None:
         """The run's data source, from ``run_spec.source`` (the one serialised form of it),
         or None when the file does not record it."""
-        from bench.loading import DataSource
+        from bench.data.loading import DataSource
 
         src = (self.run_spec or {}).get("source")
         return DataSource.from_dict(src) if src else None

@@ -34,9 +34,10 @@ from threadpoolctl import threadpool_limits
 import bench
 from bench import embeddings as E
 from bench import memory, stats
-from bench.data import Interactions, time_unit_note
+from bench.data.loading import DataSource, Loaded, load_source
+from bench.data.split import Split, SplitParams, make_split
+from bench.data.types import Interactions, time_unit_note
 from bench.errors import ConfigError
-from bench.loading import DataSource, Loaded, load_source
 from bench.results import (
     SCHEMA,
     SCHEMA_VERSION,
@@ -46,7 +47,6 @@ from bench.results import (
     write_results,
 )
 from bench.runkey import RunKey
-from bench.split import Split, SplitParams, make_split
 from predictors.contract import (
     Capabilities,
     Harnessed,

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.data import Interactions, RawRatings, build_interactions
+from bench.data.types import Interactions, RawRatings, build_interactions
 from predictors.types import EventStore, RatingScale
 
 REPO = Path(__file__).resolve().parents[1]

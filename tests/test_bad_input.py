@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-import bench.cache  # noqa: F401  (bound to the real atomic_write before a test patches it)
+import bench.data.cache  # noqa: F401  (bound to the real atomic_write before a test patches it)
 from bench.cli import main
 from tests.conftest import tiny_rows
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.split import SplitParams, make_split
+from bench.data.split import SplitParams, make_split
 from predictors.registry import create
 
 
@@ -105,9 +105,9 @@ def test_ml_latest_small_baseline_figures(data_dir):
     """The notebook's baselines, re-implemented with its own loops, on its own split."""
     import pandas as pd
 
-    from bench.data import build_interactions
-    from bench.datasets import load_dataset
-    from bench.split import PROTOCOLS
+    from bench.data.datasets import load_dataset
+    from bench.data.split import PROTOCOLS
+    from bench.data.types import build_interactions
 
     raw, _ = load_dataset("ml-latest-small", data_dir=data_dir, download=False)
     inter = build_interactions(raw, name="ml-latest-small")

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import cache
-from bench.cache import (
+from bench.data import cache
+from bench.data.cache import (
     CacheWarning,
     cached_interactions,
     default_cache_dir,
@@ -24,8 +24,8 @@ from bench.cache import (
     save_interactions,
     source_key,
 )
-from bench.data import Interactions
-from bench.split import make_split
+from bench.data.split import make_split
+from bench.data.types import Interactions
 
 ARRAYS = (
     "user",
@@ -83,7 +83,7 @@ def test_round_trip_is_equal(saved: tuple[Interactions, Path], tmp_path: Path) -
 
 def test_verification_hash_is_the_interactions_hash(tiny: Interactions) -> None:
     assert cache._content_hash(tiny) == tiny.hash
-    from bench.data import content_hash
+    from bench.data.types import content_hash
 
     t = tiny  # chunking the streamed hash does not change it
     assert (

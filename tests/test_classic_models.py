@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.data import RawRatings, build_interactions
-from bench.loading import DataSource, load_source
-from bench.split import PROTOCOLS, SplitParams, make_split
+from bench.data.loading import DataSource, load_source
+from bench.data.split import PROTOCOLS, SplitParams, make_split
+from bench.data.types import RawRatings, build_interactions
 from predictors.baselines import UserMean
 from predictors.knn import KNN
 from predictors.mf import MF, _Groups, fit_als, solve_grouped

@@ -224,9 +224,9 @@ def _sections(output: str) -> dict[str, list[str]]:
 
 
 def test_list_names_everything():
-    from bench.datasets import list_datasets
+    from bench.data.datasets import list_datasets
+    from bench.data.split import PROTOCOLS
     from bench.embeddings import list_embeddings
-    from bench.split import PROTOCOLS
     from predictors.registry import REGISTRY
 
     r = _run(["list"])
@@ -375,7 +375,7 @@ def test_rerun_gives_identical_predictions(tmp_path):
 
 
 def test_second_run_reads_the_parsed_ratings_from_the_cache(tmp_path, monkeypatch):
-    from bench import readers
+    from bench.data import readers
 
     csv = _ratings_csv(tmp_path)
     args = ["run", "--ratings", str(csv), "--models", "user-mean", "--resamples", "200"]

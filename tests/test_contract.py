@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from bench.data import build_interactions
-from bench.loading import DataSource, load_source
-from bench.split import SplitParams, make_split
+from bench.data.loading import DataSource, load_source
+from bench.data.split import SplitParams, make_split
+from bench.data.types import build_interactions
 from predictors.base import NotFittedError
 from predictors.contract import RunContext
 from predictors.registry import REGISTRY, ModelSpec, create
@@ -122,7 +122,7 @@ def test_blind_to_the_future(name, world):
 
 
 def _raw_from(inter):
-    from bench.data import RawRatings
+    from bench.data.types import RawRatings
 
     return RawRatings(
         user_id=inter.user_ids[inter.user],

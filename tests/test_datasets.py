@@ -10,9 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import bench.datasets as ds
-from bench.data import build_interactions
-from bench.datasets import (
+import bench.data.datasets as ds
+from bench.data.datasets import (
     DatasetManifest,
     get_manifest,
     list_datasets,
@@ -20,6 +19,7 @@ from bench.datasets import (
     load_manifest,
     resolve_dataset_dir,
 )
+from bench.data.types import build_interactions
 from bench.errors import ConfigError, DataError
 from predictors.types import RatingScale
 

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from bench import embeddings as E
-from bench.data import Catalog
+from bench.data.types import Catalog
 from bench.embeddings.builders.fusion import pca
 from bench.embeddings.builders.hashing import gaussian_rows
 from bench.embeddings.cache import cache_key
@@ -489,7 +489,7 @@ def ml_small() -> Catalog:
     d = _data_dir()
     if not (d / "movies.csv").is_file():
         pytest.skip(f"ml-latest-small not found (set RATINGBENCH_DATA_DIR); looked in {d.name}/")
-    from bench.readers import read_catalog, read_tags
+    from bench.data.readers import read_catalog, read_tags
 
     return read_catalog(d / "movies.csv", tags=read_tags(d / "tags.csv"))
 

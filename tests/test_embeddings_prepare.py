@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 
 from bench import embeddings as E
-from bench.data import Catalog, Interactions, drop_items
+from bench.data.loading import DataSource, Loaded, load_source
+from bench.data.split import SplitParams, make_split
+from bench.data.types import Catalog, Interactions, drop_items
 from bench.errors import ConfigError, DataError
-from bench.loading import DataSource, Loaded, load_source
-from bench.split import SplitParams, make_split
 from predictors.types import ItemEmbeddings
 
 # tiny (tests/conftest.py): user 7 rates items 100..113 (14 events, in item order), user 3

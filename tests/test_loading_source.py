@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.loading import DataSource
+from bench.data.loading import DataSource
 
 
 @pytest.mark.parametrize(

@@ -85,8 +85,8 @@ def test_module_plugin_and_seed_through_the_context(tmp_path, monkeypatch):
     spec = parse_spec("mypkg.models:ItemMean")
     assert spec.name == "item-mean-plain" and spec.source is not None
     assert spec.source.kind == "module" and spec.source.sha256
-    from bench.data import build_interactions
-    from bench.split import SplitParams, make_split
+    from bench.data.split import SplitParams, make_split
+    from bench.data.types import build_interactions
     from predictors.contract import Harnessed, RunContext
     from tests.conftest import make_raw, tiny_rows
 
@@ -347,8 +347,8 @@ def build(catalog, item_ids=None, seed=0):
 
 
 def test_embedding_from_a_users_function_is_cached_by_its_code(tmp_path, monkeypatch):
+    from bench.data.loading import DataSource, load_source
     from bench.embeddings import build_embeddings
-    from bench.loading import DataSource, load_source
 
     monkeypatch.setenv("RATINGBENCH_CACHE", str(tmp_path / "cache"))
     f = _write(tmp_path, "my_emb.py", EMB)
@@ -376,9 +376,9 @@ def test_embedding_from_a_users_function_is_cached_by_its_code(tmp_path, monkeyp
     ],
 )
 def test_bad_embedding_functions_get_a_clear_message(tmp_path, monkeypatch, body, message):
+    from bench.data.loading import DataSource, load_source
     from bench.embeddings import build_embeddings
     from bench.errors import BenchError
-    from bench.loading import DataSource, load_source
 
     monkeypatch.setenv("RATINGBENCH_CACHE", str(tmp_path / "cache"))
     f = _write(

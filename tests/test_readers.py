@@ -10,9 +10,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from bench.data import TIME_UNITS, build_interactions
+from bench.data.readers import infer_format, infer_scale, read_catalog, read_ratings, read_tags
+from bench.data.types import TIME_UNITS, build_interactions
 from bench.errors import ConfigError, DataError
-from bench.readers import infer_format, infer_scale, read_catalog, read_ratings, read_tags
 from predictors.types import RatingScale
 
 HEADER = "userId,movieId,rating,timestamp"

@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.loading import DataSource
+from bench.data.loading import DataSource
+from bench.data.split import SplitParams
 from bench.report import compare_figure, model_colors, write_report
 from bench.results import (
     load_results,
@@ -24,7 +25,6 @@ from bench.results import (
 )
 from bench.runkey import RunKey
 from bench.runner import RunSpec, execute
-from bench.split import SplitParams
 from predictors.registry import parse_models
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.data import RawRatings, build_interactions
-from bench.loading import DataSource, load_source
-from bench.split import PROTOCOLS, SplitParams, make_split
+from bench.data.loading import DataSource, load_source
+from bench.data.split import PROTOCOLS, SplitParams, make_split
+from bench.data.types import RawRatings, build_interactions
 from predictors.baselines import Bias
 from predictors.contract import RunContext
 from predictors.svdpp import SVDpp, SVDppParams, implicit_sums

@@ -10,10 +10,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from bench import synthetic
-from bench.data import build_interactions
+from bench.data import synthetic
+from bench.data.synthetic import GENRES, SCALE, make_synthetic, write_embeddings_parquet
+from bench.data.types import build_interactions
 from bench.errors import ConfigError
-from bench.synthetic import GENRES, SCALE, make_synthetic, write_embeddings_parquet
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from bench.loading import DataSource, load_source
-from bench.split import SplitParams, make_split
+from bench.data.loading import DataSource, load_source
+from bench.data.split import SplitParams, make_split
 from predictors.attention import Attention, AttentionConfig, RatingPredictor
 from predictors.contract import RunContext
 from predictors.torch.batches import SequenceData, history_batch

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.data import hash_arrays
+from bench.data.types import hash_arrays
 from predictors.types import ItemEmbeddings
 
 __all__ = ["align_embeddings"]

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from bench.data import Catalog
+from bench.data.types import Catalog
 from bench.embeddings.align import align_embeddings
 from bench.embeddings.builders import BUILDERS, BuildInput
 from bench.embeddings.builders.text import require_text_extra

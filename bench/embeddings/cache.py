@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
-from bench.data import hash_arrays
+from bench.data.types import hash_arrays
 from bench.embeddings.builders import BUILDERS, Builder, BuildInput, Built
 from bench.embeddings.catalog import catalog_hash
 from bench.embeddings.parquet import META_KEY, read_embedding_parquet, write_embedding_parquet

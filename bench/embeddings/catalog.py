@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from bench.data import Catalog, hash_arrays
+from bench.data.types import Catalog, hash_arrays
 
 __all__ = ["catalog_hash", "genre_pairs", "release_year", "tag_counts"]
 

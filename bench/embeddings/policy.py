@@ -8,7 +8,7 @@ import difflib
 import numpy as np
 from numpy.typing import NDArray
 
-from bench.data import Interactions, drop_items, hash_arrays
+from bench.data.types import Interactions, drop_items, hash_arrays
 from bench.errors import ConfigError, DataError
 from predictors.types import ItemEmbeddings
 

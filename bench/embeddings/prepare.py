@@ -13,11 +13,11 @@ from typing import Any, ClassVar, Protocol, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
-from bench.data import Catalog, Interactions
+from bench.data.split import SplitParams, make_split
+from bench.data.types import Catalog, Interactions
 from bench.embeddings.build import build_embeddings
 from bench.embeddings.policy import apply_missing_policy, drop_missing, items_without_embedding
 from bench.errors import ConfigError
-from bench.split import SplitParams, make_split
 from predictors.types import ItemEmbeddings
 
 __all__ = ["DEFAULT_EMBEDDING", "prepare", "removed_test_targets"]
@@ -26,7 +26,7 @@ DEFAULT_EMBEDDING = "kg_gnn"  # built from the catalog when a model needs one an
 
 
 class _Loaded(Protocol):
-    """What ``prepare`` reads of ``bench.loading.Loaded`` (a frozen dataclass; named by its
+    """What ``prepare`` reads of ``bench.data.loading.Loaded`` (a frozen dataclass; named by its
     shape so that this package does not import the loader, which imports it)."""
 
     __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]  # a dataclass

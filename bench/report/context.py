@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from bench.loading import DataSource
+from bench.data.loading import DataSource
 from bench.report.style import model_colors, unit
 from bench.results import ModelRecord, ResultsDoc, read_predictions, read_results
 from bench.runkey import RunKey
@@ -143,8 +143,8 @@ def _reload_source(ctx: ReportContext, data_dir: Path | None) -> DataSource | No
 
 def reload_data(ctx: ReportContext, data_dir: Path | None) -> str | None:
     """Reload the data and split of the run into ``ctx.data``. Returns why not, or None."""
-    from bench.loading import load_source
-    from bench.split import SplitParams, make_split
+    from bench.data.loading import load_source
+    from bench.data.split import SplitParams, make_split
 
     doc = ctx.doc
     if ctx.frame is None:

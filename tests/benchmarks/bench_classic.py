@@ -49,9 +49,9 @@ def measure(dataset: str, users: int, protocol: str, model: str, seed: int = 0) 
     from rich.console import Console
     from threadpoolctl import threadpool_limits
 
-    from bench.loading import DataSource
+    from bench.data.loading import DataSource
+    from bench.data.split import PROTOCOLS
     from bench.runner import RunSpec, _prepare
-    from bench.split import PROTOCOLS
     from predictors.contract import RunContext
     from predictors.registry import create, parse_spec
 

@@ -18,7 +18,7 @@ Cases:
   ``scale_child.py`` (wall and CPU seconds, peak RSS). ratingbench runs ``ROUNDS`` times
   (the median is used), the notebook once (it takes about a minute and > 3 GB at full size).
   Both must produce the same train/val/test counts and target-rating sums.
-- ``test_cache_vs_parse``: at full size, ``load_interactions`` from a warm ``bench.cache``
+- ``test_cache_vs_parse``: at full size, ``load_interactions`` from a warm ``bench.data.cache``
   entry against parsing, and the whole load+split with the cache.
 - ``test_predict_throughput[model]``: each baseline fitted once, then timed predicting
   every full-scale test query (200k users), in-process; queries/s and CPU seconds.
@@ -79,7 +79,7 @@ def _write_parquet(n_users: int, path: Path) -> dict[str, Any]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from bench.synthetic import make_synthetic
+    from bench.data.synthetic import make_synthetic
 
     raw = make_synthetic(n_users=n_users, seed=SEED).raw
     order = np.lexsort((raw.item_id, raw.user_id))  # MovieLens' file order
@@ -223,8 +223,8 @@ def test_cache_vs_parse(benchmark: Any, parquet_for: Any, tmp_path: Path) -> Non
 @pytest.fixture(scope="module")
 def full_queries(parquet_for: Any) -> Any:
     """(TrainSet, [HistoryBatch]) of the full-scale split, built once."""
-    from bench.loading import DataSource, load_source
-    from bench.split import make_split
+    from bench.data.loading import DataSource, load_source
+    from bench.data.split import make_split
 
     inter = load_source(DataSource(dataset=None, ratings=parquet_for("full"))).interactions
     split = make_split(inter)

@@ -46,9 +46,9 @@ import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader
 
-from bench.loading import DataSource, load_source
+from bench.data.loading import DataSource, load_source
+from bench.data.split import SplitParams, make_split
 from bench.results import atomic_write
-from bench.split import SplitParams, make_split
 from predictors.attention import Attention, AttentionConfig, RatingPredictor
 from predictors.torch.batches import SequenceData, normalised_embeddings
 from predictors.torch.device import seeded

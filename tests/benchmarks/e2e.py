@@ -56,7 +56,7 @@ def write_data(n_users: int, folder: Path, seed: int = 0) -> tuple[Path, Path]:
     sys.path.insert(0, str(HERE))
     import bench_scale
 
-    from bench.synthetic import make_synthetic, write_embeddings_parquet
+    from bench.data.synthetic import make_synthetic, write_embeddings_parquet
 
     path = Path(folder) / f"ratings-{n_users}.parquet"
     emb = Path(folder) / f"embeddings-{n_users}.parquet"

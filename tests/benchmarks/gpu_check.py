@@ -65,10 +65,10 @@ def build_data(n_users: int, seed: int) -> dict[str, Any]:
     notebook sees it (a ratings DataFrame, movie_to_idx, normalised embedding matrix)."""
     import pandas as pd
 
-    from bench.data import build_interactions
-    from bench.loading import align_embeddings
-    from bench.split import make_split
-    from bench.synthetic import make_synthetic
+    from bench.data.loading import align_embeddings
+    from bench.data.split import make_split
+    from bench.data.synthetic import make_synthetic
+    from bench.data.types import build_interactions
 
     t0 = time.perf_counter()
     data = make_synthetic(n_users=n_users, seed=seed)

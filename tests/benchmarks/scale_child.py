@@ -15,7 +15,7 @@ Pipelines:
 - ``cache-load``: ``load_interactions`` only (needs a ``cache-save`` first);
 - ``ratingbench-cached``: ``ratingbench`` with the Interactions from the cache.
 
-``--cache-dir DIR`` selects the cache folder (default: ``bench.cache.default_cache_dir``).
+``--cache-dir DIR`` selects the cache folder (default: ``bench.data.cache.default_cache_dir``).
 
 Peak memory: on Linux this is ``VmHWM`` from ``/proc/self/status``. ``getrusage(
 RUSAGE_SELF).ru_maxrss`` is also reported, but it is wrong in a subprocess: when the
@@ -74,13 +74,13 @@ def _notebook(path: Path, cache_dir: Path | None) -> dict[str, Any]:
 
 
 def _parse(path: Path) -> Any:
-    from bench.loading import DataSource, load_source
+    from bench.data.loading import DataSource, load_source
 
     return load_source(DataSource(dataset=None, ratings=path, cache=False)).interactions
 
 
 def _from_cache(path: Path, cache_dir: Path | None) -> Any:
-    from bench.cache import load_interactions, source_key
+    from bench.data.cache import load_interactions, source_key
 
     inter = load_interactions(source_key(path), cache_dir)
     if inter is None:
@@ -89,7 +89,7 @@ def _from_cache(path: Path, cache_dir: Path | None) -> Any:
 
 
 def _split_all(inter: Any) -> dict[str, Any]:
-    from bench.split import make_split
+    from bench.data.split import make_split
 
     split = make_split(inter)
     train = split.train_set(inter)
@@ -128,7 +128,7 @@ def run(pipeline: str, path: Path, cache_dir: Path | None) -> dict[str, Any]:
         inter = _parse(path)
         return {"n_ratings": len(inter), "hash": inter.hash}
     if pipeline == "cache-save":
-        from bench.cache import save_interactions, source_key
+        from bench.data.cache import save_interactions, source_key
 
         inter = _parse(path)
         save_interactions(inter, source_key(path), cache_dir, source={"path": path.name})
@@ -152,9 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     import pandas  # noqa: F401
     import pyarrow.parquet  # noqa: F401
 
-    import bench.cache
-    import bench.loading
-    import bench.split  # noqa: F401
+    import bench.data.cache
+    import bench.data.loading
+    import bench.data.split  # noqa: F401
 
     base = _status_mb("VmRSS")
     t0, c0 = time.perf_counter(), time.process_time()

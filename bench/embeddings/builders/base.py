@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from bench.data import Catalog
+from bench.data.types import Catalog
 
 __all__ = ["BuildInput", "Builder", "Built"]
 

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from bench.data import Catalog
+from bench.data.types import Catalog
 from bench.embeddings.builders.base import Builder, BuildInput, Built
 from bench.embeddings.builders.hashing import hashed_uniform, string_keys
 from bench.embeddings.catalog import genre_pairs, release_year, tag_counts

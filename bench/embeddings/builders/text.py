@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pandas as pd
 
-from bench.data import Catalog
+from bench.data.types import Catalog
 from bench.embeddings.builders.base import Builder, BuildInput, Built
 from bench.embeddings.catalog import genre_pairs, tag_counts
 from bench.errors import ConfigError

@@ -37,9 +37,9 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from bench.data import Catalog, RawRatings
+from bench.data.readers import FORMATS, read_catalog, read_ratings, read_tags
+from bench.data.types import Catalog, RawRatings
 from bench.errors import ConfigError, DataError
-from bench.readers import FORMATS, read_catalog, read_ratings, read_tags
 from predictors.types import RatingScale
 
 __all__ = [
@@ -108,7 +108,7 @@ class FileSpec:
     md5: str | None = None
 
     def reader_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for ``bench.readers`` (path excluded)."""
+        """Keyword arguments for ``bench.data.readers`` (path excluded)."""
         return {
             "format": self.format,
             "sep": self.sep,
@@ -272,7 +272,7 @@ def manifest_dirs() -> list[Path]:
     env = os.environ.get(MANIFESTS_ENV)
     if env:
         return [Path(p).expanduser() for p in env.split(os.pathsep) if p]
-    source_tree = Path(__file__).resolve().parent.parent / "datasets"
+    source_tree = Path(__file__).resolve().parents[2] / "datasets"
     if source_tree.is_dir():
         return [source_tree]
     return [Path(sys.prefix) / "share" / "ratingbench" / "datasets"]

@@ -86,7 +86,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.special import ndtr
 
-from bench.data import Catalog, RawRatings, hash_arrays
+from bench.data.types import Catalog, RawRatings, hash_arrays
 from bench.errors import ConfigError
 from predictors.types import RatingScale
 

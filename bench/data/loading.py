@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.data import Catalog, Interactions, build_interactions
+from bench.data.types import Catalog, Interactions, build_interactions
 from bench.embeddings.align import align_embeddings  # re-exported: its home is bench.embeddings
 from bench.errors import ConfigError
 from predictors.types import ItemEmbeddings, RatingScale
@@ -105,7 +105,7 @@ def load_source(src: DataSource) -> Loaded:
         lo, hi, step = src.rating_scale
         scale = RatingScale(lo, hi, step)
     if src.ratings is not None:
-        from bench import readers
+        from bench.data import readers
 
         kwargs: dict[str, Any] = {"scale": scale, "time_unit": src.time_unit}
         if src.columns:
@@ -126,7 +126,7 @@ def load_source(src: DataSource) -> Loaded:
                 f"--time-unit {src.time_unit} does not apply to --dataset synthetic (its "
                 "times are generated in seconds)"
             )
-        from bench.synthetic import make_synthetic
+        from bench.data.synthetic import make_synthetic
 
         data = make_synthetic(**src.synthetic)
         inter = build_interactions(data.raw, name="synthetic")
@@ -139,7 +139,7 @@ def load_source(src: DataSource) -> Loaded:
         return Loaded(inter, data.catalog, emb, info)
     if src.dataset is None:
         raise ConfigError("no data given: use --dataset NAME or --ratings FILE")
-    from bench import datasets, readers
+    from bench.data import datasets, readers
 
     manifest = datasets.get_manifest(src.dataset)
     folder = datasets.resolve_dataset_dir(manifest, src.data_dir, None, src.download)
@@ -167,7 +167,7 @@ def _cached(
     parsing; an entry that fails its checks is rebuilt, never trusted)."""
     if not use or not path.is_file():
         return build()  # (a missing file gets the reader's own error)
-    from bench.cache import cached_interactions
+    from bench.data.cache import cached_interactions
 
     opts = {k: (v.to_dict() if isinstance(v, RatingScale) else v) for k, v in options.items()}
     if isinstance(opts.get("reader"), dict):

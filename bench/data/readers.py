@@ -31,7 +31,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
-from bench.data import TIME_UNITS, Catalog, RawRatings, detect_time_unit
+from bench.data.types import TIME_UNITS, Catalog, RawRatings, detect_time_unit
 from bench.errors import ConfigError, DataError
 from predictors.types import RatingScale
 

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from bench.data import Interactions, hash_arrays
+from bench.data.types import Interactions, hash_arrays
 from bench.errors import ConfigError, DataError
 from predictors.contract import RunContext
 from predictors.types import (

@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.data import Interactions, content_hash, hash_arrays
+from bench.data.types import Interactions, content_hash, hash_arrays
 from bench.results import atomic_write, clean_stale_temps
 from predictors.types import RatingScale
 
