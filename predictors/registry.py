@@ -164,10 +164,15 @@ def describe() -> list[tuple[str, str]]:
 
 
 def origins() -> list[tuple[str, str, str]]:
-    """(name, origin, summary) for every model ``bench list`` shows: the built-ins
-    (origin "built-in") and the entry points of installed packages ("entry point of
-    PACKAGE VERSION"); a broken entry point is listed with its error as summary."""
+    """(name, origin, summary) for every model ``bench list`` shows: the built-ins (origin
+    "built-in"), the library adapters (with the extra they need) and the entry points of
+    installed packages ("entry point of PACKAGE VERSION"); a broken entry point is listed
+    with its error as summary."""
     rows = [(name, "built-in", summary) for name, (_, summary) in REGISTRY.items()]
+    for namespace, ref in ADAPTERS.items():
+        module = importlib.import_module(ref.partition(":")[0])  # imports no library
+        for model, summary in getattr(module, "MODELS", {}).items():
+            rows.append((f"{namespace}:{model}", f"adapter ({module.INSTALL})", summary))
     for name in plugins.entry_point_names():
         try:
             cls, src = plugins.load_entry_point(name, builtins=REGISTRY)

@@ -233,7 +233,10 @@ def test_list_names_everything():
     assert r.exit_code == 0
     sections = _sections(r.output)
     assert list(sections) == ["models", "datasets", "protocols", "embeddings"]
-    assert sections["models"] == list(REGISTRY)
+    from predictors.adapters import cornac, surprise
+
+    adapters = [f"surprise:{m}" for m in surprise.MODELS] + [f"cornac:{m}" for m in cornac.MODELS]
+    assert sections["models"] == list(REGISTRY) + adapters
     assert sections["datasets"] == [m.name for m in list_datasets()] + ["synthetic"]
     assert sections["protocols"] == list(PROTOCOLS)
     assert sections["embeddings"] == [n for n, _ in list_embeddings()] + ["synthetic"]

@@ -1,8 +1,7 @@
-"""The `bench` command: thin click wrappers that build a run spec and call the runner."""
+"""`bench run` and `bench rerun`."""
 
 from __future__ import annotations
 
-import functools
 import sys
 from pathlib import Path
 from typing import Any
@@ -10,68 +9,17 @@ from typing import Any
 import click
 from rich.console import Console
 
+from bench.cli import (
+    CONTEXT,
+    _console,
+    _fail,
+    _out,
+    _parse_columns,
+    _parse_scale,
+    _parse_seeds,
+    main,
+)
 from bench.errors import BenchError, ConfigError
-
-CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
-
-
-def _console() -> Console:
-    return Console(stderr=True, highlight=False)
-
-
-def _out() -> Console:
-    """stdout console; when piped (no terminal) use a width that fits the tables."""
-    return Console(highlight=False, width=None if sys.stdout.isatty() else 120)
-
-
-def _fail(message: str, code: int = 2) -> None:
-    _console().print(f"[bold red]error:[/] {message}")
-    sys.exit(code)
-
-
-def _parse_columns(text: str | None) -> dict[str, str]:
-    if not text:
-        return {}
-    out: dict[str, str] = {}
-    roles = ("user", "item", "rating", "timestamp")
-    for part in text.split(","):
-        role, eq, col = part.partition("=")
-        role = role.strip()
-        if not eq or role not in roles or not col.strip():
-            raise ConfigError(
-                f"--columns expects role=column pairs with roles {', '.join(roles)} "
-                f"(e.g. user=uid,item=movie), got '{part}'"
-            )
-        out[role] = col.strip()
-    return out
-
-
-def _parse_scale(text: str | None) -> tuple[float, float, float | None] | None:
-    if not text:
-        return None
-    try:
-        parts = [float(x) for x in text.split(",")]
-    except ValueError:
-        parts = []
-    if len(parts) not in (2, 3) or parts[0] >= parts[1]:
-        raise ConfigError(f"--rating-scale expects LOW,HIGH[,STEP] with LOW < HIGH, got '{text}'")
-    return parts[0], parts[1], parts[2] if len(parts) == 3 else None
-
-
-def _parse_seeds(text: str) -> list[int]:
-    try:
-        seeds = [int(s) for s in text.split(",") if s.strip()]
-    except ValueError:
-        seeds = []
-    if not seeds:
-        raise ConfigError(f"--seeds expects comma-separated integers (e.g. 0,1,2), got '{text}'")
-    return seeds
-
-
-@click.group(context_settings=CONTEXT)
-@click.version_option(package_name="ratingbench")
-def main() -> None:
-    """Rating-prediction benchmarks on identical chronological leave-last-out splits."""
 
 
 @main.command("run", context_settings=CONTEXT)
@@ -81,7 +29,9 @@ def main() -> None:
     default="all",
     show_default=True,
     help="Comma-separated model specs with options on the name, e.g. "
-    "'user-mean,recent-k:k=10,bias'; 'all' for every registered model.",
+    "'user-mean,recent-k:k=10,bias'; 'all' for every built-in model; your own as "
+    "FILE.py:Class[:opt=v] or package.module:Class; a library's as surprise:SVD or "
+    "cornac:MF (with the surprise / cornac extra).",
 )
 @click.option(
     "--dataset",
@@ -226,15 +176,16 @@ def main() -> None:
     show_default=True,
     help="Test queries per predict call (bounds memory).",
 )
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or mps.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N or mps.")
 @click.option(
     "--embedding",
     "-e",
     default=None,
-    help="Movie embeddings by name or parquet file (movieId, embedding), several "
-    "comma-separated for an ablation: models that use embeddings run once per "
-    "embedding on the same split. Names: genre, bert, kg_gnn, kg_gnn_bert, random. "
-    "Default: the dataset's own (synthetic), else kg_gnn when a model needs one.",
+    help="Movie embeddings by name, parquet file (movieId, embedding) or your own function "
+    "(FILE.py:build or package.module:build, given the catalog), several comma-separated for "
+    "an ablation: models that use embeddings run once per embedding on the same split. "
+    "Names: genre, bert, kg_gnn, kg_gnn_bert, random. Default: the dataset's own "
+    "(synthetic), else kg_gnn when a model needs one.",
 )
 @click.option(
     "--embedding-dir",
@@ -472,200 +423,3 @@ def rerun_cmd(results: Path, out: Path | None) -> None:
         _fail(str(e))
         return
     _finish_run(outcome, spec, console, False)
-
-
-@main.command("compare", context_settings=CONTEXT)
-@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--reference", default=None, help="Reference model (default: the first run's).")
-@click.option(
-    "--format", "fmt", type=click.Choice(["table", "markdown"]), default="table", show_default=True
-)
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Write the table to this file instead of the terminal.",
-)
-@click.option("--resamples", type=int, default=2000, show_default=True)
-@click.option(
-    "--ci-method",
-    default="auto",
-    show_default=True,
-    help="Bootstrap interval for the differences computed here (see bench run --help).",
-)
-@click.option(
-    "--per-seed", is_flag=True, help="One row per seed, not one per model over its seeds."
-)
-def compare_cmd(
-    files: tuple[Path, ...],
-    reference: str | None,
-    fmt: str,
-    out: Path | None,
-    resamples: int,
-    ci_method: str,
-    per_seed: bool,
-) -> None:
-    """Align models across results files scored on the same split; paired CIs."""
-    from bench.compare import build_comparison, render_markdown, render_rich
-    from bench.results import atomic_write, check_output_file
-
-    try:
-        if out is not None:
-            check_output_file(out)  # before any work, and before the figure is written
-        comp = build_comparison(
-            list(files),
-            reference=reference,
-            n_resamples=resamples,
-            method=ci_method,
-            per_seed=per_seed,
-        )
-        if fmt == "markdown" or out is not None:
-            text = render_markdown(comp)
-            if out is not None:
-                if len(files) > 1:
-                    from bench.report import compare_figure
-
-                    png = compare_figure(
-                        list(files), out.with_name(f"{out.stem}-rmse.png"), comparison=comp
-                    )
-                    text += f"\n![RMSE per model across runs]({png.name})\n"
-                    _console().print(f"wrote {png}")
-                try:
-                    atomic_write(out, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-                except OSError as e:
-                    raise ConfigError(f"--out {out}: cannot write ({e.strerror})") from e
-                _console().print(f"wrote {out}")
-            else:
-                click.echo(text, nl=False)
-        else:
-            console = _out()
-            for t in render_rich(comp):
-                console.print(t)
-            for n in comp.notes:
-                console.print(f"[yellow]note:[/] {n}")
-    except BenchError as e:
-        _fail(str(e))
-    except OSError as e:  # the figure beside --out (disk full, no permission)
-        _fail(f"--out {out}: cannot write the table or its figure ({e.strerror or e})")
-
-
-@main.command("report", context_settings=CONTEXT)
-@click.argument("results", type=click.Path(path_type=Path))
-@click.option(
-    "--out",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Report folder (default: RESULTS-stem-report/ beside the file; an existing "
-    "folder is never overwritten: -2, -3... instead).",
-)
-@click.option(
-    "--data-dir",
-    type=click.Path(path_type=Path),
-    default=None,
-    envvar="RATINGBENCH_DATA_DIR",
-    help="Folder holding extracted datasets, to reload the data for the bucket figures "
-    "and examples (never downloads); env RATINGBENCH_DATA_DIR.",
-)
-@click.option(
-    "--examples",
-    type=click.IntRange(min=0),
-    default=5,
-    show_default=True,
-    help="Prediction examples with movie titles.",
-)
-@click.option(
-    "--seed",
-    type=int,
-    default=0,
-    show_default=True,
-    help="Seed choosing the example users and the scatter subsample.",
-)
-def report_cmd(
-    results: Path, out: Path | None, data_dir: Path | None, examples: int, seed: int
-) -> None:
-    """Figures and a Markdown report (report.md) for one results file."""
-    from bench.report import write_report
-
-    try:
-        md = write_report(results, out, data_dir=data_dir, examples=examples, seed=seed)
-    except BenchError as e:
-        _fail(str(e))
-        return
-    except OSError as e:
-        _fail(f"cannot write the report: {e}")
-        return
-    _console().print(f"report: {md}")
-
-
-@main.command("check", context_settings=CONTEXT)
-@click.argument("models", nargs=-1, required=True)
-@click.option(
-    "--quick",
-    is_flag=True,
-    help="Only the cheap checks (the ones `bench run` runs before benchmarking a plugin).",
-)
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the checks.")
-def check_cmd(models: tuple[str, ...], quick: bool, seed: int) -> None:
-    """Run the conformance checks the built-in models pass on MODELS (FILE.py:Class,
-    package.module:Class, an entry point or a built-in name, options on the name): fit
-    returns self, shape/dtype/range, determinism, batch-order and chunking invariance, no
-    mutation of inputs, blindness to the future, config round trip. Exits 1 on any failure."""
-    from predictors.registry import create, parse_spec
-    from predictors.testing import check_predictor
-
-    out, console = _out(), _console()
-    failed = 0
-    for text in models:
-        try:
-            spec = parse_spec(text)
-            create(spec)  # unknown options and the constructor's own errors, now
-        except ValueError as e:
-            console.print(f"[bold red]error:[/] {text}: {e}")
-            failed += 1
-            continue
-        report = check_predictor(functools.partial(create, spec), seed=seed, quick=quick)
-        where = spec.source.describe() if spec.source is not None else "built-in"
-        out.print(f"[bold]{spec.label}[/] ({where})")
-        out.print(report.table(), markup=False, highlight=False, soft_wrap=True)
-        if not report.passed:
-            failed += 1
-    if failed:
-        console.print(f"[red]{failed} of {len(models)} model(s) failed the checks[/]")
-        sys.exit(1)
-
-
-@main.command("list", context_settings=CONTEXT)
-def list_cmd() -> None:
-    """Models, datasets, protocols and embeddings, one line each."""
-    from bench.data.datasets import list_datasets
-    from bench.data.split import PROTOCOLS
-    from predictors.registry import origins
-
-    console = _out()
-    row = functools.partial(console.print, soft_wrap=True)  # one row per line, never wrapped
-    console.print("[bold]models[/]")
-    for name, origin, summary in origins():
-        row(f"  {name:<14} {origin:<10} {summary}")
-    console.print("[bold]datasets[/]")
-    for m in list_datasets():
-        row(f"  {m.name:<16} {m.description}")
-    row(
-        f"  {'synthetic':<16} generated: users with tastes, drift and sessions "
-        "(--users N, --data-seed S)"
-    )
-    console.print("[bold]protocols[/]")
-    for name, p in PROTOCOLS.items():
-        row(
-            f"  {name:<10} min_history={p.min_history} max_history={p.max_history} "
-            f"samples_per_user={p.samples_per_user} sample_users={p.sample_users} seed={p.seed}"
-        )
-    from bench.embeddings import list_embeddings
-
-    console.print("[bold]embeddings[/]")
-    for name, summary in list_embeddings():
-        row(f"  {name:<14} {summary}")
-    row(f"  {'synthetic':<14} noisy views of the latent movie factors (with --dataset synthetic)")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()
