@@ -28,7 +28,7 @@ def tests(session: nox.Session) -> None:
 @nox.session
 def lint(session: nox.Session) -> None:
     session.install("ruff>=0.5")
-    session.run("ruff", "check", "bench", "predictors", "tests", "noxfile.py")
+    session.run("ruff", "check", "bench", "predictors", "tests", "examples", "noxfile.py")
 
 
 @nox.session
