@@ -1,4 +1,4 @@
-"""One contract, every registered predictor (DESIGN.md, "The predictor protocol")."""
+"""One contract, every registered predictor (docs/ARCHITECTURE.md, "The model–harness contract")."""
 
 from __future__ import annotations
 
