@@ -12,6 +12,9 @@ import pytest
 from bench.data.types import Interactions, RawRatings, build_interactions
 from predictors.types import EventStore, RatingScale
 
+#: The half-star scale of MovieLens, which the hand-made tests use.
+HALF_STARS = RatingScale(0.5, 5.0, 0.5)
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -95,3 +98,22 @@ def tiny_rows() -> list[tuple[int, int, float, int]]:
 @pytest.fixture
 def tiny() -> Interactions:
     return build_interactions(make_raw(tiny_rows()), name="tiny")
+
+
+def detailed(model, batch):
+    """(values, fallback) of ``model.predict_detailed(batch)``."""
+    out = model.predict_detailed(batch)
+    return out.values, out.fallback
+
+
+def synthetic_world(n_users: int, seed: int):
+    """(loaded, interactions, split) of a small synthetic dataset, split with
+    ``min_history=10`` and five test samples per user."""
+    from bench.data.loading import DataSource, load_source
+    from bench.data.split import SplitParams, make_split
+
+    loaded = load_source(
+        DataSource(dataset="synthetic", synthetic={"n_users": n_users, "seed": seed})
+    )
+    inter = loaded.interactions
+    return loaded, inter, make_split(inter, SplitParams(min_history=10, samples_per_user=5))

@@ -263,6 +263,9 @@ def test_default_cache_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
     monkeypatch.setenv("RATINGBENCH_CACHE", str(tmp_path))
     assert default_cache_dir() == tmp_path / "interactions"
     monkeypatch.delenv("RATINGBENCH_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_cache_dir() == tmp_path / "xdg" / "ratingbench" / "interactions"
+    monkeypatch.delenv("XDG_CACHE_HOME")
     assert default_cache_dir() == Path.home() / ".cache" / "ratingbench" / "interactions"
 
 

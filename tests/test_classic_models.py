@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from bench.data.loading import DataSource, load_source
-from bench.data.split import PROTOCOLS, SplitParams, make_split
+from bench.data.split import PROTOCOLS, make_split
 from bench.data.types import RawRatings, build_interactions
 from predictors.baselines import UserMean
 from predictors.knn import KNN
@@ -24,16 +24,9 @@ from predictors.types import (
     RatingScale,
     TrainSet,
 )
+from tests.conftest import HALF_STARS as SCALE
+from tests.conftest import detailed, synthetic_world
 from tests.conftest import make_store as _store
-
-
-def _detailed(model, batch):
-    """(values, fallback) of ``model.predict_detailed(batch)``."""
-    out = model.predict_detailed(batch)
-    return out.values, out.fallback
-
-
-SCALE = RatingScale(0.5, 5.0, 0.5)
 
 
 def _batch(user: int, hist: list[tuple[int, float, int]], target: int, time: int) -> HistoryBatch:
@@ -90,7 +83,7 @@ def test_knn_matches_hand_computation() -> None:
     batch = _batch(0, _HIST, 4, 50)
     # user mean 3.5; neighbours with s > 0: item 0 (s=.8, r=4), item 1 (s=.6, r=2)
     m = KNN(k=2, alpha=2, shrink=0.5, baseline="user-mean").fit(train)
-    pred, fb = _detailed(m, batch)
+    pred, fb = detailed(m, batch)
     expect = 3.5 + (0.64 * 0.5 + 0.36 * -1.5) / (0.64 + 0.36 + 0.5)
     assert pred[0] == pytest.approx(expect, abs=1e-5) and not fb[0]
     m1 = KNN(k=1, alpha=1, shrink=0.0, baseline="user-mean").fit(train)
@@ -123,7 +116,7 @@ def test_knn_fallbacks_flagged() -> None:
     empty = _batch(2, [], 4, 50)
     only_neg = _batch(0, [(2, 5.0, 30)], 4, 50)  # cos = -1: no neighbour
     for b, expect in ((no_vec, 3.5), (empty, 3.0), (only_neg, 5.0)):
-        pred, fb = _detailed(m, b)
+        pred, fb = detailed(m, b)
         assert fb[0] and pred[0] == pytest.approx(expect, abs=1e-6)
 
 
@@ -192,9 +185,9 @@ def test_mf_fallbacks_for_unseen_user_and_item() -> None:
         m.fit(train)
         hist = [(0, 4.0, 10), (1, 2.0, 20)]
         p = m.params_
-        seen, f_seen = _detailed(m, _batch(0, hist, 3, 30))
-        unseen_item, f_item = _detailed(m, _batch(0, hist, ni, 30))
-        unseen_user, f_user = _detailed(m, _batch(30, hist, 3, 30))
+        seen, f_seen = detailed(m, _batch(0, hist, 3, 30))
+        unseen_item, f_item = detailed(m, _batch(0, hist, ni, 30))
+        unseen_user, f_user = detailed(m, _batch(30, hist, 3, 30))
         assert not f_seen[0] and f_item[0] and f_user[0]
         # unseen user: damped history bias against mu + b_i, no factors, no offset
         b_u = ((4.0 - p.mu - p.item_bias[0]) + (2.0 - p.mu - p.item_bias[1])) / (2 + m.reg_bias)
@@ -267,10 +260,7 @@ _FAST = {
 
 @pytest.fixture(scope="module")
 def world():
-    loaded = load_source(DataSource(dataset="synthetic", synthetic={"n_users": 200, "seed": 5}))
-    inter = loaded.interactions
-    split = make_split(inter, SplitParams(min_history=10, samples_per_user=5))
-    return loaded, inter, split
+    return synthetic_world(n_users=200, seed=5)
 
 
 def _test_batch(inter, split) -> HistoryBatch:

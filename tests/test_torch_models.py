@@ -29,16 +29,10 @@ from predictors.torch.trainer import (
     val_subsample,
 )
 from predictors.transformer import HistoryTransformer, Transformer, TransformerConfig
-from predictors.types import EventStore, HistoryBatch, ItemEmbeddings, RatingScale, TrainSet
+from predictors.types import EventStore, HistoryBatch, ItemEmbeddings, TrainSet
+from tests.conftest import HALF_STARS as SCALE
+from tests.conftest import detailed
 
-
-def _detailed(model, batch):
-    """(values, fallback) of ``model.predict_detailed(batch)``."""
-    out = model.predict_detailed(batch)
-    return out.values, out.fallback
-
-
-SCALE = RatingScale(0.5, 5.0, 0.5)
 CPU = torch.device("cpu")
 
 # small, fast settings shared by the fit tests
@@ -275,7 +269,7 @@ def test_transformer_empty_history_is_finite() -> None:
 def test_fit_predict_contract(name: str, fitted: dict, tiny_train: TrainSet) -> None:
     model = fitted[name]
     assert model.fit_report_.settings["n_train"] == tiny_train.train_pos.shape[0]
-    p, fb = _detailed(model, tiny_train.val.batch)
+    p, fb = detailed(model, tiny_train.val.batch)
     assert p.dtype == np.float32 and p.shape == (len(tiny_train.val.batch),)
     assert np.all(np.isfinite(p)) and p.min() >= 0.5 and p.max() <= 5.0
     assert not fb.any()
@@ -313,8 +307,8 @@ def test_fallbacks(fitted: dict, tiny_train: TrainSet) -> None:
         m.keep_item_ = present.copy()
         m.keep_item_[missing_item] = False
     try:
-        pa, fa = _detailed(att, empty)
-        pt, ft = _detailed(trf, empty)
+        pa, fa = detailed(att, empty)
+        pt, ft = detailed(trf, empty)
     finally:
         att.keep_item_ = present
         trf.keep_item_ = present
@@ -338,7 +332,7 @@ def test_missing_embeddings_are_dropped_from_histories(tiny_train: TrainSet) -> 
         dataclasses.replace(tiny_train, embeddings=emb)
     )
     assert m.fit_report_.settings["skipped_no_embedding"] > 0
-    p, fb = _detailed(m, tiny_train.val.batch)
+    p, fb = detailed(m, tiny_train.val.batch)
     np.testing.assert_array_equal(fb, ~present[tiny_train.val.batch.target_item])
     # a history item without an embedding is invisible: dropping it changes nothing
     keep = present[tiny_train.val.batch.hist_item]

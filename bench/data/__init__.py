@@ -19,22 +19,7 @@ docs/ARCHITECTURE.md draws the whole flow.
 
 from __future__ import annotations
 
-from bench.data.types import (
-    TIME_UNITS,
-    Catalog,
-    Interactions,
-    RawRatings,
-    build_interactions,
-    drop_items,
-    hash_arrays,
-)
+from bench.data import types
+from bench.data.types import *  # noqa: F403 (the value types, ``types.__all__``)
 
-__all__ = [
-    "TIME_UNITS",
-    "Catalog",
-    "Interactions",
-    "RawRatings",
-    "build_interactions",
-    "drop_items",
-    "hash_arrays",
-]
+__all__ = types.__all__

@@ -27,7 +27,7 @@ An entry that cannot be read, or fails a check, is deleted with a ``CacheWarning
 is never trusted without the check.
 
 The cache directory is ``$RATINGBENCH_CACHE/interactions`` when that variable is set, else
-``~/.cache/ratingbench/interactions``.
+``$XDG_CACHE_HOME/ratingbench/interactions``, else ``~/.cache/ratingbench/interactions``.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from bench.data.types import Interactions, content_hash, hash_arrays
+from bench.paths import cache_root
 from bench.results import atomic_write, clean_stale_temps
 from predictors.types import RatingScale
 
@@ -85,10 +86,9 @@ class _Invalid(Exception):
 
 
 def default_cache_dir() -> Path:
-    """``$RATINGBENCH_CACHE/interactions``, else ``~/.cache/ratingbench/interactions``."""
-    root = os.environ.get("RATINGBENCH_CACHE")
-    base = Path(root).expanduser() if root else Path.home() / ".cache" / "ratingbench"
-    return base / "interactions"
+    """``$RATINGBENCH_CACHE/interactions``, else ``$XDG_CACHE_HOME/ratingbench/interactions``,
+    else ``~/.cache/ratingbench/interactions``."""
+    return cache_root() / "interactions"
 
 
 def fingerprint(path: str | os.PathLike[str]) -> str:

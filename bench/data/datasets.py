@@ -37,9 +37,10 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from bench.data.readers import FORMATS, read_catalog, read_ratings, read_tags
+from bench.data.readers import FORMATS, TableOptions, read_catalog, read_ratings, read_tags
 from bench.data.types import Catalog, RawRatings
 from bench.errors import ConfigError, DataError
+from bench.paths import cache_root
 from predictors.types import RatingScale
 
 __all__ = [
@@ -58,7 +59,6 @@ __all__ = [
 
 MANIFESTS_ENV = "RATINGBENCH_MANIFESTS"
 DATA_DIR_ENV = "RATINGBENCH_DATA_DIR"
-CACHE_ENV = "RATINGBENCH_CACHE"
 #: Datasets that exist without a manifest (generated in memory by another module).
 BUILTIN_NAMES = ("synthetic",)
 
@@ -107,7 +107,7 @@ class FileSpec:
     sha256: str | None = None  # known checksum of the extracted file, else None
     md5: str | None = None
 
-    def reader_kwargs(self) -> dict[str, Any]:
+    def reader_kwargs(self) -> TableOptions:
         """Keyword arguments for ``bench.data.readers`` (path excluded)."""
         return {
             "format": self.format,
@@ -375,12 +375,7 @@ def default_cache_dir() -> Path:
     """The folder that holds downloaded datasets (each in ``<folder>/``):
     ``$RATINGBENCH_CACHE/datasets``, else ``$XDG_CACHE_HOME/ratingbench/datasets``, else
     ``~/.cache/ratingbench/datasets``."""
-    root = os.environ.get(CACHE_ENV)
-    if root:
-        return Path(root).expanduser() / "datasets"
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "ratingbench" / "datasets"
+    return cache_root() / "datasets"
 
 
 def _has_files(manifest: DatasetManifest, folder: Path) -> bool:

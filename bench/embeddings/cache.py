@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -28,21 +27,15 @@ from bench.data.types import hash_arrays
 from bench.embeddings.builders import BUILDERS, Builder, BuildInput, Built
 from bench.embeddings.catalog import catalog_hash
 from bench.embeddings.parquet import META_KEY, read_embedding_parquet, write_embedding_parquet
+from bench.paths import CACHE_ENV, cache_root
 
 __all__ = ["CACHE_ENV", "cache_key", "cached_build", "default_embedding_cache_dir"]
-
-CACHE_ENV = "RATINGBENCH_CACHE"
 
 
 def default_embedding_cache_dir() -> Path:
     """``$RATINGBENCH_CACHE/embeddings``, else ``$XDG_CACHE_HOME/ratingbench/embeddings``,
     else ``~/.cache/ratingbench/embeddings``."""
-    root = os.environ.get(CACHE_ENV)
-    if root:
-        return Path(root).expanduser() / "embeddings"
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "ratingbench" / "embeddings"
+    return cache_root() / "embeddings"
 
 
 def cache_key(b: Builder, inp: BuildInput) -> tuple[str, dict[str, Any]]:

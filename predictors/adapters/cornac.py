@@ -33,20 +33,15 @@ of range on one): it gets the fallback and the flag.
 from __future__ import annotations
 
 import copy
-import difflib
-import importlib
-import inspect
-import json
 import time
-from types import ModuleType
 from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
 
+from predictors.adapters._library import Library, check_json, lookup, unknown_option
 from predictors.base import BasePredictor
-from predictors.contract import Capabilities, FitReport
-from predictors.plugins import PluginError
+from predictors.contract import FitReport
 from predictors.types import HistoryBatch, TrainSet
 
 __all__ = ["INSTALL", "MODELS", "CornacAdapter", "adapter_class"]
@@ -62,44 +57,27 @@ MODELS: dict[str, str] = {
 }
 
 
-def _import_cornac(model: str) -> ModuleType:
-    try:
-        return importlib.import_module("cornac")
-    except ImportError as e:
-        raise PluginError(
-            f"cornac:{model} needs cornac, which cannot be imported ({e}): {INSTALL}"
-        ) from e
-
-
-def _library_class(model: str) -> Any:
-    return getattr(_import_cornac(model).models, model)
+LIBRARY = Library(
+    prefix="cornac",
+    title="Cornac",
+    module="cornac",
+    package="cornac",
+    install=INSTALL,
+    models=MODELS,
+    classes_in="models",
+)
 
 
 def adapter_class(model: str) -> type:
     """The predictor class of Cornac's ``model`` (``"MF"``...). Raises ``PluginError`` for an
     unknown model (listing ``MODELS``) or when cornac cannot be imported (naming
     ``pip install ratingbench[cornac]``)."""
-    cls = _CLASSES.get(model)
-    if cls is None:
-        same_case = [m for m in MODELS if m.lower() == model.lower()]
-        near = same_case or difflib.get_close_matches(model, list(MODELS), n=1)
-        hint = f" Did you mean 'cornac:{near[0]}'?" if near else ""
-        raise PluginError(
-            f"unknown Cornac model '{model}'.{hint} Known: "
-            + ", ".join(f"cornac:{m}" for m in MODELS)
-        )
-    _import_cornac(model)
-    return cls
+    return LIBRARY.adapter(model, _CLASSES)
 
 
 def accepted_options(model: str) -> list[str]:
     """The option keys ``cornac:<model>`` accepts: its library constructor's parameters."""
-    params = inspect.signature(_library_class(model).__init__).parameters
-    return [
-        k
-        for k, p in params.items()
-        if k != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-    ]
+    return LIBRARY.named_options(model)
 
 
 class CornacAdapter(BasePredictor):
@@ -113,18 +91,8 @@ class CornacAdapter(BasePredictor):
         accepted = accepted_options(self.library_model)
         for key, value in params.items():
             if key not in accepted:
-                near = difflib.get_close_matches(key, accepted, n=1)
-                hint = f" Did you mean '{near[0]}'?" if near else ""
-                raise ValueError(
-                    f"unknown option '{key}' for model '{self.name}'.{hint} "
-                    f"Accepted: {', '.join(accepted)}"
-                )
-            try:
-                json.dumps(value, allow_nan=False)
-            except (TypeError, ValueError) as e:
-                raise ValueError(
-                    f"{self.name}: option {key} must be JSON-able, got {value!r}"
-                ) from e
+                raise unknown_option(self.name, key, accepted, ", ".join(accepted))
+            check_json(self.name, key, value)
         self._params = copy.deepcopy(dict(params))
         self._library_kwargs(seed=0)  # the library's constructor checks the values now
 
@@ -135,16 +103,11 @@ class CornacAdapter(BasePredictor):
         kwargs = copy.deepcopy(self._params)
         if "seed" in accepted_options(self.library_model) and kwargs.get("seed") is None:
             kwargs["seed"] = int(seed)
-        try:
-            _library_class(self.library_model)(**copy.deepcopy(kwargs))
-        except PluginError:
-            raise
-        except Exception as e:
-            raise ValueError(f"{self.name}: the library rejected the options: {e}") from e
+        LIBRARY.check_constructs(self.library_model, self.name, kwargs)
         return kwargs
 
     def _fit(self, train: TrainSet) -> FitReport:
-        cornac = _import_cornac(self.library_model)
+        cornac = LIBRARY.load(self.library_model)
         t0 = time.perf_counter()
         store = train.val_events()
         seed = train.context.seed
@@ -160,7 +123,7 @@ class CornacAdapter(BasePredictor):
         data = cornac.data.Dataset.from_uir(triples, seed=kwargs.get("seed", seed))
         data.min_rating, data.max_rating = train.scale.low, train.scale.high
         t1 = time.perf_counter()
-        algo = _library_class(self.library_model)(**copy.deepcopy(kwargs))
+        algo = LIBRARY.model_class(self.library_model)(**copy.deepcopy(kwargs))
         algo.fit(data)
         t2 = time.perf_counter()
         self.algo_ = algo
@@ -183,8 +146,8 @@ class CornacAdapter(BasePredictor):
         return FitReport(settings=settings, refit=True)
 
     def _predict(self, batch: HistoryBatch) -> tuple[NDArray[np.floating], NDArray[np.bool_]]:
-        u = _lookup(self.user_index_, batch.user)
-        i = _lookup(self.item_index_, batch.target_item)
+        u = lookup(self.user_index_, batch.user)
+        i = lookup(self.item_index_, batch.target_item)
         n = len(batch)
         algo, exc = self.algo_, self.score_exception_
         default = self.mu_
@@ -208,26 +171,9 @@ def _index(id_map: dict[Any, int], size: int) -> NDArray[np.int64]:
     return out
 
 
-def _lookup(index: NDArray[np.int64], codes: NDArray[np.integer]) -> NDArray[np.int64]:
-    codes = np.asarray(codes, dtype=np.int64)
-    ok = (codes >= 0) & (codes < index.shape[0])
-    return np.where(ok, index[np.where(ok, codes, 0)], -1)
-
-
 def _adapter(model: str) -> type[CornacAdapter]:
-    return type(
-        f"Cornac{model}",
-        (CornacAdapter,),
-        {
-            "__module__": __name__,
-            "__qualname__": f"Cornac{model}",
-            "__doc__": f"{MODELS[model]}, through the Cornac adapter (module docstring).",
-            "name": f"cornac:{model}",
-            "summary": MODELS[model],
-            "library_model": model,
-            "capabilities": Capabilities(seeded=True),  # every one initialises at random
-        },
-    )
+    cls: type[CornacAdapter] = LIBRARY.adapter_class(CornacAdapter, model, seeded=True)
+    return cls  # seeded: every one initialises at random
 
 
 CornacMF = _adapter("MF")

@@ -52,10 +52,6 @@ library's clipping ``predict``).
 from __future__ import annotations
 
 import copy
-import difflib
-import importlib
-import inspect
-import json
 import time
 from collections import defaultdict
 from collections.abc import Mapping
@@ -65,9 +61,9 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
+from predictors.adapters._library import Library, check_json, lookup, unknown_option
 from predictors.base import BasePredictor
-from predictors.contract import Capabilities, FitReport
-from predictors.plugins import PluginError
+from predictors.contract import FitReport
 from predictors.types import EventStore, HistoryBatch, RatingScale, TrainSet
 
 __all__ = ["INSTALL", "MODELS", "SurpriseAdapter", "adapter_class", "build_trainset"]
@@ -97,45 +93,27 @@ _VECTORISED = frozenset({"SVD", "SVDpp", "BaselineOnly", "NMF"})
 _CHUNK = 16_384  # queries per numpy step: (chunk, n_factors) float64 gathers stay small
 
 
-def _import_surprise(model: str) -> ModuleType:
-    try:
-        return importlib.import_module("surprise")
-    except ImportError as e:
-        raise PluginError(
-            f"surprise:{model} needs scikit-surprise, which cannot be imported ({e}): {INSTALL}"
-        ) from e
-
-
-def _library_class(model: str) -> Any:
-    return getattr(_import_surprise(model), model)
+LIBRARY = Library(
+    prefix="surprise",
+    title="Surprise",
+    module="surprise",
+    package="scikit-surprise",
+    install=INSTALL,
+    models=MODELS,
+)
 
 
 def adapter_class(model: str) -> type:
     """The predictor class of Surprise's ``model`` (``"SVD"``...). Raises ``PluginError``
     for an unknown model (listing ``MODELS``) or when scikit-surprise cannot be imported
     (naming ``pip install ratingbench[surprise]``)."""
-    cls = _CLASSES.get(model)
-    if cls is None:
-        same_case = [m for m in MODELS if m.lower() == model.lower()]
-        near = same_case or difflib.get_close_matches(model, list(MODELS), n=1)
-        hint = f" Did you mean 'surprise:{near[0]}'?" if near else ""
-        raise PluginError(
-            f"unknown Surprise model '{model}'.{hint} Known: "
-            + ", ".join(f"surprise:{m}" for m in MODELS)
-        )
-    _import_surprise(model)
-    return cls
+    return LIBRARY.adapter(model, _CLASSES)
 
 
 def accepted_options(model: str) -> list[str]:
     """The option keys ``surprise:<model>`` accepts: its library constructor's parameters
     (plus ``bsl_options`` where the library takes it through ``**kwargs``)."""
-    params = inspect.signature(_library_class(model).__init__).parameters
-    named = [
-        k
-        for k, p in params.items()
-        if k != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-    ]
+    named = LIBRARY.named_options(model)
     return named + [k for k in _EXTRA.get(model, ()) if k not in named]
 
 
@@ -144,14 +122,6 @@ def _describe_accepted(accepted: list[str]) -> str:
     for k in accepted:
         out.append(f"{k} (or {k}.<{'|'.join(DICT_OPTIONS[k])}>)" if k in DICT_OPTIONS else k)
     return ", ".join(out) or "(none)"
-
-
-def _json_value(v: Any) -> bool:
-    try:
-        json.dumps(v, allow_nan=False)
-    except (TypeError, ValueError):
-        return False
-    return True
 
 
 # -- the training frame ------------------------------------------------------------------------
@@ -209,13 +179,6 @@ def build_trainset(
     return trainset, inner_u, inner_i
 
 
-def _lookup(inner: NDArray[np.int64], codes: NDArray[np.integer]) -> NDArray[np.int64]:
-    """Inner ids of ``codes`` (-1 for a code the map does not know or cannot hold)."""
-    codes = np.asarray(codes, dtype=np.int64)
-    ok = (codes >= 0) & (codes < inner.shape[0])
-    return np.where(ok, inner[np.where(ok, codes, 0)], -1)
-
-
 # -- the adapter ---------------------------------------------------------------------------------
 class SurpriseAdapter(BasePredictor):
     """A Surprise algorithm as a predictor; the subclasses name the model (module docstring).
@@ -242,12 +205,7 @@ class SurpriseAdapter(BasePredictor):
                 cands = accepted + [
                     f"{d}.{s}" for d in accepted if d in DICT_OPTIONS for s in DICT_OPTIONS[d]
                 ]
-                near = difflib.get_close_matches(key, cands, n=1)
-                hint = f" Did you mean '{near[0]}'?" if near else ""
-                raise ValueError(
-                    f"unknown option '{key}' for model '{self.name}'.{hint} "
-                    f"Accepted: {_describe_accepted(accepted)}"
-                )
+                raise unknown_option(self.name, key, cands, _describe_accepted(accepted))
             if head in DICT_OPTIONS and not dot:
                 if not isinstance(value, Mapping):
                     raise ValueError(
@@ -260,8 +218,7 @@ class SurpriseAdapter(BasePredictor):
                         f"{self.name}: unknown key {bad[0]!r} in {key}. "
                         f"Accepted: {', '.join(DICT_OPTIONS[key])}"
                     )
-            if not _json_value(value):
-                raise ValueError(f"{self.name}: option {key} must be JSON-able, got {value!r}")
+            check_json(self.name, key, value)
             out[key] = copy.deepcopy(value)
         return out
 
@@ -286,16 +243,11 @@ class SurpriseAdapter(BasePredictor):
             kwargs["random_state"] = int(seed)
         if "verbose" in accepted and "verbose" not in kwargs:
             kwargs["verbose"] = False
-        try:
-            _library_class(self.library_model)(**copy.deepcopy(kwargs))
-        except PluginError:
-            raise
-        except Exception as e:
-            raise ValueError(f"{self.name}: the library rejected the options: {e}") from e
+        LIBRARY.check_constructs(self.library_model, self.name, kwargs)
         return kwargs
 
     def _fit(self, train: TrainSet) -> FitReport:
-        surprise = _import_surprise(self.library_model)
+        surprise = LIBRARY.load(self.library_model)
         t0 = time.perf_counter()
         store = train.val_events()
         trainset, self.user_inner_, self.item_inner_ = build_trainset(
@@ -303,7 +255,7 @@ class SurpriseAdapter(BasePredictor):
         )
         t1 = time.perf_counter()
         kwargs = self._library_kwargs(seed=train.context.seed)
-        algo = _library_class(self.library_model)(**copy.deepcopy(kwargs))
+        algo = LIBRARY.model_class(self.library_model)(**copy.deepcopy(kwargs))
         algo.fit(trainset)
         t2 = time.perf_counter()
         self.algo_ = algo
@@ -352,8 +304,8 @@ class SurpriseAdapter(BasePredictor):
             self.pu_ = self.pu_ + z / np.sqrt(np.maximum(lens, 1))[:, None]
 
     def _predict(self, batch: HistoryBatch) -> tuple[NDArray[np.floating], NDArray[np.bool_]]:
-        u = _lookup(self.user_inner_, batch.user)
-        i = _lookup(self.item_inner_, batch.target_item)
+        u = lookup(self.user_inner_, batch.user)
+        i = lookup(self.item_inner_, batch.target_item)
         if self.library_model in _VECTORISED:
             pred, impossible = self._estimate_arrays(u, i)
         else:
@@ -409,19 +361,7 @@ class SurpriseAdapter(BasePredictor):
 
 
 def _adapter(model: str, seeded: bool) -> type[SurpriseAdapter]:
-    cls = type(
-        f"Surprise{model}",
-        (SurpriseAdapter,),
-        {
-            "__module__": __name__,
-            "__qualname__": f"Surprise{model}",
-            "__doc__": f"{MODELS[model]}, through the Surprise adapter (module docstring).",
-            "name": f"surprise:{model}",
-            "summary": MODELS[model],
-            "library_model": model,
-            "capabilities": Capabilities(seeded=seeded),
-        },
-    )
+    cls: type[SurpriseAdapter] = LIBRARY.adapter_class(SurpriseAdapter, model, seeded=seeded)
     return cls
 
 

@@ -1,0 +1,308 @@
+"""Reading a delimited or parquet file's wanted columns into an Arrow table.
+
+Formats and their suffixes, the column roles a reader maps to names, the header line, and
+pyarrow's multithreaded C++ readers (the ``dat`` separator trick is described in
+``bench.data.readers``). Every failure is a ``DataError`` or ``ConfigError`` naming the file.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypedDict
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from bench.errors import ConfigError, DataError
+
+#: Supported formats and the file suffixes that imply them.
+FORMATS: dict[str, tuple[str, ...]] = {
+    "csv": (".csv",),
+    "tsv": (".tsv", ".data"),
+    "dat": (".dat",),
+    "parquet": (".parquet", ".pq"),
+}
+#: role -> column name defaults (MovieLens' own header names).
+DEFAULT_RATING_COLUMNS: dict[str, str] = {
+    "user": "userId",
+    "item": "movieId",
+    "rating": "rating",
+    "timestamp": "timestamp",
+}
+DEFAULT_CATALOG_COLUMNS: dict[str, str] = {"item": "movieId", "title": "title", "genres": "genres"}
+DEFAULT_TAG_COLUMNS: dict[str, str] = {"item": "movieId", "tag": "tag"}
+
+_DEFAULT_SEP = {"csv": ",", "tsv": "\t", "dat": "::"}
+_BLOCK_SIZE = 16 << 20  # 16 MiB parse blocks: fewer, larger tasks for pyarrow's thread pool
+_SEP_STANDINS = (b"\x1f", b"\x1e", b"\x1d", b"\x1c")  # ASCII unit/record/group/file separators
+
+
+class TableOptions(TypedDict, total=False):
+    """The keyword options every reader takes (``read_ratings`` documents them)."""
+
+    format: str | None  # csv | tsv | dat | parquet; None: from the suffix
+    sep: str | None  # None: the format's ("," / tab / "::")
+    header: bool  # the first line names the columns (default True)
+    encoding: str  # default "utf-8"
+    columns: Mapping[str, str] | None  # role -> column name, over the reader's defaults
+    names: Sequence[str] | None  # every column's name in file order (for a headerless file)
+    quoting: bool | None  # honour double-quoted fields; None: on for csv only
+
+
+@dataclass(frozen=True)
+class TableFile:
+    """A file about to be read: its path, resolved format and column roles, and options."""
+
+    path: Path
+    fmt: str
+    roles: dict[str, str]  # role -> column name
+    options: TableOptions
+
+    @classmethod
+    def open(
+        cls, path: str | Path, defaults: Mapping[str, str], options: TableOptions
+    ) -> TableFile:
+        """Resolve ``path``'s format and roles (``defaults``: role -> column name).
+
+        Raises ``TypeError`` for an option no reader takes, ``DataError`` for an unknown
+        format, ``ConfigError`` for an unknown role."""
+        unknown = sorted(set(options) - TableOptions.__optional_keys__)
+        if unknown:
+            raise TypeError(
+                f"unexpected keyword argument {unknown[0]!r}; known: "
+                + ", ".join(sorted(TableOptions.__optional_keys__))
+            )
+        path = Path(path)
+        fmt = infer_format(path, options.get("format"))
+        return cls(path, fmt, _roles(options.get("columns"), defaults, path), options)
+
+    def read(
+        self,
+        wanted: Mapping[str, str],
+        types: Mapping[str, pa.DataType],
+        headerless_names: Sequence[str],
+    ) -> pa.Table:
+        """The ``wanted`` columns (label -> name) with ``types`` pinned; a file without a
+        header line and without ``names`` is read as having the ``headerless_names``."""
+        header = self.options.get("header", True)
+        names = self.options.get("names")
+        if names is None and not header and self.fmt != "parquet":
+            names = list(headerless_names)
+        return _read_with_retry(
+            self.path,
+            self.fmt,
+            wanted=wanted,
+            types=types,
+            sep=self.options.get("sep"),
+            header=header,
+            encoding=self.options.get("encoding", "utf-8"),
+            quoting=self.options.get("quoting"),
+            names=names,
+        )
+
+
+# --------------------------------------------------------------------------- formats
+
+
+def infer_format(path: str | Path, format: str | None = None) -> str:
+    """The format of ``path``: ``format`` when given (validated), else from the suffix.
+
+    Raises ``DataError`` for an unknown format or suffix, listing the supported ones.
+    """
+    path = Path(path)
+    if format is not None:
+        if format not in FORMATS:
+            raise DataError(f"{path}: unknown format {format!r}; supported: {', '.join(FORMATS)}")
+        return format
+    suffix = path.suffix.lower()
+    for fmt, suffixes in FORMATS.items():
+        if suffix in suffixes:
+            return fmt
+    known = ", ".join(f"{s} ({f})" for f, ss in FORMATS.items() for s in ss)
+    raise DataError(
+        f"{path}: cannot tell the format from the suffix {suffix!r}; supported: {known} "
+        "(or pass the format explicitly)"
+    )
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise DataError(f"{path}: file not found")
+    if not path.is_file():
+        raise DataError(f"{path}: not a file")
+
+
+def _roles(
+    columns: Mapping[str, str] | None, defaults: Mapping[str, str], path: Path
+) -> dict[str, str]:
+    """Merge a role->column mapping over the defaults; unknown roles are a ConfigError."""
+    roles = dict(defaults)
+    for role, col in (columns or {}).items():
+        if role not in defaults:
+            raise ConfigError(
+                f"{path}: unknown column role {role!r}; known roles: {', '.join(defaults)}"
+            )
+        roles[role] = col
+    return roles
+
+
+# --------------------------------------------------------------------------- raw table reading
+
+
+def _sep_for(fmt: str, sep: str | None) -> str:
+    sep = _DEFAULT_SEP.get(fmt, ",") if sep is None else sep
+    if not sep or "\n" in sep or "\r" in sep:
+        raise ConfigError(f"invalid separator {sep!r}")
+    return sep
+
+
+def _load_delimited_source(path: Path, sep: str) -> tuple[Any, str]:
+    """What pyarrow should parse, and the one-character delimiter to parse it with.
+
+    A multi-character separator is replaced in memory by a control byte absent from the file.
+    """
+    if len(sep) == 1:
+        return str(path), sep
+    raw = path.read_bytes()
+    sep_b = sep.encode("ascii")
+    for standin in _SEP_STANDINS:
+        if standin not in raw:
+            return pa.BufferReader(raw.replace(sep_b, standin)), standin.decode("ascii")
+    raise DataError(f"{path}: cannot split on {sep!r}: the file uses every stand-in byte")
+
+
+def _header_names(path: Path, sep: str, encoding: str, quoting: bool) -> list[str]:
+    """The column names in the first line of a delimited file (cheap: reads one line)."""
+    with path.open("rb") as fh:
+        first = fh.readline(1 << 20)
+    try:
+        line = first.decode(encoding).lstrip("\ufeff").rstrip("\r\n")
+    except (UnicodeDecodeError, LookupError) as exc:
+        raise DataError(f"{path}: cannot decode the header line as {encoding}: {exc}") from None
+    if len(sep) > 1:
+        line = line.replace(sep, "\x1f")
+        sep = "\x1f"
+    if quoting:
+        return next(csv.reader([line], delimiter=sep), [])
+    return line.split(sep)
+
+
+def _available_columns(
+    path: Path,
+    fmt: str,
+    sep: str,
+    header: bool,
+    encoding: str,
+    quoting: bool,
+    names: Sequence[str] | None,
+) -> list[str]:
+    if fmt == "parquet":
+        try:
+            return list(pq.read_schema(path).names)
+        except (pa.ArrowException, OSError) as exc:
+            raise DataError(f"{path}: not a readable parquet file ({_one_line(exc)})") from None
+    if names is not None:
+        return list(names)
+    if not header:
+        raise ConfigError(f"{path}: a file without a header line needs its column `names`")
+    return _header_names(path, sep, encoding, quoting)
+
+
+def _require_columns(path: Path, wanted: Mapping[str, str], found: Sequence[str]) -> None:
+    for role, col in wanted.items():
+        if col in found:
+            continue
+        near = difflib.get_close_matches(col, list(found), n=1, cutoff=0.6)
+        hint = f"; did you mean {near[0]!r}?" if near else ""
+        raise DataError(
+            f"{path}: missing column {col!r} (role {role}); columns found: "
+            f"{', '.join(map(str, found)) or '(none)'}{hint}"
+        )
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
+def _read_table(
+    path: Path,
+    fmt: str,
+    *,
+    sep: str | None,
+    header: bool,
+    encoding: str,
+    quoting: bool | None,
+    names: Sequence[str] | None,
+    wanted: Mapping[str, str],
+    types: Mapping[str, pa.DataType] | None = None,
+    retry: bool = False,
+) -> pa.Table:
+    """Read only the ``wanted`` columns (role -> name) of ``path`` into an Arrow table.
+
+    ``types`` pins column types (name -> type). With ``retry``, a conversion failure
+    propagates as ``pa.ArrowInvalid`` so that the caller can re-read as strings.
+    """
+    _check_file(path)
+    sep = _sep_for(fmt, sep) if fmt != "parquet" else ","
+    quoting = (fmt == "csv") if quoting is None else quoting
+    found = _available_columns(path, fmt, sep, header, encoding, quoting, names)
+    _require_columns(path, wanted, found)
+    cols = list(dict.fromkeys(wanted.values()))
+    if fmt == "parquet":
+        try:
+            return pq.read_table(path, columns=cols)
+        except (pa.ArrowException, OSError) as exc:
+            raise DataError(f"{path}: not a readable parquet file ({_one_line(exc)})") from None
+    source, delim = _load_delimited_source(path, sep)
+    read_opts = pacsv.ReadOptions(
+        use_threads=True,
+        block_size=_BLOCK_SIZE,
+        encoding=encoding,
+        column_names=list(names) if names is not None else None,
+        skip_rows=1 if (header and names is not None) else 0,
+    )
+    parse_opts = pacsv.ParseOptions(
+        delimiter=delim, quote_char='"' if quoting else False, newlines_in_values=False
+    )
+    convert_opts = pacsv.ConvertOptions(
+        include_columns=cols,
+        column_types={c: t for c, t in (types or {}).items() if c in cols},
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=False,
+    )
+    try:
+        return pacsv.read_csv(
+            source, read_options=read_opts, parse_options=parse_opts, convert_options=convert_opts
+        )
+    except pa.ArrowInvalid as exc:
+        msg = str(exc)
+        if retry and "conversion error" in msg.lower():
+            raise  # the caller retries with string columns and reports the bad value
+        detail = _one_line(exc).replace(delim, sep) if delim != sep else _one_line(exc)
+        raise DataError(f"{path}: not a valid {fmt} file ({detail})") from None
+    except (UnicodeDecodeError, LookupError, pa.ArrowException) as exc:
+        raise DataError(
+            f"{path}: cannot read as {fmt} with encoding {encoding} ({_one_line(exc)})"
+        ) from None
+
+
+def _read_with_retry(
+    path: Path,
+    fmt: str,
+    *,
+    wanted: Mapping[str, str],
+    types: Mapping[str, pa.DataType],
+    **kwargs: Any,
+) -> pa.Table:
+    """Fast typed read; if a typed column fails to convert, re-read those columns as strings
+    (slow, error path or odd files only) so that validation can name the bad value."""
+    try:
+        return _read_table(path, fmt, wanted=wanted, types=types, retry=True, **kwargs)
+    except pa.ArrowInvalid:
+        as_str = {c: pa.string() for c in wanted.values()}
+        return _read_table(path, fmt, wanted=wanted, types=as_str, **kwargs)
