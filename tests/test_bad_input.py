@@ -53,186 +53,127 @@ def _results(d: Path, text: str) -> Path:
 
 def _real_results(d: Path, *extra: str) -> Path:
     out = d / f"res{len(list(d.glob('res*')))}"
-    args = ["run", "--ratings", str(_good(d)), "--models", "user-mean", "--out", str(out)]
-    r = CliRunner().invoke(main, [*args, "--resamples", "200", *extra])
+    args = _run(_good(d), "--models", "user-mean", "--out", str(out), "--resamples", "200")
+    r = CliRunner().invoke(main, [*args, *extra])
     assert r.exit_code == 0, r.output
     return next(out.glob("*.json"))
+
+
+def _run(ratings: Path | str, *extra: str) -> list[str]:
+    """The arguments of `bench run --ratings RATINGS EXTRA...`."""
+    return ["run", "--ratings", str(ratings), *extra]
+
+
+def _rows(d: Path, *rows: str) -> Path:
+    """A ratings file: the header, then these rows."""
+    return _csv(d, [HEADER, *rows])
+
+
+def _knn(d: Path, embedding: Path) -> list[str]:
+    """`bench run` of knn over the good ratings with this embedding file."""
+    return _run(_good(d), "--models", "knn", "--embedding", str(embedding))
 
 
 Case = Callable[[Path], list[str]]
 
 CASES: list[tuple[str, Case, str]] = [
     # --- ratings files -------------------------------------------------------------------
-    (
-        "missing file",
-        lambda d: ["run", "--ratings", str(d / "nope.csv")],
-        "nope.csv: file not found",
-    ),
+    ("missing file", lambda d: _run(d / "nope.csv"), "nope.csv: file not found"),
     (
         "unknown format",
-        lambda d: ["run", "--ratings", str(_csv(d, ["x"], "r.xlsx"))],
+        lambda d: _run(_csv(d, ["x"], "r.xlsx")),
         "cannot tell the format from the suffix '.xlsx'; supported: .csv",
     ),
     (
         "parquet that is not parquet",
-        lambda d: ["run", "--ratings", str(_csv(d, ["hello"], "r.parquet"))],
+        lambda d: _run(_csv(d, ["hello"], "r.parquet")),
         "not a readable parquet file",
     ),
     (
         "misnamed column",
-        lambda d: [
-            "run",
-            "--ratings",
-            str(_csv(d, ["userId,movieID,rating,timestamp", "1,2,3,4"])),
-        ],
+        lambda d: _run(_csv(d, ["userId,movieID,rating,timestamp", "1,2,3,4"])),
         "'movieId'",
     ),
     (
         "non-numeric rating",
-        lambda d: ["run", "--ratings", str(_csv(d, [HEADER, "1,2,3.5,10", "1,3,good,11"]))],
+        lambda d: _run(_rows(d, "1,2,3.5,10", "1,3,good,11")),
         "non-numeric value 'good'",
     ),
-    (
-        "NaN rating",
-        lambda d: ["run", "--ratings", str(_csv(d, [HEADER, "1,2,3.5,10", "1,3,nan,11"]))],
-        "'rating'",
-    ),
+    ("NaN rating", lambda d: _run(_rows(d, "1,2,3.5,10", "1,3,nan,11")), "'rating'"),
     (
         "rating outside the declared scale",
-        lambda d: [
-            "run",
-            "--ratings",
-            str(_csv(d, [HEADER, "1,2,3.5,10", "1,3,9,11"])),
-            "--rating-scale",
-            "0.5,5",
-        ],
+        lambda d: _run(_rows(d, "1,2,3.5,10", "1,3,9,11"), "--rating-scale", "0.5,5"),
         "outside the rating scale [0.5, 5.0]",
     ),
-    (
-        "negative id",
-        lambda d: ["run", "--ratings", str(_csv(d, [HEADER, "1,2,3.5,10", "-1,3,4,11"]))],
-        "'userId'",
-    ),
-    (
-        "non-integer id",
-        lambda d: ["run", "--ratings", str(_csv(d, [HEADER, "1,2,3.5,10", "1.5,3,4,11"]))],
-        "'userId'",
-    ),
+    ("negative id", lambda d: _run(_rows(d, "1,2,3.5,10", "-1,3,4,11")), "'userId'"),
+    ("non-integer id", lambda d: _run(_rows(d, "1,2,3.5,10", "1.5,3,4,11")), "'userId'"),
     (
         "duplicate (user, movie, timestamp) rows",
-        lambda d: ["run", "--ratings", str(_csv(d, [HEADER, "1,2,3.5,10", "1,2,3.5,10"]))],
+        lambda d: _run(_rows(d, "1,2,3.5,10", "1,2,3.5,10")),
         "duplicate (userId, movieId, timestamp)",
     ),
-    ("empty table", lambda d: ["run", "--ratings", str(_csv(d, [HEADER]))], "empty"),
+    ("empty table", lambda d: _run(_rows(d)), "empty"),
     (
         "every user below min_history",
-        lambda d: ["run", "--ratings", str(_good(d)), "--min-history", "40"],
+        lambda d: _run(_good(d), "--min-history", "40"),
         "no user has at least min_history + 1 = 41 ratings",
     ),
     # --- catalogs ------------------------------------------------------------------------
     (
         "catalog without a title column",
-        lambda d: [
-            "run",
-            "--ratings",
-            str(_good(d)),
-            "--catalog",
-            str(_catalog(d, ["movieId,name,genres", "100,A,Drama"])),
-        ],
+        lambda d: _run(
+            _good(d), "--catalog", str(_catalog(d, ["movieId,name,genres", "100,A,Drama"]))
+        ),
         "'title'",
     ),
     # --- embedding files -----------------------------------------------------------------
     (
         "embedding file with duplicate ids",
-        lambda d: [
-            "run",
-            "--ratings",
-            str(_good(d)),
-            "--models",
-            "knn",
-            "--embedding",
-            str(_emb(d, [100, 100], [[1.0, 0.0], [0.0, 1.0]])),
-        ],
+        lambda d: _knn(d, _emb(d, [100, 100], [[1.0, 0.0], [0.0, 1.0]])),
         "duplicate",
     ),
     (
         "embedding file with NaN",
-        lambda d: [
-            "run",
-            "--ratings",
-            str(_good(d)),
-            "--models",
-            "knn",
-            "--embedding",
-            str(_emb(d, [100, 101], [[1.0, float("nan")], [0.0, 1.0]])),
-        ],
+        lambda d: _knn(d, _emb(d, [100, 101], [[1.0, float("nan")], [0.0, 1.0]])),
         "NaN",
     ),
     (
         "embedding file with ragged rows",
-        lambda d: [
-            "run",
-            "--ratings",
-            str(_good(d)),
-            "--models",
-            "knn",
-            "--embedding",
-            str(_emb(d, [100, 101], [[1.0, 0.0], [0.0, 1.0, 2.0]])),
-        ],
+        lambda d: _knn(d, _emb(d, [100, 101], [[1.0, 0.0], [0.0, 1.0, 2.0]])),
         "length",
     ),
     (
         "embedding file sharing no movie with the ratings",
-        lambda d: [
-            "run",
-            "--ratings",
-            str(_good(d)),
-            "--models",
-            "knn",
-            "--embedding",
-            str(_emb(d, [1, 2], [[1.0, 0.0], [0.0, 1.0]])),
-        ],
+        lambda d: _knn(d, _emb(d, [1, 2], [[1.0, 0.0], [0.0, 1.0]])),
         "no movie of the dataset has an embedding",
     ),
     (
         "embedding file that is not parquet",
-        lambda d: [
-            "run",
-            "--ratings",
-            str(_good(d)),
-            "--models",
-            "knn",
-            "--embedding",
-            str(_csv(d, ["movieId,embedding"], "emb.parquet")),
-        ],
+        lambda d: _knn(d, _csv(d, ["movieId,embedding"], "emb.parquet")),
         "not a parquet file",
     ),
     (
         "unknown embedding name",
-        lambda d: ["run", "--ratings", str(_good(d)), "--models", "knn", "--embedding", "kggnn"],
+        lambda d: _run(_good(d), "--models", "knn", "--embedding", "kggnn"),
         "unknown embedding 'kggnn'",
     ),
     # --- options -------------------------------------------------------------------------
     (
         "unknown model",
-        lambda d: ["run", "--ratings", str(_good(d)), "--models", "transformr"],
+        lambda d: _run(_good(d), "--models", "transformr"),
         "unknown model 'transformr'. Did you mean 'transformer'",
     ),
     (
         "unknown model option",
-        lambda d: ["run", "--ratings", str(_good(d)), "--models", "knn:kk=3"],
+        lambda d: _run(_good(d), "--models", "knn:kk=3"),
         "unknown option 'kk' for model 'knn'",
     ),
     (
         "k=0",
-        lambda d: ["run", "--ratings", str(_good(d)), "--models", "recent-k:k=0"],
+        lambda d: _run(_good(d), "--models", "recent-k:k=0"),
         "k must be an integer >= 1, got 0",
     ),
-    (
-        "negative epochs",
-        lambda d: ["run", "--ratings", str(_good(d)), "--models", "attention:epochs=-1"],
-        "epochs",
-    ),
+    ("negative epochs", lambda d: _run(_good(d), "--models", "attention:epochs=-1"), "epochs"),
     (
         "unknown dataset",
         lambda d: ["run", "--dataset", "ml-20", "--offline"],
@@ -245,7 +186,7 @@ CASES: list[tuple[str, Case, str]] = [
     ),
     (
         "unwritable output folder",
-        lambda d: ["run", "--ratings", str(_good(d)), "--out", str(_csv(d, ["x"], "afile"))],
+        lambda d: _run(_good(d), "--out", str(_csv(d, ["x"], "afile"))),
         "--out",
     ),
     # --- results files -------------------------------------------------------------------
@@ -272,27 +213,17 @@ CASES: list[tuple[str, Case, str]] = [
     # --- ids, times ----------------------------------------------------------------------
     (
         "ids stored as floats beyond 2**53 (a lossy conversion)",
-        lambda d: ["run", "--ratings", str(_float_id_parquet(d))],
+        lambda d: _run(_float_id_parquet(d)),
         "column 'userId' is stored as floating point",
     ),
     (
         "timestamps in two units",
-        lambda d: [
-            "run",
-            "--ratings",
-            str(_csv(d, [HEADER, "1,2,3.5,1500000000", "1,3,4,1500000001000"])),
-        ],
+        lambda d: _run(_rows(d, "1,2,3.5,1500000000", "1,3,4,1500000001000")),
         "column 'timestamp' mixes time units",
     ),
     (
         "a time unit for datetimes",
-        lambda d: [
-            "run",
-            "--ratings",
-            str(_csv(d, [HEADER, "1,2,3.5,2020-01-01", "1,3,4,2020-01-02"])),
-            "--time-unit",
-            "ms",
-        ],
+        lambda d: _run(_rows(d, "1,2,3.5,2020-01-01", "1,3,4,2020-01-02"), "--time-unit", "ms"),
         "holds datetimes",
     ),
     (
@@ -396,19 +327,8 @@ def test_row_order_changes_nothing(tmp_path: Path) -> None:
         d.mkdir()
         lines = [HEADER] + [f"{u},{i},{r},{t}" for u, i, r, t in (rows[j] for j in perm)]
         csv = _csv(d, lines)
-        paths.append(
-            _run_ok(
-                [
-                    "run",
-                    "--ratings",
-                    str(csv),
-                    "--models",
-                    "user-mean,recent-k:k=2",
-                    "--out",
-                    str(tmp_path / f"out{k}"),
-                ]
-            )
-        )
+        out = tmp_path / f"out{k}"
+        paths.append(_run_ok(_run(csv, "--models", "user-mean,recent-k:k=2", "--out", str(out))))
     a, b = (json.loads(p.read_text()) for p in paths)
     assert a["dataset"]["hash"] == b["dataset"]["hash"]
     assert a["split"]["hash"] == b["split"]["hash"]
@@ -423,18 +343,9 @@ def test_row_order_changes_nothing(tmp_path: Path) -> None:
 def test_64_bit_ids_beside_a_float_column_stay_distinct(tmp_path: Path) -> None:
     big = 2**60
     lines = [HEADER] + [f"{big + u},{i}.0,{r},{t}" for u, i, r, t in tiny_rows()]
+    ratings = _csv(tmp_path, lines)
     path = _run_ok(
-        [
-            "run",
-            "--ratings",
-            str(_csv(tmp_path, lines)),
-            "--models",
-            "user-mean",
-            "--min-history",
-            "2",
-            "--out",
-            str(tmp_path / "o"),
-        ]
+        _run(ratings, "--models", "user-mean", "--min-history", "2", "--out", str(tmp_path / "o"))
     )
     doc = json.loads(path.read_text())
     assert doc["dataset"]["n_users"] == 3
@@ -452,18 +363,10 @@ def test_milliseconds_are_detected_announced_recorded_and_give_the_same_results(
             f"{u},{i},{r},{(1_500_000_000 + 600 * t) * scale + scale // 3}"
             for u, i, r, t in tiny_rows()
         ]
-        args = [
-            "run",
-            "--ratings",
-            str(_csv(d, lines)),
-            "--models",
-            "user-mean,mf-temporal",
-            "--out",
-            str(d / "o"),
-            "--resamples",
-            "200",
-        ]
-        r = CliRunner().invoke(main, args)
+        models = ["--models", "user-mean,mf-temporal"]
+        r = CliRunner().invoke(
+            main, _run(_csv(d, lines), *models, "--out", str(d / "o"), "--resamples", "200")
+        )
         assert r.exit_code == 0, r.output
         text = " ".join(r.output.split())
         assert ("timestamps in milliseconds (detected), converted" in text) == (unit == "ms")
@@ -480,20 +383,8 @@ def test_milliseconds_are_detected_announced_recorded_and_give_the_same_results(
     pd.testing.assert_frame_equal(sides[0], sides[1])  # mf-temporal's gaps are the same
     # the unit can be given: read as seconds, the same file is another dataset
     d = tmp_path / "ms"
-    r = CliRunner().invoke(
-        main,
-        [
-            "run",
-            "--ratings",
-            str(d / "ratings.csv"),
-            "--models",
-            "user-mean",
-            "--time-unit",
-            "s",
-            "--out",
-            str(tmp_path / "g"),
-        ],
-    )
+    given = ["--models", "user-mean", "--time-unit", "s", "--out", str(tmp_path / "g")]
+    r = CliRunner().invoke(main, _run(d / "ratings.csv", *given))
     assert r.exit_code == 0, r.output
     (path,) = (tmp_path / "g").glob("*.json")
     doc = json.loads(path.read_text())
@@ -502,7 +393,7 @@ def test_milliseconds_are_detected_announced_recorded_and_give_the_same_results(
 
 
 def test_unknown_time_unit_lists_the_known_ones(tmp_path: Path) -> None:
-    r = CliRunner().invoke(main, ["run", "--ratings", str(_good(tmp_path)), "--time-unit", "h"])
+    r = CliRunner().invoke(main, _run(_good(tmp_path), "--time-unit", "h"))
     text = " ".join(r.output.split())
     assert r.exit_code == 2 and "Traceback" not in r.output
     assert "Invalid value for '--time-unit': 'h' is not one of 's', 'ms', 'us', 'ns'" in text
@@ -514,18 +405,7 @@ def test_unknown_time_unit_lists_the_known_ones(tmp_path: Path) -> None:
 def _finished(tmp_path: Path, name: str, *extra: str) -> Path:
     d = tmp_path / name
     d.mkdir()
-    return _run_ok(
-        [
-            "run",
-            "--ratings",
-            str(_good(d)),
-            "--models",
-            "user-mean,recent-k",
-            "--out",
-            str(d / "o"),
-            *extra,
-        ]
-    )
+    return _run_ok(_run(_good(d), "--models", "user-mean,recent-k", "--out", str(d / "o"), *extra))
 
 
 def _resume(path: Path, *extra: str) -> tuple[int, str]:
@@ -598,9 +478,7 @@ def test_disk_full_while_writing_results_is_one_line_and_resumable(
     out = tmp_path / "o"
     monkeypatch.setattr(results, "atomic_write", full_after_two)
     models = ["--models", "user-mean,recent-k,bias", "--resamples", "200"]
-    r = CliRunner().invoke(
-        main, ["run", "--ratings", str(_good(tmp_path)), *models, "--out", str(out)]
-    )
+    r = CliRunner().invoke(main, _run(_good(tmp_path), *models, "--out", str(out)))
     text = " ".join(r.output.split())
     assert r.exit_code == 2 and "Traceback" not in r.output, r.output
     (path,) = out.glob("*.json")
@@ -633,9 +511,7 @@ def test_disk_full_on_the_first_write_says_nothing_was_written(
         return real(path, write, **kw)
 
     monkeypatch.setattr(results, "atomic_write", full)
-    r = CliRunner().invoke(
-        main, ["run", "--ratings", str(_good(tmp_path)), "--models", "user-mean", "--out", str(out)]
-    )
+    r = CliRunner().invoke(main, _run(_good(tmp_path), "--models", "user-mean", "--out", str(out)))
     assert r.exit_code == 2 and "Traceback" not in r.output
     assert "nothing was written" in " ".join(r.output.split())
     assert not any(out.iterdir())

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from numpy.typing import ArrayLike
 
-from bench.data.readers import infer_format, infer_scale, read_catalog, read_ratings, read_tags
-from bench.data.types import TIME_UNITS, build_interactions
+from bench.data.readers import (
+    infer_format,
+    infer_scale,
+    read_catalog,
+    read_ratings,
+    read_tags,
+)
+from bench.data.types import TIME_UNITS, RawRatings, build_interactions
 from bench.errors import ConfigError, DataError
 from predictors.types import RatingScale
 
@@ -27,16 +36,36 @@ def csv_file(tmp_path: Path, rows: list[str], name: str = "ratings.csv") -> Path
     return write(tmp_path / name, "\r\n".join([HEADER, *rows]) + "\r\n")
 
 
+def assert_rows(
+    r: RawRatings,
+    user: ArrayLike,
+    item: ArrayLike,
+    rating: ArrayLike,
+    timestamp: ArrayLike | None = None,
+) -> None:
+    """The columns `r` read hold these values in file order (timestamp: not checked if None)."""
+    np.testing.assert_array_equal(r.user_id, user)
+    np.testing.assert_array_equal(r.item_id, item)
+    np.testing.assert_array_equal(r.rating, rating)
+    if timestamp is not None:
+        np.testing.assert_array_equal(r.timestamp, timestamp)
+
+
+def refuses(
+    path: Path, pattern: str, read: Callable[..., object] = read_ratings, **kw: Any
+) -> None:
+    """Reading `path` (with options `kw`) raises a DataError whose message matches `pattern`."""
+    with pytest.raises(DataError, match=pattern):
+        read(path, **kw)
+
+
 # --------------------------------------------------------------------------- formats
 
 
 def test_csv_with_crlf(tmp_path: Path) -> None:
     p = csv_file(tmp_path, ["1,10,4.0,100", "1,20,3.5,200", "2,10,5.0,150"])
     r = read_ratings(p)
-    np.testing.assert_array_equal(r.user_id, [1, 1, 2])
-    np.testing.assert_array_equal(r.item_id, [10, 20, 10])
-    np.testing.assert_array_equal(r.rating, np.array([4.0, 3.5, 5.0], dtype=np.float32))
-    np.testing.assert_array_equal(r.timestamp, [100, 200, 150])
+    assert_rows(r, [1, 1, 2], [10, 20, 10], np.array([4.0, 3.5, 5.0], np.float32), [100, 200, 150])
     assert (r.user_id.dtype, r.item_id.dtype) == (np.int64, np.int64)
     assert (r.rating.dtype, r.timestamp.dtype) == (np.float32, np.int64)
     assert r.scale == RatingScale(3.5, 5.0, 0.5)
@@ -70,10 +99,7 @@ def test_tsv_u_data_without_header(tmp_path: Path) -> None:
         "196\t242\t3\t881250949\n186\t302\t3\t891717742\n22\t377\t1\t878887116\n",
     )
     r = read_ratings(p, header=False)
-    np.testing.assert_array_equal(r.user_id, [196, 186, 22])
-    np.testing.assert_array_equal(r.item_id, [242, 302, 377])
-    np.testing.assert_array_equal(r.rating, [3, 3, 1])
-    np.testing.assert_array_equal(r.timestamp, [881250949, 891717742, 878887116])
+    assert_rows(r, [196, 186, 22], [242, 302, 377], [3, 3, 1], [881250949, 891717742, 878887116])
     assert r.scale == RatingScale(1.0, 3.0, 1.0)
 
 
@@ -88,10 +114,7 @@ def test_dat_double_colon_ratings_and_latin1_movies(tmp_path: Path) -> None:
         names=["u", "m", "r", "t"],
         columns={"user": "u", "item": "m", "rating": "r", "timestamp": "t"},
     )
-    np.testing.assert_array_equal(r.user_id, [1, 1, 2])
-    np.testing.assert_array_equal(r.item_id, [1193, 661, 1193])
-    np.testing.assert_array_equal(r.rating, [5, 3, 4])
-    np.testing.assert_array_equal(r.timestamp, [978300760, 978302109, 978298413])
+    assert_rows(r, [1, 1, 2], [1193, 661, 1193], [5, 3, 4], [978300760, 978302109, 978298413])
     # titles hold ':' and '"' and a latin-1 byte; genres are already pipe-separated
     mp = write(
         tmp_path / "movies.dat",
@@ -156,9 +179,7 @@ def test_parquet_custom_columns_and_datetime(tmp_path: Path) -> None:
     )
     roles = {"user": "who", "item": "what", "rating": "stars", "timestamp": "when"}
     r = read_ratings(p, columns=roles)
-    np.testing.assert_array_equal(r.user_id, [7, 7, 8])
-    np.testing.assert_array_equal(r.item_id, [3, 4, 3])
-    np.testing.assert_array_equal(r.rating, [1.0, 2.5, 10.0])
+    assert_rows(r, [7, 7, 8], [3, 4, 3], [1.0, 2.5, 10.0])  # the timestamps: below
     # datetimes keep their own unit until build_interactions floors them to seconds:
     # 2020-01-01 is 1577836800 s; sub-seconds floor; 1970-01-02 is 86400 s
     assert r.time_info["how"] == "datetime"
@@ -239,53 +260,40 @@ def test_infer_scale_needs_two_distinct_values() -> None:
 
 
 def test_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match=r"nope\.csv: file not found"):
-        read_ratings(tmp_path / "nope.csv")
+    refuses(tmp_path / "nope.csv", r"nope\.csv: file not found")
 
 
 def test_unknown_suffix_lists_supported(tmp_path: Path) -> None:
     p = write(tmp_path / "r.xlsx", "x")
-    with pytest.raises(
-        DataError, match=r"r\.xlsx: cannot tell the format .*'\.xlsx'.*\.csv \(csv\)"
-    ):
-        read_ratings(p)
-    with pytest.raises(
-        DataError, match=r"unknown format 'json'; supported: csv, tsv, dat, parquet"
-    ):
-        read_ratings(p, format="json")
+    refuses(p, r"r\.xlsx: cannot tell the format .*'\.xlsx'.*\.csv \(csv\)")
+    refuses(p, r"unknown format 'json'; supported: csv, tsv, dat, parquet", format="json")
     assert infer_format("a.data") == "tsv" and infer_format("a.PQ") == "parquet"
 
 
 def test_parquet_that_is_not_parquet(tmp_path: Path) -> None:
     p = csv_file(tmp_path, ["1,10,4,100"], name="fake.parquet")
-    with pytest.raises(DataError, match=r"fake\.parquet: not a readable parquet file"):
-        read_ratings(p)
+    refuses(p, r"fake\.parquet: not a readable parquet file")
 
 
 def test_binary_file_claiming_csv(tmp_path: Path) -> None:
     p = tmp_path / "bin.csv"
     p.write_bytes(b"userId,movieId,rating,timestamp\n\xff\xfe\x00\x01,2,3,4\n")
-    with pytest.raises(DataError, match=r"bin\.csv: "):
-        read_ratings(p)
+    refuses(p, r"bin\.csv: ")
 
 
 def test_missing_column_suggests_nearest(tmp_path: Path) -> None:
     p = write(tmp_path / "r.csv", "userId,movieId,ratings,timestamp\r\n1,2,3,4\r\n")
-    with pytest.raises(
-        DataError,
-        match=r"r\.csv: missing column 'rating' \(role rating\); columns found: userId, movieId, "
+    refuses(
+        p,
+        r"r\.csv: missing column 'rating' \(role rating\); columns found: userId, movieId, "
         r"ratings, timestamp; did you mean 'ratings'\?",
-    ):
-        read_ratings(p)
+    )
 
 
 def test_missing_column_in_parquet(tmp_path: Path) -> None:
     p = tmp_path / "r.parquet"
     pq.write_table(pa.table({"userId": [1], "movieId": [2], "rating": [3.0]}), p)
-    with pytest.raises(
-        DataError, match=r"missing column 'timestamp'.*found: userId, movieId, rating"
-    ):
-        read_ratings(p)
+    refuses(p, r"missing column 'timestamp'.*found: userId, movieId, rating")
 
 
 def test_unknown_role_is_a_config_error(tmp_path: Path) -> None:
@@ -310,35 +318,30 @@ def test_unknown_role_is_a_config_error(tmp_path: Path) -> None:
 )
 def test_bad_values(tmp_path: Path, row: str, pattern: str) -> None:
     p = csv_file(tmp_path, ["7,70,3,50", row])
-    with pytest.raises(DataError, match=r"ratings\.csv: " + pattern):
-        read_ratings(p)
+    refuses(p, r"ratings\.csv: " + pattern)
 
 
 def test_duplicate_rows(tmp_path: Path) -> None:
     p = csv_file(tmp_path, ["1,10,4,100", "2,10,4,100", "1,10,5,100", "2,10,1,100", "3,1,1,1"])
-    with pytest.raises(
-        DataError,
-        match=r"2 duplicate \(userId, movieId, timestamp\) row\(s\); first: userId=1, movieId=10, "
+    refuses(
+        p,
+        r"2 duplicate \(userId, movieId, timestamp\) row\(s\); first: userId=1, movieId=10, "
         r"timestamp=100 at data rows 1 and 3",
-    ):
-        read_ratings(p)
+    )
 
 
 def test_empty_table(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match=r"ratings\.csv: no ratings \(the table is empty\)"):
-        read_ratings(csv_file(tmp_path, []))
+    refuses(csv_file(tmp_path, []), r"ratings\.csv: no ratings \(the table is empty\)")
     p = tmp_path / "empty.parquet"
     pq.write_table(pa.table({c: pa.array([], pa.int64()) for c in HEADER.split(",")}), p)
-    with pytest.raises(DataError, match="no ratings"):
-        read_ratings(p)
+    refuses(p, "no ratings")
 
 
 def test_catalog_duplicate_ids(tmp_path: Path) -> None:
     p = write(tmp_path / "movies.csv", "movieId,title,genres\n1,A,x\n2,B,y\n1,C,z\n")
-    with pytest.raises(
-        DataError, match=r"column 'movieId' has 1 duplicate id\(s\) \(first: 1 at data row 3\)"
-    ):
-        read_catalog(p)
+    refuses(
+        p, r"column 'movieId' has 1 duplicate id\(s\) \(first: 1 at data row 3\)", read=read_catalog
+    )
 
 
 def test_headerless_file_defaults_to_role_names(tmp_path: Path) -> None:
@@ -346,8 +349,9 @@ def test_headerless_file_defaults_to_role_names(tmp_path: Path) -> None:
     c = read_catalog(p, header=False)  # columns movieId, title, genres in that order
     assert c.title.tolist() == ["A: the movie", "B"] and c.genres.tolist() == ["x|y", ""]
     wide = write(tmp_path / "w.dat", "1::A::x::extra\n")
-    with pytest.raises(DataError, match=r"w\.dat: not a valid dat file .*Expected 3 columns"):
-        read_catalog(wide, header=False)
+    refuses(
+        wide, r"w\.dat: not a valid dat file .*Expected 3 columns", read=read_catalog, header=False
+    )
 
 
 # --------------------------------------------------------------------------- exact ids
@@ -371,8 +375,7 @@ def test_text_ids_and_times_are_parsed_exactly(tmp_path: Path) -> None:
     big = 2**62 + 1
     ts = 1_700_000_000_123_456_789  # nanoseconds, beyond 2**53
     p = csv_file(tmp_path, [f"{big},10,4,{ts}", f"{big - 1},10.000,3,{ts + 1}", "1,x,3,5"])
-    with pytest.raises(DataError, match=r"column 'movieId' has a non-numeric value 'x' at data r"):
-        read_ratings(p, scale=S)
+    refuses(p, r"column 'movieId' has a non-numeric value 'x' at data r", scale=S)
     p = csv_file(tmp_path, [f"{big},10,4,{ts}", f"{big - 1},10.000,3,{ts + 1}"])
     r = read_ratings(p, scale=S)
     assert r.user_id.tolist() == [big, big - 1] and r.timestamp.tolist() == [ts, ts + 1]
@@ -392,14 +395,12 @@ def test_ids_stored_as_floats_beyond_2_53_are_an_error(tmp_path: Path) -> None:
         ),
         p,
     )
-    with pytest.raises(DataError, match=r"r\.parquet: column 'userId' is stored as floating poi"):
-        read_ratings(p, scale=S)
+    refuses(p, r"r\.parquet: column 'userId' is stored as floating poi", scale=S)
 
 
 def test_ids_beyond_int64_are_an_error(tmp_path: Path) -> None:
     p = csv_file(tmp_path, ["1,10.0,4,100", f"{2**64},10,4,100"])
-    with pytest.raises(DataError, match=r"column 'userId' has values beyond the 64-bit"):
-        read_ratings(p, scale=S)
+    refuses(p, r"column 'userId' has values beyond the 64-bit", scale=S)
 
 
 # --------------------------------------------------------------------------- time units
@@ -432,8 +433,7 @@ def test_given_time_unit_wins_and_is_recorded(tmp_path: Path) -> None:
 
 def test_mixed_time_units_are_an_error(tmp_path: Path) -> None:
     p = csv_file(tmp_path, ["1,10,4,1500000000", "1,11,4,1500000000000"])
-    with pytest.raises(DataError, match=r"column 'timestamp' mixes time units .* --time-unit"):
-        read_ratings(p, scale=S)
+    refuses(p, r"column 'timestamp' mixes time units .* --time-unit", scale=S)
 
 
 def test_datetimes_refuse_another_unit(tmp_path: Path) -> None:
