@@ -9,6 +9,7 @@ import json
 import os
 import warnings
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +55,13 @@ def rewrite_member(entry: Path, name: str, new: np.ndarray) -> None:
     members[name] = new
     with open(entry, "wb") as f:
         np.savez(f, **members)
+
+
+def assert_rejected(cache_dir: Path, match: str | None = None, key: str = "k1") -> None:
+    """Loading entry `key` from `cache_dir` warns (a CacheWarning matching `match`) and gives
+    None."""
+    with pytest.warns(CacheWarning, match=match):
+        assert load_interactions(key, cache_dir) is None
 
 
 @pytest.fixture
@@ -142,27 +150,31 @@ def test_fingerprint_covers_every_byte_of_a_large_file(tmp_path: Path) -> None:
     assert fingerprint(f) == hashlib.sha256(f.read_bytes()).hexdigest()
 
 
-def test_corrupt_bytes_give_none_and_delete(
-    saved: tuple[Interactions, Path], tmp_path: Path
-) -> None:
-    _, entry = saved
-    raw = bytearray(entry.read_bytes())
-    mid = len(raw) // 2
-    raw[mid : mid + 16] = bytes(b ^ 0xA5 for b in raw[mid : mid + 16])
-    entry.write_bytes(bytes(raw))
-    with pytest.warns(CacheWarning, match="corrupt"):
-        assert load_interactions("k1", tmp_path) is None
-    assert not entry.exists()
+def _flip_16_middle_bytes(raw: bytes) -> bytes:
+    out = bytearray(raw)
+    mid = len(out) // 2
+    out[mid : mid + 16] = bytes(b ^ 0xA5 for b in out[mid : mid + 16])
+    return bytes(out)
 
 
-def test_truncated_file_gives_none_and_delete(
-    saved: tuple[Interactions, Path], tmp_path: Path
+def _truncate(raw: bytes) -> bytes:
+    return raw[: len(raw) * 2 // 3]
+
+
+@pytest.mark.parametrize(
+    ("damage", "match"),
+    [(_flip_16_middle_bytes, "corrupt"), (_truncate, None)],
+    ids=["corrupt bytes", "truncated file"],
+)
+def test_damaged_bytes_give_none_and_delete(
+    saved: tuple[Interactions, Path],
+    tmp_path: Path,
+    damage: Callable[[bytes], bytes],
+    match: str | None,
 ) -> None:
     _, entry = saved
-    raw = entry.read_bytes()
-    entry.write_bytes(raw[: len(raw) * 2 // 3])
-    with pytest.warns(CacheWarning):
-        assert load_interactions("k1", tmp_path) is None
+    entry.write_bytes(damage(entry.read_bytes()))
+    assert_rejected(tmp_path, match)
     assert not entry.exists()
 
 
@@ -170,43 +182,52 @@ def test_empty_and_garbage_files_are_rejected(tmp_path: Path) -> None:
     for i, content in enumerate([b"", b"not a zip at all", b"PK\x03\x04" + b"\0" * 40]):
         entry = tmp_path / f"g{i}.npz"
         entry.write_bytes(content)
-        with pytest.warns(CacheWarning):
-            assert load_interactions(f"g{i}", tmp_path) is None
+        assert_rejected(tmp_path, key=f"g{i}")
         assert not entry.exists()
 
 
-def test_changed_ratings_fail_the_content_hash(
-    saved: tuple[Interactions, Path], tmp_path: Path
-) -> None:
-    inter, entry = saved
+def _another_rating(inter: Interactions) -> np.ndarray:
     rating = inter.rating.copy()
     rating[3] = 5.0 if rating[3] != 5.0 else 4.0
-    rewrite_member(entry, "rating", rating)
-    with pytest.warns(CacheWarning, match="content hash"):
-        assert load_interactions("k1", tmp_path) is None
-    assert not entry.exists()
+    return rating
 
 
-def test_swapped_user_codes_fail_the_content_hash(
-    saved: tuple[Interactions, Path], tmp_path: Path
-) -> None:
-    inter, entry = saved
+def _another_user(inter: Interactions) -> np.ndarray:
     user = inter.user.copy()
     user[0] = (user[0] + 1) % inter.n_users  # still a valid code, wrong user
-    rewrite_member(entry, "user", user)
-    with pytest.warns(CacheWarning, match="content hash"):
-        assert load_interactions("k1", tmp_path) is None
+    return user
 
 
-def test_changed_offsets_fail_the_aux_checksum(
-    saved: tuple[Interactions, Path], tmp_path: Path
-) -> None:
-    inter, entry = saved
+def _shifted_offsets(inter: Interactions) -> np.ndarray:
     off = inter.user_offsets.copy()
     off[1] += 1  # still non-decreasing from 0 to N: only the checksum can tell
-    rewrite_member(entry, "user_offsets", off)
-    with pytest.warns(CacheWarning, match="user_offsets"):
-        assert load_interactions("k1", tmp_path) is None
+    return off
+
+
+@pytest.mark.parametrize(
+    ("member", "change", "match"),
+    [
+        ("rating", _another_rating, "content hash"),
+        ("user", _another_user, "content hash"),
+        ("user_offsets", _shifted_offsets, "user_offsets"),
+    ],
+    ids=[
+        "changed ratings fail the content hash",
+        "swapped user codes fail the content hash",
+        "changed offsets fail the aux checksum",
+    ],
+)
+def test_a_changed_member_gives_none_and_delete(
+    saved: tuple[Interactions, Path],
+    tmp_path: Path,
+    member: str,
+    change: Callable[[Interactions], np.ndarray],
+    match: str,
+) -> None:
+    inter, entry = saved
+    rewrite_member(entry, member, change(inter))
+    assert_rejected(tmp_path, match)
+    assert not entry.exists()
 
 
 def test_wrong_dtype_or_length_is_rejected(
@@ -214,20 +235,17 @@ def test_wrong_dtype_or_length_is_rejected(
 ) -> None:
     inter, entry = saved
     rewrite_member(entry, "rating", inter.rating.astype(np.float64))
-    with pytest.warns(CacheWarning, match="rating"):
-        assert load_interactions("k1", tmp_path) is None
+    assert_rejected(tmp_path, "rating")
     save_interactions(inter, "k2", tmp_path)
     rewrite_member(tmp_path / "k2.npz", "item", inter.item[:-1].copy())
-    with pytest.warns(CacheWarning, match="lengths"):
-        assert load_interactions("k2", tmp_path) is None
+    assert_rejected(tmp_path, "lengths", key="k2")
 
 
 def test_other_format_version_is_rejected(
     saved: tuple[Interactions, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(cache, "CACHE_FORMAT", cache.CACHE_FORMAT + 1)
-    with pytest.warns(CacheWarning, match="format"):
-        assert load_interactions("k1", tmp_path) is None
+    assert_rejected(tmp_path, "format")
 
 
 def test_bad_key_is_an_error(tmp_path: Path, tiny: Interactions) -> None:
