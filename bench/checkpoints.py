@@ -268,7 +268,7 @@ def load_checkpoint(
     if why is not None:
         raise CheckpointError(
             f"{where}: the model's code changed since it was saved ({why}); refit it "
-            f"(`bench rerun {results_json.name} --save-models`)"
+            f"(`bench rerun {results_json.name}` fits and saves it again)"
         )
     try:
         model = persist.load_model(where, cls, device=device)
