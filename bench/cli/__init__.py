@@ -76,7 +76,7 @@ def main() -> None:
 
 
 # the subcommands register themselves on ``main``
-from bench.cli import info, results, run  # noqa: E402, F401
+from bench.cli import info, predict, results, run  # noqa: E402, F401
 
 if __name__ == "__main__":  # pragma: no cover
     main()
