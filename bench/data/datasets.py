@@ -10,13 +10,19 @@ Where the files are looked for, in order (each is a folder that *contains* ``<fo
 1. ``data_dir`` (the CLI's ``--data-dir``),
 2. ``$RATINGBENCH_DATA_DIR``,
 3. the download cache: ``cache_dir``, else ``$RATINGBENCH_CACHE/datasets``, else
-   ``~/.cache/ratingbench/datasets`` (``$XDG_CACHE_HOME`` is honoured).
+   ``~/.cache/ratingbench/datasets`` (``$XDG_CACHE_HOME`` is honoured),
+4. the shipped copy's extraction, ``<cache>/shipped/``.
 
-A folder qualifies when it holds the ratings file. If none does, the archive is downloaded
-once into the cache (verified, extracted to a temporary folder, verified again, then renamed
-into place atomically), and later calls find it there. Checksums are verified where the
-manifest knows them; a manifest lists only checksums taken from a published source, and
-whatever it leaves out is not checked.
+A folder qualifies when it holds the ratings file. If none does and the manifest names a
+``shipped`` archive (a zip inside the package, ``bench/data/shipped/``: ml-latest-small, whose
+licence allows redistribution; its README with the licence lies beside it), that archive is
+extracted into ``<cache>/shipped/`` (verified, extracted to a temporary folder, verified
+again against the per-file checksums, renamed into place atomically): the same files as the
+download, without the network, so it is preferred to downloading. Otherwise the archive is
+downloaded once into the cache the same way, and later calls find it there. Checksums are
+verified where the manifest knows them; a manifest lists only checksums taken from a published
+source (or, for ``shipped_sha256``, from the shipped archive itself), and whatever it leaves
+out is not checked. ``locate_dataset`` also says which copy was used (``Located.origin``).
 """
 
 from __future__ import annotations
@@ -44,16 +50,20 @@ from bench.paths import cache_root
 from predictors.types import RatingScale
 
 __all__ = [
+    "SHIPPED_DIR",
     "DatasetManifest",
     "FileSpec",
+    "Located",
     "default_cache_dir",
     "get_manifest",
     "list_datasets",
     "load_dataset",
     "load_manifest",
+    "locate_dataset",
     "manifest_dirs",
     "resolve_dataset_dir",
     "sha256_file",
+    "shipped_archive",
     "verify_files",
 ]
 
@@ -61,6 +71,8 @@ MANIFESTS_ENV = "RATINGBENCH_MANIFESTS"
 DATA_DIR_ENV = "RATINGBENCH_DATA_DIR"
 #: Datasets that exist without a manifest (generated in memory by another module).
 BUILTIN_NAMES = ("synthetic",)
+#: Where the archives a manifest names in ``shipped`` live (package data of ``bench``).
+SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"
 
 _CHUNK = 1 << 20  # 1 MiB
 _FILE_ROLES = ("ratings", "movies", "tags")
@@ -75,6 +87,8 @@ _TOP_KEYS = {
     "n_ratings",
     "scale",
     "files",
+    "shipped",
+    "shipped_sha256",
 }
 _FILE_KEYS = {
     "path",
@@ -135,6 +149,8 @@ class DatasetManifest:
     homepage: str | None = None
     n_ratings: int | None = None  # as documented by the publisher (informational)
     manifest_path: Path | None = None
+    shipped: str | None = None  # a zip in ``SHIPPED_DIR`` holding ``<folder>/``, else None
+    shipped_sha256: str | None = None  # that zip's checksum
 
     @property
     def ratings(self) -> FileSpec:
@@ -247,6 +263,13 @@ def load_manifest(path: str | Path) -> DatasetManifest:
     folder = PurePosixPath(d["folder"])
     if folder.is_absolute() or ".." in folder.parts or str(folder) in ("", "."):
         raise _manifest_error(path, f"folder must be a plain relative name, got {d['folder']!r}")
+    shipped = d.get("shipped")
+    if shipped is not None and (
+        not isinstance(shipped, str) or PurePosixPath(shipped).name != shipped or shipped == ".."
+    ):
+        raise _manifest_error(
+            path, f"shipped must be a file name in {SHIPPED_DIR}, got {shipped!r}"
+        )
     return DatasetManifest(
         name=str(d["name"]),
         description=str(d["description"]),
@@ -259,6 +282,8 @@ def load_manifest(path: str | Path) -> DatasetManifest:
         homepage=d.get("homepage"),
         n_ratings=int(d["n_ratings"]) if "n_ratings" in d else None,
         manifest_path=path,
+        shipped=shipped,
+        shipped_sha256=_hex(path, "shipped_sha256", d.get("shipped_sha256"), 64),
     )
 
 
@@ -389,6 +414,28 @@ def _offline_hint(manifest: DatasetManifest) -> str:
     )
 
 
+@dataclass(frozen=True)
+class Located:
+    """Where a dataset's files were found, and which copy that is."""
+
+    folder: Path  # the folder holding the files (``.../<folder>``), absolute
+    origin: str  # data_dir | env | cache | shipped | downloaded
+    verified: tuple[str, ...]  # the files whose known checksums were checked (relative paths)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able: what a run records in ``dataset.origin``."""
+        return {"kind": self.origin, "folder": str(self.folder), "verified": list(self.verified)}
+
+
+def shipped_archive(manifest: DatasetManifest) -> Path | None:
+    """The zip shipped inside the package for ``manifest``, or None (none declared, or the
+    file is absent from this installation)."""
+    if manifest.shipped is None:
+        return None
+    p = SHIPPED_DIR / manifest.shipped
+    return p if p.is_file() else None
+
+
 def resolve_dataset_dir(
     manifest: DatasetManifest,
     data_dir: str | Path | None = None,
@@ -397,36 +444,62 @@ def resolve_dataset_dir(
     *,
     verify: bool = True,
 ) -> Path:
-    """The folder holding the dataset's files (``.../<folder>``), downloading it on first use.
+    """The folder holding the dataset's files (``.../<folder>``): ``locate_dataset(...).folder``."""
+    return locate_dataset(manifest, data_dir, cache_dir, download, verify=verify).folder
+
+
+def locate_dataset(
+    manifest: DatasetManifest,
+    data_dir: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    download: bool = True,
+    *,
+    verify: bool = True,
+) -> Located:
+    """Find the dataset's files, extracting the shipped copy or downloading on first use.
 
     Looks at ``data_dir/<folder>``, ``$RATINGBENCH_DATA_DIR/<folder>``, then
-    ``cache_dir/<folder>`` (default ``default_cache_dir()``); the first holding the ratings
-    file wins. With ``verify``, the files' known sha256/md5 are checked (streamed; cheap).
-    Otherwise, when ``download`` is true, the archive is fetched into the cache once.
+    ``cache_dir/<folder>`` (default ``default_cache_dir()``) and ``cache_dir/shipped/<folder>``;
+    the first holding the ratings file wins. With ``verify``, the files' known sha256/md5 are
+    checked (streamed; cheap). Otherwise the shipped archive, when the manifest names one, is
+    extracted into ``cache_dir/shipped/`` (whether or not ``download`` is allowed: it is no
+    download); else, when ``download`` is true, the archive is fetched into the cache once.
 
     Raises ``DataError`` when the dataset is absent and cannot be (or may not be) downloaded,
     and on any checksum mismatch (naming the file, expected and actual digests).
     """
     cache = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
-    candidates: list[Path] = []
+    candidates: list[tuple[Path, str]] = []
     if data_dir is not None:
-        candidates.append(Path(data_dir).expanduser() / manifest.folder)
+        candidates.append((Path(data_dir).expanduser() / manifest.folder, "data_dir"))
     env = os.environ.get(DATA_DIR_ENV)
     if env:
-        candidates.append(Path(env).expanduser() / manifest.folder)
-    candidates.append(cache / manifest.folder)
-    for folder in candidates:
+        candidates.append((Path(env).expanduser() / manifest.folder, "env"))
+    candidates.append((cache / manifest.folder, "cache"))
+    shipped = shipped_archive(manifest)
+    if shipped is not None:
+        candidates.append((cache / "shipped" / manifest.folder, "shipped"))
+    for folder, origin in candidates:
         if _has_files(manifest, folder):
-            if verify:
-                verify_files(manifest, folder)
-            return folder
-    searched = ", ".join(str(c) for c in candidates)
+            checked = verify_files(manifest, folder) if verify else []
+            return Located(folder.absolute(), origin, tuple(checked))
+    if shipped is not None:
+        folder, checked = _extract_verified(
+            manifest,
+            shipped,
+            cache / "shipped",
+            where=f"{shipped.name} (shipped with ratingbench)",
+            checksums=(("sha256", manifest.shipped_sha256, sha256_file(shipped)),),
+        )
+        return Located(folder.absolute(), "shipped", tuple(checked))
+    searched = ", ".join(str(c) for c, _ in candidates)
     if not download:
         raise DataError(
             f"dataset {manifest.name!r} not found (looked in {searched}) and downloading is "
             f"off; {_offline_hint(manifest)}"
         )
-    return _download_and_extract(manifest, cache)
+    folder, checked = _download_and_extract(manifest, cache)
+    return Located(folder.absolute(), "downloaded", tuple(checked))
 
 
 def _fetch(url: str, dest: Path, label: str) -> tuple[str, str]:
@@ -474,22 +547,17 @@ def _safe_extract(zf: zipfile.ZipFile, dest: Path, archive: str) -> None:
     zf.extractall(dest)
 
 
-def _download_and_extract(manifest: DatasetManifest, cache: Path) -> Path:
-    """Download, verify, extract into a temp folder, verify, then rename into place.
+def _download_and_extract(manifest: DatasetManifest, cache: Path) -> tuple[Path, list[str]]:
+    """Download, verify, extract into a temp folder, verify, then rename into place
+    (``_extract_verified``: the folder and the files verified).
 
     Nothing is left behind on failure: the temporary archive and folder are removed.
     """
-    target = cache / manifest.folder
     archive_name = PurePosixPath(urllib.parse.urlparse(manifest.url).path).name or "archive"
-    where = f"{archive_name} (from {manifest.url})"
-    try:
-        cache.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DataError(f"cannot create the dataset cache {cache}: {exc}") from None
+    _make_dir(cache)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{manifest.folder}-", suffix=".zip.part", dir=cache)
     os.close(fd)
     tmp_zip = Path(tmp_name)
-    tmp_dir: Path | None = None
     try:
         try:
             sha, md5 = _fetch(manifest.url, tmp_zip, manifest.name)
@@ -499,16 +567,52 @@ def _download_and_extract(manifest: DatasetManifest, cache: Path) -> Path:
                 f"dataset {manifest.name!r} could not be downloaded from {manifest.url} "
                 f"({' '.join(str(reason).split())}); {_offline_hint(manifest)}"
             ) from None
-        for algo, expected, actual in (
-            ("sha256", manifest.archive_sha256, sha),
-            ("md5", manifest.archive_md5, md5),
-        ):
-            if expected is not None and actual != expected:
-                raise _checksum_error(where, algo, expected, actual)
-        tmp_dir = Path(tempfile.mkdtemp(prefix=f".{manifest.folder}-extract-", dir=cache))
+        return _extract_verified(
+            manifest,
+            tmp_zip,
+            cache,
+            where=f"{archive_name} (from {manifest.url})",
+            checksums=(
+                ("sha256", manifest.archive_sha256, sha),
+                ("md5", manifest.archive_md5, md5),
+            ),
+        )
+    finally:
+        tmp_zip.unlink(missing_ok=True)
+
+
+def _make_dir(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(
+            f"cannot create the dataset cache {folder}: {exc} (set RATINGBENCH_CACHE to a "
+            "writable folder)"
+        ) from None
+
+
+def _extract_verified(
+    manifest: DatasetManifest,
+    archive: Path,
+    parent: Path,
+    *,
+    where: str,
+    checksums: tuple[tuple[str, str | None, str], ...],
+) -> tuple[Path, list[str]]:
+    """Check the archive's ``checksums`` (algorithm, expected or None, actual), extract it
+    into a temporary folder in ``parent``, verify the files' known checksums, then rename
+    ``<folder>/`` into ``parent`` atomically. Returns ``parent/<folder>``; nothing is left
+    behind on failure."""
+    for algo, expected, actual in checksums:
+        if expected is not None and actual != expected:
+            raise _checksum_error(where, algo, expected, actual)
+    _make_dir(parent)
+    target = parent / manifest.folder
+    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{manifest.folder}-extract-", dir=parent))
+    try:
         try:
-            with zipfile.ZipFile(tmp_zip) as zf:
-                _safe_extract(zf, tmp_dir, archive_name)
+            with zipfile.ZipFile(archive) as zf:
+                _safe_extract(zf, tmp_dir, archive.name)
         except zipfile.BadZipFile as exc:
             raise DataError(f"{where}: not a zip archive ({exc})") from None
         extracted = tmp_dir / manifest.folder
@@ -516,17 +620,15 @@ def _download_and_extract(manifest: DatasetManifest, cache: Path) -> Path:
             raise DataError(
                 f"{where}: expected '{manifest.folder}/{manifest.ratings.path}' inside the archive"
             )
-        verify_files(manifest, extracted)
+        checked = verify_files(manifest, extracted)
         try:
             os.replace(extracted, target)
         except OSError:
-            if not _has_files(manifest, target):  # not a concurrent download that won
+            if not _has_files(manifest, target):  # not a concurrent extraction that won
                 raise
-        return target
+        return target, checked
     finally:
-        tmp_zip.unlink(missing_ok=True)
-        if tmp_dir is not None:
-            shutil.rmtree(tmp_dir, ignore_errors=True)
+        shutil.rmtree(tmp_dir, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------- loading
