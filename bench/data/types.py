@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from bench._checks import flagged
 from bench.errors import DataError
 from predictors.types import EventStore, RatingScale
 
@@ -264,20 +265,18 @@ def build_interactions(raw: RawRatings, *, name: str | None = None) -> Interacti
             f"{', '.join(TIME_UNITS)}"
         )
     rating = np.asarray(raw.rating, dtype=np.float32)
-    bad = ~np.isfinite(rating)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
+    bad = flagged(~np.isfinite(rating))
+    if bad:
         raise DataError(
-            f"{raw.source}: column 'rating' has {int(bad.sum())} NaN/inf value(s) "
-            f"(first at data row {i + 1}); expected finite numbers"
+            f"{raw.source}: column 'rating' has {bad.count} NaN/inf value(s) "
+            f"(first at data row {bad.first + 1}); expected finite numbers"
         )
     lo, hi = raw.scale.low, raw.scale.high
-    out = (rating < lo) | (rating > hi)
-    if out.any():
-        i = int(np.flatnonzero(out)[0])
+    out = flagged((rating < lo) | (rating > hi))
+    if out:
         raise DataError(
-            f"{raw.source}: column 'rating' has {int(out.sum())} value(s) outside the rating "
-            f"scale [{lo}, {hi}] (first: {rating[i]} at data row {i + 1})"
+            f"{raw.source}: column 'rating' has {out.count} value(s) outside the rating "
+            f"scale [{lo}, {hi}] (first: {rating[out.first]} at data row {out.first + 1})"
         )
     user_codes, uid = _dense_codes(np.asarray(raw.user_id, dtype=np.int64))
     item_codes, iid = _dense_codes(np.asarray(raw.item_id, dtype=np.int64))

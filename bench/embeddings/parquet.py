@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
+from bench._checks import flagged
 from bench.errors import ConfigError, DataError
 from bench.results import atomic_write
 
@@ -119,13 +120,12 @@ def read_embedding_parquet(path: str | Path) -> tuple[NDArray[np.int64], NDArray
     flat = pc.list_flatten(vec_col)
     flat = pc.cast(flat, pa.float64()).to_numpy(zero_copy_only=False)  # nulls become NaN
     vectors = flat.reshape(ids.shape[0], dim).astype(np.float32)
-    bad = ~np.isfinite(vectors).all(axis=1)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
+    bad = flagged(~np.isfinite(vectors).all(axis=1))
+    if bad:
         raise _fail(
             path,
-            f"{int(bad.sum())} row(s) have NaN, infinite or missing values (or values "
-            f"beyond float32; first: {ID_COLUMN} {ids[i]})",
+            f"{bad.count} row(s) have NaN, infinite or missing values (or values "
+            f"beyond float32; first: {ID_COLUMN} {ids[bad.first]})",
         )
     return ids, vectors
 

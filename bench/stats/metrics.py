@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from bench._checks import flagged
+
 
 @dataclass(frozen=True)
 class Metric:
@@ -60,12 +62,12 @@ def errors(t: NDArray[np.float64], pred: ArrayLike, pred_name: str) -> NDArray[n
         raise ValueError(f"shape mismatch: truth has shape {t.shape}, {pred_name} has {p.shape}")
     if p.size == 0:
         raise ValueError("no test queries: truth and predictions are empty")
-    bad = ~np.isfinite(p)
-    if bad.any():
-        first = int(np.flatnonzero(bad)[0])
+    bad = flagged(~np.isfinite(p))
+    if bad:
         raise ValueError(
-            f"{pred_name} has {int(bad.sum())} missing or non-finite predictions "
-            f"(first at query {first}: {p[first]}); a missing prediction is never averaged away"
+            f"{pred_name} has {bad.count} missing or non-finite predictions "
+            f"(first at query {bad.first}: {p[bad.first]}); a missing prediction is never "
+            "averaged away"
         )
     return p - t
 

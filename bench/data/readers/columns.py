@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numpy.typing import NDArray
 
+from bench._checks import flagged
 from bench.errors import DataError
 
 
@@ -46,12 +47,11 @@ def _numeric(col: pa.ChunkedArray, path: Path, name: str, what: str) -> NDArray[
         s = col.to_numpy(zero_copy_only=False)
         num = pd.to_numeric(pd.Series(s, dtype=object), errors="coerce").to_numpy(dtype=np.float64)
         stripped = np.char.strip(s.astype(str))
-        bad = np.isnan(num) & ~np.isin(np.char.lower(stripped), ["nan", "+nan", "-nan"])
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
+        bad = flagged(np.isnan(num) & ~np.isin(np.char.lower(stripped), ["nan", "+nan", "-nan"]))
+        if bad:
             raise DataError(
-                f"{path}: column {name!r} has a non-numeric value {s[i]!r} at data row {i + 1}; "
-                f"expected {what}"
+                f"{path}: column {name!r} has a non-numeric value {s[bad.first]!r} at data row "
+                f"{bad.first + 1}; expected {what}"
             )
         if np.all(num == np.round(num)) and np.all(np.abs(num) < 2.0**53):
             return num.astype(np.int64)
@@ -105,25 +105,23 @@ def _exact_ints(col: pa.ChunkedArray, path: Path, name: str, what: str) -> NDArr
 def _check_float_exact(a: NDArray[Any], path: Path, name: str, what: str) -> None:
     """Integral floats convert exactly only up to 2**53: beyond it, distinct integers were
     merged when the column was written as floating point, so refuse rather than guess."""
-    big = np.abs(a) > _FLOAT_EXACT
-    if big.any():
-        i = int(np.flatnonzero(big)[0])
+    big = flagged(np.abs(a) > _FLOAT_EXACT)
+    if big:
         raise DataError(
-            f"{path}: column {name!r} is stored as floating point and has {int(big.sum())} "
-            f"value(s) above 2**53 (first: {a[i]:.0f} at data row {i + 1}), where float64 "
-            f"cannot hold every integer: the conversion would be lossy; expected {what} "
-            "stored as integers"
+            f"{path}: column {name!r} is stored as floating point and has {big.count} "
+            f"value(s) above 2**53 (first: {a[big.first]:.0f} at data row {big.first + 1}), "
+            f"where float64 cannot hold every integer: the conversion would be lossy; expected "
+            f"{what} stored as integers"
         )
 
 
 def _check_float_whole(a: NDArray[Any], path: Path, name: str, what: str) -> None:
     """A float column meant to hold integers: every value finite, whole and exact."""
-    bad = ~np.isfinite(a) | (a != np.round(a))
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
+    bad = flagged(~np.isfinite(a) | (a != np.round(a)))
+    if bad:
         raise DataError(
-            f"{path}: column {name!r} has a non-integer value {a[i]} at data row {i + 1}; "
-            f"expected {what}"
+            f"{path}: column {name!r} has a non-integer value {a[bad.first]} at data row "
+            f"{bad.first + 1}; expected {what}"
         )
     _check_float_exact(a, path, name, what)
 
@@ -142,12 +140,11 @@ def ids(col: pa.ChunkedArray, path: Path, name: str) -> NDArray[np.int64]:
         if a.size and a.max() > np.iinfo(np.int64).max:
             raise DataError(f"{path}: column {name!r} has ids beyond int64; expected {what}")
     a = a.astype(np.int64, copy=False)
-    neg = a < 0
-    if neg.any():
-        i = int(np.flatnonzero(neg)[0])
+    neg = flagged(a < 0)
+    if neg:
         raise DataError(
-            f"{path}: column {name!r} has {int(neg.sum())} negative value(s) (first: {a[i]} at "
-            f"data row {i + 1}); expected {what}"
+            f"{path}: column {name!r} has {neg.count} negative value(s) (first: {a[neg.first]} at "
+            f"data row {neg.first + 1}); expected {what}"
         )
     return a
 
@@ -162,12 +159,11 @@ def ratings(col: pa.ChunkedArray, path: Path, name: str) -> NDArray[np.float32]:
             f"row {_first_row(valid)}); expected {what}"
         )
     a = _numeric(col, path, name, what).astype(np.float64, copy=False)
-    bad = ~np.isfinite(a)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
+    bad = flagged(~np.isfinite(a))
+    if bad:
         raise DataError(
-            f"{path}: column {name!r} has {int(bad.sum())} NaN/inf value(s) (first: {a[i]} at "
-            f"data row {i + 1}); expected {what}"
+            f"{path}: column {name!r} has {bad.count} NaN/inf value(s) (first: {a[bad.first]} at "
+            f"data row {bad.first + 1}); expected {what}"
         )
     return a.astype(np.float32)
 
