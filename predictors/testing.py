@@ -408,6 +408,22 @@ class _Suite:
             )
         return out
 
+    def require_agree(
+        self,
+        got: NDArray[np.float64],
+        want: NDArray[np.float64],
+        tol: float,
+        *,
+        context: str,
+        expected: str,
+        after: str = "",
+    ) -> None:
+        """Raise ``_CheckFailed("{name}: {context} {how they differ}{after}; expected
+        {expected}")`` unless ``got`` and ``want`` agree within ``tol`` (``_diff_reason``)."""
+        diff = _diff_reason(got, want, tol)
+        if diff is not None:
+            raise _CheckFailed(f"{self.name}: {context} {diff}{after}; expected {expected}")
+
     def fitted(self) -> tuple[Any, Any]:
         """The model fitted once on the standard world, and what its fit returned."""
         if self._fit_error is not None:
@@ -622,13 +638,14 @@ def _check_deterministic(s: _Suite) -> str:
         used_global = _global_rng_state() != probe
     finally:
         np.random.set_state(saved)  # noqa: NPY002
-    diff = _diff_reason(pa, pb, 0.0)
-    if diff is not None:
-        hint = " (it drew from numpy's global RNG)" if used_global else ""
-        raise _CheckFailed(
-            f"{s.name}: two fits with context seed {s.seed}: {diff}{hint}; expected identical "
-            "predictions (derive randomness from train.context.seed)"
-        )
+    s.require_agree(
+        pa,
+        pb,
+        0.0,
+        context=f"two fits with context seed {s.seed}:",
+        after=" (it drew from numpy's global RNG)" if used_global else "",
+        expected="identical predictions (derive randomness from train.context.seed)",
+    )
     if used_global:
         raise _CheckFailed(
             f"{s.name}: fit/predict drew from or reseeded numpy's global RNG; expected a local "
@@ -644,12 +661,13 @@ def _check_batch_order(s: _Suite) -> str:
     shuffled = batch.take(perm)
     whole = s.values(model, batch)
     permuted = s.values(model, shuffled)
-    diff = _diff_reason(permuted, whole[perm], ATOL)
-    if diff is not None:
-        raise _CheckFailed(
-            f"{s.name}: on a permuted batch {diff}; expected each query's prediction to "
-            "follow it (no dependence on batch order)"
-        )
+    s.require_agree(
+        permuted,
+        whole[perm],
+        ATOL,
+        context="on a permuted batch",
+        expected="each query's prediction to follow it (no dependence on batch order)",
+    )
     return f"permuted batch of {len(batch)} gives permuted predictions"
 
 
@@ -662,14 +680,15 @@ def _check_chunking(s: _Suite) -> str:
     chunks = [batch.take(np.arange(a, b)) for a, b in itertools.pairwise(bounds)]
     whole = s.values(model, batch)
     parts = np.concatenate([s.values(model, c) for c in chunks])
-    diff = _diff_reason(parts, whole, ATOL)
-    if diff is not None:
-        sizes = [len(c) for c in chunks]
-        raise _CheckFailed(
-            f"{s.name}: predicted in chunks of {sizes}, {diff}; expected the same predictions "
-            "as for the whole batch"
-        )
-    return f"chunks of {[len(c) for c in chunks]} match the whole batch"
+    sizes = [len(c) for c in chunks]
+    s.require_agree(
+        parts,
+        whole,
+        ATOL,
+        context=f"predicted in chunks of {sizes},",
+        expected="the same predictions as for the whole batch",
+    )
+    return f"chunks of {sizes} match the whole batch"
 
 
 def _check_no_mutation(s: _Suite) -> str:
@@ -734,13 +753,14 @@ def _check_future(s: _Suite) -> str:
     s.fit(model, a.train)
     pa = s.values(model, a.test)
     pb = s.values(model, b.test)
-    diff = _diff_reason(pa[first], pb[first], ATOL)
-    if diff is not None:
-        raise _CheckFailed(
-            f"{s.name}: changing the ratings and items at or after a query's target (the target "
-            f"and the later one in the same batch) changed the prediction: {diff}; expected a "
-            "prediction from its own history only"
-        )
+    s.require_agree(
+        pa[first],
+        pb[first],
+        ATOL,
+        context="changing the ratings and items at or after a query's target (the target and "
+        "the later one in the same batch) changed the prediction:",
+        expected="a prediction from its own history only",
+    )
     # (b) the target's own rating through the TrainSet, for test-like queries
     tq = a.train.train_queries()
     rows = np.linspace(0, len(tq.batch) - 1, num=min(300, len(tq.batch))).astype(np.int64)

@@ -39,7 +39,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -79,6 +79,7 @@ __all__ = [
     "Evaluation",
     "Interval",
     "Metric",
+    "ResampleOptions",
     "evaluate",
     "holm",
     "mae",
@@ -283,52 +284,34 @@ def evaluate(
     )
 
 
+class ResampleOptions(TypedDict, total=False):
+    """The resampling options of ``evaluate`` that ``metric_cis`` and ``paired_diff_cis``
+    pass on (keyword-only; ``evaluate``'s defaults when left out)."""
+
+    n_resamples: int  # default 2000
+    confidence: float  # default 0.95
+    seed: int  # default 0
+    method: str  # default "auto"
+
+
 def metric_cis(
-    truth: ArrayLike,
-    pred: ArrayLike,
-    *,
-    n_resamples: int = 2000,
-    confidence: float = 0.95,
-    seed: int = 0,
-    method: str = "auto",
+    truth: ArrayLike, pred: ArrayLike, **options: Unpack[ResampleOptions]
 ) -> dict[str, Interval]:
     """Bootstrap CIs of every metric (``{"rmse": Interval, "mae": Interval}``) of one model
     over its (n,) test queries; ``evaluate`` with one model. Same (n, seed) gives the same
     resampled queries for every model. Raises ValueError on bad arrays, ConfigError on bad
     options."""
-    ev = evaluate(
-        truth,
-        {"pred": pred},
-        n_resamples=n_resamples,
-        confidence=confidence,
-        seed=seed,
-        method=method,
-    )
-    return ev.metrics["pred"]
+    return evaluate(truth, {"pred": pred}, **options).metrics["pred"]
 
 
 def paired_diff_cis(
-    truth: ArrayLike,
-    pred_a: ArrayLike,
-    pred_b: ArrayLike,
-    *,
-    n_resamples: int = 2000,
-    confidence: float = 0.95,
-    seed: int = 0,
-    method: str = "auto",
+    truth: ArrayLike, pred_a: ArrayLike, pred_b: ArrayLike, **options: Unpack[ResampleOptions]
 ) -> dict[str, Interval]:
     """Paired-bootstrap CIs of metric(a) - metric(b) over (n,) queries; ``evaluate`` with
     one pair. Both models are scored on the same resampled queries in every resample, so the
     between-query variance cancels. A negative upper bound means a is really better (lower
     error); see ``verdict``. Raises ValueError on bad arrays (either model), ConfigError on
     bad options."""
-    ev = evaluate(
-        truth,
-        {"pred_a": pred_a, "pred_b": pred_b},
-        pairs=[("pred_a", "pred_b")],
-        n_resamples=n_resamples,
-        confidence=confidence,
-        seed=seed,
-        method=method,
-    )
-    return ev.diffs[("pred_a", "pred_b")]
+    pair = ("pred_a", "pred_b")
+    ev = evaluate(truth, {"pred_a": pred_a, "pred_b": pred_b}, pairs=[pair], **options)
+    return ev.diffs[pair]
