@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import ast
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from bench.data.split import Split, make_split
 from bench.data.types import Interactions, RawRatings, build_interactions
 from predictors.types import EventStore, RatingScale
 
@@ -117,3 +121,27 @@ def synthetic_world(n_users: int, seed: int):
     )
     inter = loaded.interactions
     return loaded, inter, make_split(inter, SplitParams(min_history=10, samples_per_user=5))
+
+
+def with_test_targets_changed(inter: Interactions, split: Split) -> tuple[Interactions, Split]:
+    """``inter`` rebuilt with every test target's rating moved to the far end of the scale
+    (above 2.5: the low end, else the high end), and split again with ``split``'s params.
+    Asserts that the new split has the same test positions (the same target events)."""
+    user_id = inter.user_ids[inter.user]
+    rating = inter.rating.copy()
+    rows = np.lexsort((inter.timestamp, user_id))[split.test_pos]  # the targets' rows
+    rating[rows] = np.where(rating[rows] > 2.5, inter.scale.low, inter.scale.high)
+    item_id = inter.item_ids[inter.item]
+    raw = RawRatings(user_id, item_id, rating, inter.timestamp.copy(), inter.scale, "changed")
+    inter2 = build_interactions(raw)
+    split2 = make_split(inter2, split.params)
+    assert np.array_equal(split2.test_pos, split.test_pos)
+    return inter2, split2
+
+
+def modules_loaded_by(code: str, watched: list[str]) -> list[str]:
+    """Which of ``watched`` are in ``sys.modules`` after a fresh interpreter runs ``code``
+    (sorted): what an import really pulls in, untouched by this test session's imports."""
+    probe = f"import sys; {code}; print(sorted(m for m in {watched!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    return ast.literal_eval(out.stdout.strip())

@@ -15,6 +15,7 @@ from predictors import registry
 from predictors.plugins import PluginError
 from predictors.testing import check_predictor, synthetic_world
 from predictors.types import EventStore, HistoryBatch
+from tests.conftest import modules_loaded_by
 
 # -- shared helpers --------------------------------------------------------------------------
 
@@ -202,15 +203,8 @@ def test_missing_surprise_extra_names_the_install_command(monkeypatch):
 
 
 def test_importing_the_adapter_modules_imports_no_library():
-    import subprocess
-
-    code = (
-        "import sys, predictors.adapters.surprise, predictors.adapters.cornac, "
-        "predictors.registry; "
-        "print(sorted(m for m in ('surprise', 'cornac') if m in sys.modules))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    code = "import predictors.adapters.surprise, predictors.adapters.cornac, predictors.registry"
+    assert modules_loaded_by(code, ["surprise", "cornac"]) == []
 
 
 def test_bench_run_with_surprise_adapters(tmp_path, monkeypatch):

@@ -10,7 +10,6 @@ import pytest
 
 from bench.data.loading import DataSource, load_source
 from bench.data.split import PROTOCOLS, make_split
-from bench.data.types import RawRatings, build_interactions
 from predictors.baselines import UserMean
 from predictors.knn import KNN
 from predictors.mf import MF, _Groups, fit_als, solve_grouped
@@ -25,7 +24,7 @@ from predictors.types import (
     TrainSet,
 )
 from tests.conftest import HALF_STARS as SCALE
-from tests.conftest import detailed, synthetic_world
+from tests.conftest import detailed, synthetic_world, with_test_targets_changed
 from tests.conftest import make_store as _store
 
 
@@ -286,22 +285,7 @@ def test_deterministic_under_seed(name, world) -> None:
 def test_blind_to_the_future(name, world) -> None:
     """Changing the ratings of the test targets leaves every test prediction unchanged."""
     loaded, inter, split = world
-    raw = RawRatings(
-        inter.user_ids[inter.user],
-        inter.item_ids[inter.item],
-        inter.rating.copy(),
-        inter.timestamp.copy(),
-        inter.scale,
-        "copy",
-    )
-    order = np.lexsort((raw.timestamp, raw.user_id))
-    rows = order[split.test_pos]
-    changed = raw.rating.copy()
-    changed[rows] = np.where(changed[rows] > 2.5, 0.5, 5.0)
-    inter2 = build_interactions(
-        RawRatings(raw.user_id, raw.item_id, changed, raw.timestamp, raw.scale, "changed")
-    )
-    split2 = make_split(inter2, split.params)
+    inter2, split2 = with_test_targets_changed(inter, split)
     a = _FAST[name]().fit(split.train_set(inter, embeddings=loaded.embeddings))
     b = _FAST[name]().fit(split2.train_set(inter2, embeddings=loaded.embeddings))
     batch = _test_batch(inter, split)

@@ -12,12 +12,12 @@ import pytest
 
 from bench.data.loading import DataSource, load_source
 from bench.data.split import PROTOCOLS, SplitParams, make_split
-from bench.data.types import RawRatings, build_interactions
 from predictors.baselines import Bias
 from predictors.contract import RunContext
 from predictors.svdpp import SVDpp, SVDppParams, implicit_sums
 from predictors.types import EventStore, HistoryBatch, Queries, RatingScale, TrainSet
 from tests.conftest import make_store as _store
+from tests.conftest import with_test_targets_changed
 
 
 def _detailed(model, batch):
@@ -242,21 +242,7 @@ def test_blind_to_the_future(world) -> None:
     """Changing the ratings of the test targets (the last event of every user: nothing comes
     after them) changes no test prediction."""
     inter, split = world
-    raw = RawRatings(
-        user_id=inter.user_ids[inter.user],
-        item_id=inter.item_ids[inter.item],
-        rating=inter.rating.copy(),
-        timestamp=inter.timestamp.copy(),
-        scale=inter.scale,
-        source="copy",
-    )
-    changed = raw.rating.copy()
-    order = np.lexsort((raw.timestamp, raw.user_id))
-    rows = order[split.test_pos]
-    changed[rows] = np.where(changed[rows] > 2.5, inter.scale.low, inter.scale.high)
-    inter2 = build_interactions(replace(raw, rating=changed, source="changed"))
-    split2 = make_split(inter2, split.params)
-    assert np.array_equal(split2.test_pos, split.test_pos)
+    inter2, split2 = with_test_targets_changed(inter, split)  # asserts the same test positions
     assert not np.array_equal(inter2.rating, inter.rating)
     a = SVDpp(**_FAST).fit(split.train_set(inter))
     b = SVDpp(**_FAST).fit(split2.train_set(inter2))

@@ -405,15 +405,24 @@ def test_training_progress_goes_to_the_run_context(tiny_train: TrainSet) -> None
     assert m.fit_report_.settings["device"] == "cpu" and m.fit_report_.settings["seed"] == 4
 
 
-def test_options_are_validated() -> None:
-    with pytest.raises(ValueError, match="epochs"):
-        Attention(epochs=0)
-    with pytest.raises(ValueError, match="hidden"):
-        Attention(hidden=7)
-    with pytest.raises(ValueError, match="divisible"):
-        Transformer(d_model=10, heads=4)
-    with pytest.raises(ValueError, match="unknown device"):
-        Transformer(device="tpu")
+@pytest.mark.parametrize(
+    ("cls", "options", "match"),
+    [
+        (Attention, {"epochs": 0}, "epochs"),
+        (Attention, {"hidden": 7}, "hidden"),
+        (Transformer, {"d_model": 10, "heads": 4}, "divisible"),
+        (Transformer, {"device": "tpu"}, "unknown device"),
+        # the training budget
+        (Attention, {"max_samples": 0}, "max_samples"),
+        (Transformer, {"val_max": 0}, "val_max"),
+        (Attention, {"batch_size": "big"}, "batch_size"),
+        (Attention, {"lr": "fast"}, "lr"),
+        (Transformer, {"patience": "soon"}, "patience"),
+    ],
+)
+def test_options_are_validated(cls: type, options: dict[str, object], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        cls(**options)
 
 
 # --------------------------------------------------------------------------------------
@@ -627,16 +636,3 @@ def test_budget_and_val_subsample_are_recorded(cls, kw, tiny_train: TrainSet) ->
     assert again.fit_report_.settings["best_val_rmse"] == info["best_val_rmse"]
     other = cls(seed=3, **kw).fit(tiny_train)
     assert not np.array_equal(other.predict(tiny_train.val.batch), m.predict(tiny_train.val.batch))
-
-
-def test_budget_options_are_validated() -> None:
-    with pytest.raises(ValueError, match="max_samples"):
-        Attention(max_samples=0)
-    with pytest.raises(ValueError, match="val_max"):
-        Transformer(val_max=0)
-    with pytest.raises(ValueError, match="batch_size"):
-        Attention(batch_size="big")
-    with pytest.raises(ValueError, match="lr"):
-        Attention(lr="fast")
-    with pytest.raises(ValueError, match="patience"):
-        Transformer(patience="soon")

@@ -36,6 +36,7 @@ import json
 import os
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -97,12 +98,9 @@ def notebook_epoch(model, train_loader, criterion, optimizer, device) -> None:
     train_preds = []
     train_targets = []
     for batch in train_loader:
-        hist_emb = batch["hist_emb"].to(device)
-        hist_ratings = batch["hist_ratings"].to(device)
-        mask = batch["mask"].to(device)
-        target_emb = batch["target_emb"].to(device)
-        target_rating = batch["target_rating"].to(device)
-        target_rating_orig = batch["target_rating_orig"]
+        (hist_emb, hist_ratings, mask, target_emb, target_rating, target_rating_orig) = (
+            notebook_pipeline.batch_on(batch, device)
+        )
 
         optimizer.zero_grad()
         pred = model(hist_emb, hist_ratings, mask, target_emb)
@@ -154,6 +152,18 @@ def _write_json(payload: dict[str, Any]) -> None:
             old = {}
     old.update(payload)
     atomic_write(OUT, lambda tmp: tmp.write_text(json.dumps(old, indent=2, sort_keys=True)))
+
+
+def _record(key: str, res: dict[str, Any]) -> None:
+    """Keep ``res``, with the environment, under ``key`` in ``results/bench_train.json``."""
+    _write_json({key: {**res, "env": _env()}})
+
+
+def _measure_once(benchmark: Any, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """``run()`` once under pytest-benchmark; its result also goes to the extra info."""
+    res = benchmark.pedantic(run, rounds=1, iterations=1)
+    benchmark.extra_info.update(res)
+    return res
 
 
 def _env() -> dict[str, Any]:
@@ -276,8 +286,7 @@ def predict_throughput(train: TrainSet, device_name: str, rounds: int = ROUNDS) 
 
 @pytest.mark.parametrize("device_name", _devices())
 def test_train_throughput(benchmark: Any, train: TrainSet, device_name: str) -> None:
-    res = benchmark.pedantic(lambda: compare_training(train, device_name), rounds=1, iterations=1)
-    benchmark.extra_info.update(res)
+    res = _measure_once(benchmark, lambda: compare_training(train, device_name))
     print(
         f"\n[{device_name}] samples/s: "
         + ", ".join(f"{k} {v:,.0f}" for k, v in res["samples_per_s"].items())
@@ -285,19 +294,18 @@ def test_train_throughput(benchmark: Any, train: TrainSet, device_name: str) -> 
         f"notebook/floor {res['notebook_vs_floor']:.2f}x, "
         f"notebook/trainer {res['notebook_vs_trainer']:.2f}x"
     )
-    _write_json({f"train_{device_name}": {**res, "env": _env()}})
+    _record(f"train_{device_name}", res)
     assert res["trainer_vs_floor"] > 0
 
 
 @pytest.mark.parametrize("device_name", _devices())
 def test_predict_throughput(benchmark: Any, train: TrainSet, device_name: str) -> None:
-    res = benchmark.pedantic(lambda: predict_throughput(train, device_name), rounds=1, iterations=1)
-    benchmark.extra_info.update(res)
+    res = _measure_once(benchmark, lambda: predict_throughput(train, device_name))
     print(
         f"\n[{device_name}] predict queries/s: "
         + ", ".join(f"{k} {res[k]['queries_per_s']:,.0f}" for k in ("attention", "transformer"))
     )
-    _write_json({f"predict_{device_name}": {**res, "env": _env()}})
+    _record(f"predict_{device_name}", res)
     assert res["attention"]["queries_per_s"] > 0
 
 
@@ -339,14 +347,13 @@ def test_validation_quality(benchmark: Any, train: TrainSet) -> None:
             }
         return out
 
-    res = benchmark.pedantic(score, rounds=1, iterations=1)
-    benchmark.extra_info.update(res)
+    res = _measure_once(benchmark, score)
     for k, v in res.items():
         print(
             f"\n{k:12s} val RMSE {v['val_rmse']:.4f}  MAE {v['val_mae']:.4f}  "
             f"fit {v['fit_seconds']:.1f}s"
         )
-    _write_json({"quality": {**res, "env": _env()}})
+    _record("quality", res)
     assert res["transformer"]["val_rmse"] < res["global-mean"]["val_rmse"]
 
 
@@ -457,10 +464,7 @@ def scale_training(users: int, device_name: str) -> dict[str, Any]:
 
 def test_scale_training(benchmark: Any) -> None:
     device_name = _devices()[-1]
-    res = benchmark.pedantic(
-        lambda: scale_training(SCALE_USERS, device_name), rounds=1, iterations=1
-    )
-    benchmark.extra_info.update(res)
+    res = _measure_once(benchmark, lambda: scale_training(SCALE_USERS, device_name))
     nb = res["notebook"]
     print(f"\n[{device_name}] {SCALE_USERS:,} users, {res['counts']['train']:,} training targets")
     print(f"notebook loop: {nb['samples_per_s']:,.0f} samples/s")
@@ -475,5 +479,5 @@ def test_scale_training(benchmark: Any) -> None:
             f"predict {r['predict_queries']:,} in {r['predict_seconds']:.1f}s, "
             f"peak {r['peak_rss_mb']:.0f} MB, val RMSE {r['best_val_rmse']:.4f}, {r['stop_reason']}"
         )
-    _write_json({f"scale_{SCALE_USERS}_{device_name}": {**res, "env": _env()}})
+    _record(f"scale_{SCALE_USERS}_{device_name}", res)
     assert res["attention"]["samples_seen"] > 0

@@ -233,12 +233,9 @@ def notebook_train(
             _sync(device)
             t0 = time.perf_counter()
             timed_samples = 0
-        hist_emb = batch["hist_emb"].to(device)
-        hist_ratings = batch["hist_ratings"].to(device)
-        mask = batch["mask"].to(device)
-        target_emb = batch["target_emb"].to(device)
-        target_rating = batch["target_rating"].to(device)
-        target_rating_orig = batch["target_rating_orig"]
+        hist_emb, hist_ratings, mask, target_emb, target_rating, target_rating_orig = nb.batch_on(
+            batch, device
+        )
 
         optimizer.zero_grad()
         if with_ids:

@@ -36,6 +36,7 @@ __all__ = [
     "MAX_SAMPLES_PER_USER",
     "MAX_SEQ_LEN",
     "MIN_SEQ_LEN",
+    "batch_on",
     "build_user_sequences",
     "filter_to_embedded",
     "load_ratings",
@@ -218,6 +219,18 @@ def __getattr__(name: str) -> Any:
             _DATASETS.update(RatingDataset=a, RatingDatasetWithIds=b)
         return _DATASETS[name]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def batch_on(batch: dict[str, Any], device: Any) -> tuple[Any, ...]:
+    """The first lines of cell 12's loop: ``(hist_emb, hist_ratings, mask, target_emb,
+    target_rating, target_rating_orig)`` of one DataLoader batch, each moved to ``device``
+    by its own ``.to(device)`` but ``target_rating_orig`` (kept on the CPU)."""
+    hist_emb = batch["hist_emb"].to(device)
+    hist_ratings = batch["hist_ratings"].to(device)
+    mask = batch["mask"].to(device)
+    target_emb = batch["target_emb"].to(device)
+    target_rating = batch["target_rating"].to(device)
+    return hist_emb, hist_ratings, mask, target_emb, target_rating, batch["target_rating_orig"]
 
 
 def make_loader(
