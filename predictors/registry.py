@@ -251,26 +251,31 @@ def parse_spec(text: str, *, keep_errors: bool = False) -> ModelSpec:
     ref = plugins.split_reference(parts)
     if ref is not None:
         target, rest = ref
-        options = _parse_options(rest, text)
-        try:
-            cls, source = plugins.load(target, builtins=REGISTRY)
-        except PluginError as e:
-            if not keep_errors:
-                raise
-            return ModelSpec(name=target, options=options, error=str(e))
-        return ModelSpec(name=plugins.name_of(cls), options=options, source=source)
+        return _plugin_spec(target, _parse_options(rest, text), keep_errors, entry_point=False)
     if name not in REGISTRY:
         if name in plugins.entry_point_names():
             options = _parse_options(parts[1:], text)
-            try:
-                cls, source = plugins.load_entry_point(name, builtins=REGISTRY)
-            except PluginError as e:
-                if not keep_errors:
-                    raise
-                return ModelSpec(name=name, options=options, error=str(e))
-            return ModelSpec(name=name, options=options, source=source)
+            return _plugin_spec(name, options, keep_errors, entry_point=True)
         raise _unknown(name)
     return ModelSpec(name=name, options=_parse_options(parts[1:], text))
+
+
+def _plugin_spec(
+    target: str, options: dict[str, Any], keep_errors: bool, *, entry_point: bool
+) -> ModelSpec:
+    """The spec of a plugin (a ``file.py:Class``/``module:Class`` target, or an entry point's
+    name); a load failure raises, or with ``keep_errors`` is kept on the spec."""
+    try:
+        if entry_point:
+            cls, source = plugins.load_entry_point(target, builtins=REGISTRY)
+        else:
+            cls, source = plugins.load(target, builtins=REGISTRY)
+    except PluginError as e:
+        if not keep_errors:
+            raise
+        return ModelSpec(name=target, options=options, error=str(e))
+    name = target if entry_point else plugins.name_of(cls)
+    return ModelSpec(name=name, options=options, source=source)
 
 
 def parse_models(text: str, *, keep_errors: bool = True) -> list[ModelSpec]:
