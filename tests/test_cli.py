@@ -25,22 +25,16 @@ def _run(args, **kw):
     return CliRunner().invoke(main, args, catch_exceptions=False, **kw)
 
 
+def _run_file(csv: Path, models: str, out: Path, *extra: str, **kw):
+    """``bench run`` on a ratings file with few resamples (the tests' usual command)."""
+    args = ["run", "--ratings", str(csv), "--models", models, "--out", str(out)]
+    return _run([*args, "--resamples", "200", *extra], **kw)
+
+
 def test_run_on_a_ratings_file_writes_json_and_sidecar(tmp_path):
     csv = _ratings_csv(tmp_path)
     out = tmp_path / "res"
-    r = _run(
-        [
-            "run",
-            "--ratings",
-            str(csv),
-            "--models",
-            "user-mean,recent-k:k=2,bias",
-            "--out",
-            str(out),
-            "--resamples",
-            "200",
-        ]
-    )
+    r = _run_file(csv, "user-mean,recent-k:k=2,bias", out)
     assert r.exit_code == 0, r.output
     files = sorted(out.glob("*.json"))
     assert len(files) == 1
@@ -61,19 +55,7 @@ def test_run_on_a_ratings_file_writes_json_and_sidecar(tmp_path):
 
 def test_reference_is_added_when_not_chosen(tmp_path):
     csv = _ratings_csv(tmp_path)
-    r = _run(
-        [
-            "run",
-            "--ratings",
-            str(csv),
-            "--models",
-            "recent-k",
-            "--out",
-            str(tmp_path),
-            "--resamples",
-            "200",
-        ]
-    )
+    r = _run_file(csv, "recent-k", tmp_path)
     assert r.exit_code == 0, r.output
     doc = json.loads(next(tmp_path.glob("ratings*.json")).read_text())
     assert [m["key"] for m in doc["models"]] == ["user-mean", "recent-k"]
@@ -327,22 +309,7 @@ def test_interrupted_run_keeps_finished_models_and_resumes(tmp_path, monkeypatch
 def test_resume_refuses_a_changed_dataset(tmp_path, monkeypatch):
     csv = _ratings_csv(tmp_path)
     out = tmp_path / "o"
-    assert (
-        _run(
-            [
-                "run",
-                "--ratings",
-                str(csv),
-                "--models",
-                "user-mean",
-                "--out",
-                str(out),
-                "--resamples",
-                "200",
-            ]
-        ).exit_code
-        == 0
-    )
+    assert _run_file(csv, "user-mean", out).exit_code == 0
     path = next(out.glob("*.json"))
     rows = [(u, i, 5.0 if r < 3 else r, t) for u, i, r, t in tiny_rows()]
     _ratings_csv(tmp_path, rows)
@@ -353,22 +320,7 @@ def test_resume_refuses_a_changed_dataset(tmp_path, monkeypatch):
 def test_rerun_gives_identical_predictions(tmp_path):
     csv = _ratings_csv(tmp_path)
     out = tmp_path / "o"
-    assert (
-        _run(
-            [
-                "run",
-                "--ratings",
-                str(csv),
-                "--models",
-                "all",
-                "--out",
-                str(out),
-                "--resamples",
-                "200",
-            ]
-        ).exit_code
-        == 0
-    )
+    assert _run_file(csv, "all", out).exit_code == 0
     path = next(out.glob("*.json"))
     r = _run(["rerun", str(path)])
     assert r.exit_code == 0, r.output
