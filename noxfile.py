@@ -21,8 +21,8 @@ def _install(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """The default suite (excludes tests marked slow and the benchmarks)."""
     _install(session)
-    session.install("-e", ".[surprise,cornac]")  # the library adapters' tests
-    session.run("pytest", *session.posargs)
+    session.install("-e", ".[surprise,cornac,ray]")  # the adapters' and Ray executor's tests
+    session.run("pytest", *session.posargs, env={"RAY_USAGE_STATS_ENABLED": "0"})
 
 
 @nox.session

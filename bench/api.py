@@ -83,10 +83,16 @@ def make_spec(
     missing_embedding: str = "drop",
     blas_threads: int | None = 1,
     check: str = "quick",
+    executor: str | None = None,
+    jobs: int = 1,
+    ray_address: str | None = None,
+    torch_threads: int | None = None,
     command: list[str] | None = None,
 ) -> Any:
     """The ``RunSpec`` these choices describe (validated); ``run`` executes it.
-    ``samples_per_user``: an integer, or None for every position; left out, the protocol's."""
+    ``samples_per_user``: an integer, or None for every position; left out, the protocol's.
+    ``executor``: serial, processes or ray; left out, processes when ``jobs`` > 1, else
+    serial (the results do not depend on it)."""
     from bench.data.loading import DataSource
     from bench.data.split import split_params
     from bench.runner import RunSpec
@@ -140,6 +146,10 @@ def make_spec(
         missing_embedding=missing_embedding,
         blas_threads=blas_threads,
         check=check,
+        executor=executor if executor is not None else ("processes" if jobs != 1 else "serial"),
+        jobs=jobs,
+        ray_address=ray_address,
+        torch_threads=torch_threads,
         command=list(command) if command is not None else ["python", *sys.argv[:1], "(api)"],
     )
 

@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import os
+import sys
 import time
 import traceback
 from pathlib import Path
@@ -29,6 +30,7 @@ from bench.data.loading import load_source
 from bench.data.split import make_split
 from bench.data.types import time_unit_note
 from bench.errors import ConfigError
+from bench.executors import Executor, JobInputs, make_executor, torch_threads
 from bench.plan import (
     ModelRun,
     Prepared,
@@ -189,18 +191,28 @@ def _check_plugin(m: ModelSpec, level: str, console: Console) -> str | None:
     )
 
 
-def _fit_predict(
-    run: ModelRun,
-    prep: Prepared,
-    spec: RunSpec,
-    device: str,
-    trains: dict[str | None, TrainSet],
-    val_check: ValCheck,
-    console: Console | None = None,
-) -> None:
+def run_job(run: ModelRun, inputs: JobInputs, console: Console | None = None) -> ModelRun:
+    """One job, wherever its executor runs it (``bench.executors``): ``_fit_predict`` with the
+    run's torch threads; a failure of the model's own is recorded on ``run`` (status
+    ``failed``, the error and its traceback), not raised. Returns ``run``."""
+    try:
+        with torch_threads(inputs.torch_threads):
+            _fit_predict(run, inputs, console)
+    except KeyboardInterrupt:
+        raise
+    except Exception as e:  # a failed model is recorded; the run goes on
+        run.status = "failed"
+        run.error = f"{type(e).__name__}: {e}"
+        run.traceback = traceback.format_exc(limit=8)
+    return run
+
+
+def _fit_predict(run: ModelRun, inputs: JobInputs, console: Console | None = None) -> None:
     """Fit one job's model and predict the test queries, through the model contract: the
     model gets a ``RunContext`` in its TrainSet, returns a ``FitReport``, and every batch
-    comes back as a checked ``Prediction`` (``predictors.contract``)."""
+    comes back as a checked ``Prediction`` (``predictors.contract``). ``inputs``: the
+    TrainSets, validation check and test batches every job shares."""
+    spec, val_check = inputs.spec, inputs.val_check
     # Small batched solves are fastest on one BLAS thread, and several threads on a busy
     # machine can be 10-100x slower (oversubscription): limit them while the model runs.
     limits = (
@@ -213,10 +225,10 @@ def _fit_predict(
         run.config = model.config()
         context = RunContext(
             seed=run.seed,
-            device=device,
+            device=inputs.device,
             progress=RichProgress(console) if console is not None else NullProgress(),
         )
-        train = dataclasses.replace(trains[run.embedding], context=context)
+        train = dataclasses.replace(inputs.trains[run.embedding], context=context)
         t0 = time.perf_counter()
         report = model.fit(train)
         run.fit_s = time.perf_counter() - t0
@@ -230,7 +242,7 @@ def _fit_predict(
         else:
             run.val_rmse = report.val_rmse
         t0 = time.perf_counter()
-        out = Prediction.concat([model.predict(b) for b in prep.test_batches(spec.chunk_size)])
+        out = Prediction.concat([model.predict(b) for b in inputs.test_batches()])
         run.predict_s = time.perf_counter() - t0
     run.pred, run.fallback, run.n_clipped = out.values, out.fallback, out.n_clipped
     curve = report.learning_curve
@@ -255,6 +267,7 @@ def _document(
     status: str,
     started: str,
     provenance: dict[str, Any],
+    executor: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     return {
         "schema": SCHEMA,
@@ -267,6 +280,7 @@ def _document(
         "protocol": spec.protocol,
         **provenance,
         "device": device,
+        "executor": executor,  # where the jobs ran (the results do not depend on it)
         "seeds": spec.seeds,
         "dataset": {**prep.loaded.interactions.summary(), **prep.loaded.info},
         "split": prep.split.summary(),
@@ -296,6 +310,26 @@ def _document(
     }
 
 
+def _torch_threads(spec: RunSpec, need_torch: bool) -> int | None:
+    """The torch intra-op threads of every job: ``--torch-threads``, else (when a model uses
+    torch, or a plugin imported it) torch's default in this process, the same number in every
+    worker so that the predictions do not depend on the executor."""
+    if spec.torch_threads is not None:
+        return spec.torch_threads
+    if not need_torch and "torch" not in sys.modules:
+        return None
+    import torch
+
+    return int(torch.get_num_threads())
+
+
+def _progress_state(executor: Executor, running: int, failed: int, total: int) -> str:
+    if executor.name == "serial":
+        return f"{failed} failed" if failed else ""
+    done = total - executor.pending
+    return f"{done} done, {running} running, {failed} failed"
+
+
 def _check_out_dir(out_dir: Path) -> None:
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -313,8 +347,17 @@ def execute(
     ``BenchError`` on bad data or options before anything is written; a model that fails is
     recorded and the run goes on. With ``resume``, models finished in that results file are
     taken back (after checking that the data and split hashes are identical) and only the
-    rest are run; the file is updated in place."""
+    rest are run; the file is updated in place. The jobs run on the executor the spec names
+    (``bench.executors``: serial, local processes or Ray); the results do not depend on it."""
     console = console or Console(stderr=True)
+    # connect first (Ray: an unreachable address or a missing install fails before anything)
+    with make_executor(spec, console) as executor:
+        return _execute(spec, console, resume, executor)
+
+
+def _execute(
+    spec: RunSpec, console: Console, resume: Path | None, executor: Executor
+) -> RunOutcome:
     started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     out_dir = Path(spec.out_dir) if resume is None else Path(resume).parent
     _check_out_dir(out_dir)
@@ -363,6 +406,16 @@ def execute(
     if prep.embeddings and not any(r.embedding for r in prep.runs):
         trains[None] = dataclasses.replace(base, embeddings=next(iter(prep.embeddings.values())))
     val_check = ValCheck.of(base)
+    batches = prep.test_batches(spec.chunk_size)  # built once and kept when small enough
+    inputs = JobInputs(
+        spec=spec,
+        device=device,
+        torch_threads=_torch_threads(spec, need_torch),
+        trains=trains,
+        val_check=val_check,
+        test_cache=None if prep.test_cache is None else tuple(batches),
+        test_source=None if prep.test_cache is not None else (inter, prep.split),
+    )
 
     written = resume is not None
     run_id = (old.raw.get("run_id") if resume is not None else None) or new_run_id()
@@ -375,7 +428,7 @@ def execute(
         t0 = time.perf_counter()
         score_all(prep, spec)
         prep.timings["statistics_s"] = time.perf_counter() - t0
-        doc = _document(spec, prep, device, status, started, provenance)
+        doc = _document(spec, prep, device, status, started, provenance, executor.record())
         path = write_results(path, doc, predictions_frame(prep), overwrite=written)
         written = True
         return doc
@@ -386,32 +439,42 @@ def execute(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         TextColumn("{task.completed}/{task.total}"),
+        TextColumn("{task.fields[state]}"),
         TimeElapsedColumn(),
         console=console,
         transient=True,
     )
     t_models = time.perf_counter()
+    n_failed = 0
     try:
         with progress:
-            task = progress.add_task("models", total=len(todo))
-            for r in todo:
-                progress.update(task, description=f"fitting {r.key}")
-                try:
-                    _fit_predict(r, prep, spec, device, trains, val_check, console)
+            task = progress.add_task("models", total=len(todo), state="")
+            if todo:
+                executor.start(run_job, inputs)
+            for i, r in enumerate(todo):
+                executor.submit(i, r)
+            while executor.pending:
+                running = executor.running()
+                progress.update(
+                    task,
+                    description="fitting " + ", ".join(j.key for j in running),
+                    state=_progress_state(executor, len(running), n_failed, len(todo)),
+                )
+                outcome = executor.next_done()
+                r = todo[outcome.index]
+                outcome.apply(r)
+                if r.status == "ok":
                     console.print(
                         f"  [green]ok[/] {r.key}: fit {r.fit_s:.2f}s, predict {r.predict_s:.2f}s"
                     )
-                except KeyboardInterrupt:
-                    raise
-                except Exception as e:  # a failed model is recorded; the run goes on
-                    r.status = "failed"
-                    r.error = f"{type(e).__name__}: {e}"
-                    r.traceback = traceback.format_exc(limit=8)
+                else:
+                    n_failed += 1
                     console.print(f"  [red]failed[/] {r.key}: {r.error}")
                 save("incomplete")
                 progress.advance(task)
     except KeyboardInterrupt:
         interrupted = True
+        executor.close(kill=True)
         for r in prep.runs:
             if r.status == "pending":
                 r.status = "not run"

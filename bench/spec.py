@@ -18,13 +18,17 @@ from predictors.registry import (
     spec_from_record,
 )
 
-__all__ = ["CHECK_LEVELS", "RunSpec"]
+__all__ = ["CHECK_LEVELS", "EXECUTORS", "RunSpec"]
 
 # What ``bench run`` checks of a plugin before benchmarking it (``predictors.testing``):
 # "quick" the checks that never fit it (config, capabilities, predict before fit; well under
 # a second), "full" the whole conformance suite on its small synthetic data (fits the model
 # several times: seconds for most models), "none" nothing. Built-ins pass the full suite in CI.
 CHECK_LEVELS = ("quick", "full", "none")
+
+# Where the jobs run (``bench.executors``): one after another in this process, in local worker
+# processes (``--jobs N``), or as Ray tasks. The results do not depend on it.
+EXECUTORS = ("serial", "processes", "ray")
 
 
 @dataclass
@@ -49,6 +53,10 @@ class RunSpec:
     missing_embedding: str = "drop"
     blas_threads: int | None = 1  # BLAS threads while a model fits/predicts; None: library default
     check: str = "quick"  # conformance checks on plugins before the run: quick | full | none
+    executor: str = "serial"  # where the jobs run: serial | processes | ray
+    jobs: int = 1  # worker processes (processes); at most this many tasks at once (ray, > 1)
+    ray_address: str | None = None  # an existing Ray cluster; None: a local instance
+    torch_threads: int | None = None  # torch intra-op threads per job; None: torch's default
     command: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -78,6 +86,24 @@ class RunSpec:
             raise ConfigError(
                 f"--check must be one of {', '.join(CHECK_LEVELS)}, got '{self.check}'"
             )
+        if isinstance(self.jobs, bool) or not (isinstance(self.jobs, int) and self.jobs >= 1):
+            raise ConfigError(f"--jobs must be an integer >= 1, got {self.jobs!r}")
+        if self.executor not in EXECUTORS:
+            raise ConfigError(
+                f"--executor must be one of {', '.join(EXECUTORS)}, got '{self.executor}'"
+            )
+        if self.executor == "serial" and self.jobs > 1:
+            raise ConfigError(
+                f"--jobs {self.jobs} needs worker processes: leave --executor serial out, or "
+                "give --executor processes or ray"
+            )
+        if self.ray_address is not None and self.executor != "ray":
+            raise ConfigError(
+                f"--ray-address {self.ray_address} needs --executor ray "
+                f"(this run's executor is {self.executor})"
+            )
+        if self.torch_threads is not None and self.torch_threads < 1:
+            raise ConfigError(f"--torch-threads must be >= 1, got {self.torch_threads}")
         if self.missing_embedding not in E.MISSING_POLICIES:
             raise ConfigError(
                 f"--missing-embedding must be one of {', '.join(E.MISSING_POLICIES)}, "
@@ -115,6 +141,10 @@ class RunSpec:
             "missing_embedding": self.missing_embedding,
             "blas_threads": self.blas_threads,
             "check": self.check,
+            "executor": self.executor,
+            "jobs": self.jobs,
+            "ray_address": self.ray_address,
+            "torch_threads": self.torch_threads,
         }
 
     @classmethod
@@ -140,5 +170,9 @@ class RunSpec:
             missing_embedding=d.get("missing_embedding", "drop"),
             blas_threads=d.get("blas_threads", 1),
             check=d.get("check", "quick"),
+            executor=d.get("executor", "serial"),
+            jobs=d.get("jobs", 1),
+            ray_address=d.get("ray_address"),
+            torch_threads=d.get("torch_threads"),
             command=command or [],
         )

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from bench.cli import (
     CONTEXT,
@@ -231,6 +232,35 @@ from bench.errors import BenchError, ConfigError
     "that do not fit it), full (the whole `bench check` suite on tiny synthetic data), none. "
     "A plugin that fails is recorded as failed; the other models go on.",
 )
+@click.option(
+    "--jobs",
+    "-j",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Jobs (model, embedding, seed) run at once: N > 1 runs them in N local worker "
+    "processes; with --executor ray, at most N tasks at a time. The results do not depend on it.",
+)
+@click.option(
+    "--executor",
+    default=None,
+    help="Where the jobs run: serial (one after another here), processes (--jobs N worker "
+    "processes) or ray (a local Ray instance, or --ray-address; needs the ray extra). "
+    "Default: processes when --jobs > 1, else serial.",
+)
+@click.option(
+    "--ray-address",
+    default=None,
+    help="With --executor ray: an existing cluster (HOST:PORT, ray://HOST:PORT or auto) "
+    "instead of a local instance.",
+)
+@click.option(
+    "--torch-threads",
+    type=int,
+    default=None,
+    help="Torch intra-op threads in every job (default: torch's default on this machine, the "
+    "same in every worker, so that the predictions do not depend on --jobs).",
+)
 def run_cmd(**opts: Any) -> None:
     """Fit every chosen model on one split and print RMSE/MAE with bootstrap CIs."""
     from bench import api
@@ -281,6 +311,10 @@ def run_cmd(**opts: Any) -> None:
             missing_embedding=opts["missing_embedding"],
             blas_threads=opts["blas_threads"] or None,
             check=opts["check"],
+            executor=opts["executor"],
+            jobs=opts["jobs"],
+            ray_address=opts["ray_address"],
+            torch_threads=opts["torch_threads"],
             command=["bench", *sys.argv[1:]] if sys.argv else [],
             **spu,
         )
@@ -291,14 +325,16 @@ def run_cmd(**opts: Any) -> None:
                 raise
             raise ConfigError(str(e)) from e
     except BenchError as e:
-        _fail(str(e))
+        _fail(escape(str(e)))  # a message is text, not rich markup
         return
     _finish_run(outcome, spec, console, opts["make_report"])
 
 
 #: options that may go with --resume: where to find the data and how to read it (the data's
-#: hash is verified), and --report; every other option would be ignored, so it is refused
+#: hash is verified), --report, and where the jobs run (the results do not depend on it);
+#: every other option would be ignored, so it is refused
 _RESUME_OPTIONS = {"resume", "make_report", "data_dir", "offline", "no_cache"}
+_RESUME_EXECUTOR = {"jobs", "executor", "ray_address"}
 
 
 def _parse_samples_per_user(text: str) -> int | None:
@@ -320,9 +356,25 @@ def _resume_spec(opts: dict[str, Any]) -> Any:
     old = load_results(opts["resume"])
     if "run_spec" not in old:
         raise ConfigError(f"{opts['resume']}: has no run_spec to resume from")
-    spec = RunSpec.from_dict(old["run_spec"], command=["bench", *sys.argv[1:]])
+    d = dict(old["run_spec"])
+    given = _given(click.get_current_context())
+    if given & _RESUME_EXECUTOR:  # the executor of the resumed part, as given now
+        d.update(executor=opts["executor"], jobs=opts["jobs"], ray_address=opts["ray_address"])
+        if d["executor"] is None:
+            d["executor"] = "processes" if d["jobs"] != 1 else "serial"
+    spec = RunSpec.from_dict(d, command=["bench", *sys.argv[1:]])
     spec.source = _resume_source(spec.source, opts)
     return spec
+
+
+def _given(ctx: click.Context) -> set[str]:
+    """The parameters given on the command line."""
+    return {
+        p.name
+        for p in ctx.command.params
+        if p.name is not None
+        and ctx.get_parameter_source(p.name) == click.core.ParameterSource.COMMANDLINE
+    }
 
 
 def _resume_source(source: Any, opts: dict[str, Any]) -> Any:
@@ -337,7 +389,8 @@ def _resume_source(source: Any, opts: dict[str, Any]) -> Any:
         if p.name is not None
         and ctx.get_parameter_source(p.name) == click.core.ParameterSource.COMMANDLINE
     ]
-    ignored = [max(p.opts, key=len) for p in given if p.name not in _RESUME_OPTIONS]
+    allowed = _RESUME_OPTIONS | _RESUME_EXECUTOR
+    ignored = [max(p.opts, key=len) for p in given if p.name not in allowed]
     if ignored:
         raise ConfigError(
             f"--resume takes every setting from {opts['resume']}; these options would be "
@@ -420,6 +473,6 @@ def rerun_cmd(results: Path, out: Path | None) -> None:
         if outcome.doc["split"]["hash"] != doc["split"]["hash"]:
             console.print("[yellow]warning:[/] the split differs from the original run's")
     except BenchError as e:
-        _fail(str(e))
+        _fail(escape(str(e)))  # a message is text, not rich markup
         return
     _finish_run(outcome, spec, console, False)

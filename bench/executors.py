@@ -1,0 +1,545 @@
+"""Where a run's jobs execute: in this process (``serial``), in local worker processes
+(``processes``, ``--jobs N``) or as Ray tasks (``ray``, a local instance or a cluster).
+
+The runner builds the plan and the data once (``JobInputs``: the TrainSets, the validation
+check, the test batches), hands the jobs to an executor and collects one ``JobOutcome`` per
+job, in whatever order they finish. The interface is ``concurrent.futures``' submit/result
+shape: ``start(fn, inputs)`` ships the inputs once per worker, ``submit(index, run)`` queues a
+job, ``next_done()`` blocks until some job finishes and returns its outcome. An executor
+never writes files and never reads test truth; the runner does both.
+
+What travels: the inputs once per worker (``processes``: through the pool's initializer, one
+pickle per worker process; ``ray``: one ``ray.put``, every task takes the ObjectRef and maps
+the arrays zero-copy, read-only), then per job the pending ``ModelRun`` out and the finished
+``ModelRun`` (predictions, fallback flags, report, timings, memory) back.
+
+Results do not depend on the executor: every job runs ``fn`` on the same arrays with the same
+seed, BLAS threads (``--blas-threads``) and torch intra-op threads (``--torch-threads``, by
+default the driver's torch default, set in every worker). A worker that dies mid-job (killed,
+out of memory) has the job retried once on a fresh worker, then recorded failed; a job that
+raises is recorded failed by ``fn`` itself. Ray is imported only by the Ray executor.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+import os
+import signal
+import socket
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from bench.errors import ConfigError
+from bench.plan import ModelRun, ValCheck, capabilities
+from bench.spec import EXECUTORS, RunSpec
+
+if TYPE_CHECKING:  # pragma: no cover
+    from bench.data.split import Split
+    from bench.data.types import Interactions
+    from predictors.types import HistoryBatch, TrainSet
+
+__all__ = [
+    "EXECUTORS",
+    "OUTCOME_FIELDS",
+    "RAY_INSTALL",
+    "Executor",
+    "JobInputs",
+    "JobOutcome",
+    "ProcessExecutor",
+    "RayExecutor",
+    "SerialExecutor",
+    "make_executor",
+    "torch_threads",
+]
+
+RAY_INSTALL = "pip install 'ratingbench[ray]'"
+
+#: a job whose worker died is run again this many times on a fresh worker, then failed
+RETRIES = 1
+
+#: the ModelRun fields a job sets (everything but its identity and the statistics, which the
+#: driver computes): copied from the worker's finished run onto the driver's
+_IDENTITY = {"run_key", "spec", "seed", "embedding", "metrics", "vs_reference"}
+OUTCOME_FIELDS = tuple(f.name for f in dataclasses.fields(ModelRun) if f.name not in _IDENTITY)
+
+
+@dataclass(frozen=True)
+class JobInputs:
+    """What every job reads, built once by the driver and shipped once per worker."""
+
+    spec: RunSpec
+    device: str  # the resolved --device
+    torch_threads: int | None  # torch intra-op threads in every job; None: leave torch's
+    trains: dict[str | None, TrainSet]  # one TrainSet per embedding (None: the base one)
+    val_check: ValCheck
+    test_cache: tuple[HistoryBatch, ...] | None  # the test batches, when small enough to keep
+    test_source: tuple[Interactions, Split] | None  # else built again by every job
+
+    def test_batches(self) -> Iterable[HistoryBatch]:
+        """The test queries in chunks of ``spec.chunk_size``, in the split's order."""
+        if self.test_cache is not None:
+            return self.test_cache
+        assert self.test_source is not None
+        inter, split = self.test_source
+        return (b for _, b in split.test_batches(inter, self.spec.chunk_size))
+
+    def freeze(self) -> None:
+        """Make the kept test batches read-only, as the driver keeps them (a model that
+        writes into its input fails the same way wherever it runs)."""
+        for b in self.test_cache or ():
+            for f in dataclasses.fields(b):
+                getattr(b, f.name).flags.writeable = False
+
+
+#: fn(run, inputs, console) -> the finished run: fits one job and predicts the test batches,
+#: recording a failure of the model's own on the run (``bench.runner.run_job``)
+JobFn = Callable[[ModelRun, JobInputs, Any], ModelRun]
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    """One finished job: its position in what was submitted, the finished run (status ok or
+    failed), where it ran and on which attempt."""
+
+    index: int
+    run: ModelRun
+    worker: str
+    attempts: int | None = 1  # None: not known (Ray retries on its own)
+
+    def apply(self, run: ModelRun) -> None:
+        """Copy what the job set onto the driver's ``run``."""
+        if self.run is not run:
+            for name in OUTCOME_FIELDS:
+                setattr(run, name, getattr(self.run, name))
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run the block with ``n`` torch intra-op threads (restored after); None: as it is."""
+    if n is None:
+        yield
+        return
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def _worker_name() -> str:
+    return f"{socket.gethostname()} pid {os.getpid()}"
+
+
+def _died(index: int, run: ModelRun, why: str, attempts: int) -> JobOutcome:
+    run.status = "failed"
+    run.error = (
+        f"WorkerDied: the worker running this job died ({why}) on each of {attempts} "
+        "attempt(s); the other jobs went on"
+    )
+    run.traceback = None
+    return JobOutcome(index, run, worker="(died)", attempts=attempts)
+
+
+class Executor:
+    """Runs submitted jobs somewhere and returns their outcomes as they finish.
+
+    Use as a context manager: entering connects (Ray) and raises ``ConfigError`` before
+    anything is written; leaving stops the workers (killing running jobs when leaving on an
+    exception, e.g. Ctrl-C)."""
+
+    name = "executor"
+
+    def __init__(self, workers: int = 1) -> None:
+        self.workers = workers
+        self._queue: collections.deque[tuple[int, ModelRun]] = collections.deque()
+        self._where: dict[str, dict[str, Any]] = {}  # run key -> worker, attempts
+        self._torch_threads: int | None = None
+
+    def __enter__(self) -> Executor:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close(kill=exc[0] is not None)
+
+    def open(self) -> None:
+        """Connect to where the jobs run (nothing by default)."""
+
+    def start(self, fn: JobFn, inputs: JobInputs) -> None:
+        """Ship ``inputs`` to the workers (once each) and run ``fn`` on them for every job."""
+        raise NotImplementedError
+
+    def submit(self, index: int, run: ModelRun) -> None:
+        """Queue a pending job; ``index`` names it in its outcome."""
+        self._queue.append((index, run))
+
+    @property
+    def pending(self) -> int:
+        """Jobs submitted and not yet returned by ``next_done``."""
+        return len(self._queue) + len(self.running())
+
+    def running(self) -> list[ModelRun]:
+        """The jobs running now (for a progress display)."""
+        raise NotImplementedError
+
+    def next_done(self) -> JobOutcome:
+        """Block until a job finishes; its outcome (a failed run when it failed)."""
+        raise NotImplementedError
+
+    def close(self, kill: bool = False) -> None:
+        """Stop the workers; ``kill``: do not wait for running jobs."""
+
+    def _finished(self, out: JobOutcome) -> JobOutcome:
+        where: dict[str, Any] = {"worker": out.worker}
+        if out.attempts is not None:
+            where["attempts"] = out.attempts
+        self._where[out.run.key] = where
+        return out
+
+    def record(self) -> dict[str, Any]:
+        """The executor record of the results file: where the jobs ran."""
+        return {
+            "name": self.name,
+            "workers": self.workers,
+            "torch_threads": self._torch_threads,
+            "retries": RETRIES if self.name != "serial" else 0,
+            "jobs": dict(self._where),
+        }
+
+
+class SerialExecutor(Executor):
+    """Every job in this process, one after another, in the plan's order (the default)."""
+
+    name = "serial"
+
+    def __init__(self, console: Any = None) -> None:
+        super().__init__(1)
+        self._console = console
+        self._fn: JobFn | None = None
+        self._inputs: JobInputs | None = None
+
+    def start(self, fn: JobFn, inputs: JobInputs) -> None:
+        self._fn, self._inputs = fn, inputs
+        self._torch_threads = inputs.torch_threads
+
+    def running(self) -> list[ModelRun]:
+        return [self._queue[0][1]] if self._queue else []
+
+    @property
+    def pending(self) -> int:
+        return len(self._queue)
+
+    def next_done(self) -> JobOutcome:
+        assert self._fn is not None and self._inputs is not None
+        index, run = self._queue[0]
+        out = self._fn(run, self._inputs, self._console)  # KeyboardInterrupt goes up
+        self._queue.popleft()
+        return self._finished(JobOutcome(index, out, worker="driver"))
+
+
+# -- worker processes ---------------------------------------------------------------------
+_WORKER: dict[str, Any] = {}  # in a worker process: fn and inputs, set once by _init_worker
+
+
+def _init_worker(fn: JobFn, inputs: JobInputs) -> None:
+    # Ctrl-C reaches the whole process group: the driver alone handles it (it keeps the
+    # finished jobs and stops the workers)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    inputs.freeze()
+    if inputs.torch_threads is not None:
+        import torch
+
+        torch.set_num_threads(inputs.torch_threads)
+    _WORKER.update(fn=fn, inputs=inputs)
+
+
+def _work(index: int, run: ModelRun) -> JobOutcome:
+    out = _WORKER["fn"](run, _WORKER["inputs"], None)
+    return JobOutcome(index, out, worker=_worker_name())
+
+
+class _Slot:
+    """One worker process (a one-process pool), so that a death is the death of its job."""
+
+    def __init__(self, make: Callable[[], ProcessPoolExecutor]) -> None:
+        self._make = make
+        self.pool = make()
+        self.procs: list[Any] = []
+        self.job: tuple[int, ModelRun] | None = None
+        self.future: Future[JobOutcome] | None = None
+
+    def submit(self, index: int, run: ModelRun) -> None:
+        self.job = (index, run)
+        self.future = self.pool.submit(_work, index, run)
+        # the pool's process, to tell how it died and to kill it on Ctrl-C
+        self.procs = list(getattr(self.pool, "_processes", {}).values()) or self.procs
+
+    def exit_reason(self) -> str:
+        for p in self.procs:
+            p.join(timeout=5)
+            code = p.exitcode
+            if code is not None and code < 0:
+                with contextlib.suppress(ValueError):
+                    return f"killed by {signal.Signals(-code).name}"
+            if code is not None:
+                return f"exit code {code}"
+        return "exit code unknown"
+
+    def restart(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.pool, self.procs = self._make(), []
+
+    def close(self, kill: bool) -> None:
+        if kill:
+            for p in self.procs:
+                with contextlib.suppress(Exception):
+                    p.kill()
+        self.pool.shutdown(wait=not kill, cancel_futures=True)
+
+
+class ProcessExecutor(Executor):
+    """``workers`` local worker processes, each running one job at a time. Started by a
+    forkserver (safe beside the driver's threads and CUDA; the modules preloaded once), each
+    worker receives the inputs once through its initializer."""
+
+    name = "processes"
+
+    def __init__(self, workers: int) -> None:
+        super().__init__(workers)
+        self._slots: list[_Slot] = []
+        self._attempts: collections.Counter[int] = collections.Counter()
+        self.start_method = "forkserver"
+
+    def start(self, fn: JobFn, inputs: JobInputs) -> None:
+        import multiprocessing as mp
+
+        self._torch_threads = inputs.torch_threads
+        ctx = mp.get_context(self.start_method)
+        preload = ["bench.runner"] + (["torch"] if inputs.torch_threads is not None else [])
+        ctx.set_forkserver_preload(preload)
+
+        def make() -> ProcessPoolExecutor:
+            return ProcessPoolExecutor(
+                1, mp_context=ctx, initializer=_init_worker, initargs=(fn, inputs)
+            )
+
+        self._slots = [_Slot(make) for _ in range(self.workers)]
+
+    def running(self) -> list[ModelRun]:
+        return [s.job[1] for s in self._slots if s.job is not None]
+
+    def _fill(self) -> None:
+        for s in self._slots:
+            if s.job is None and self._queue:
+                s.submit(*self._queue.popleft())
+
+    def next_done(self) -> JobOutcome:
+        while True:
+            self._fill()
+            futures = {s.future: s for s in self._slots if s.future is not None}
+            if not futures:
+                raise RuntimeError("next_done() with no job submitted")
+            done, _ = wait(futures, return_when=FIRST_COMPLETED)
+            slot = futures[next(f for f in futures if f in done)]
+            assert slot.future is not None and slot.job is not None
+            (index, run), future = slot.job, slot.future
+            slot.job = slot.future = None
+            self._attempts[index] += 1
+            attempts = self._attempts[index]
+            try:
+                out = future.result()
+            except BrokenProcessPool:
+                why = slot.exit_reason()
+                slot.restart()
+                if attempts <= RETRIES:
+                    self._queue.appendleft((index, run))  # again, on a fresh worker
+                    continue
+                return self._finished(_died(index, run, why, attempts))
+            except Exception as e:  # e.g. an outcome that cannot travel back
+                run.status, run.error = "failed", f"{type(e).__name__}: {e}"
+                return self._finished(JobOutcome(index, run, "(lost)", attempts))
+            return self._finished(dataclasses.replace(out, attempts=attempts))
+
+    def close(self, kill: bool = False) -> None:
+        for s in self._slots:
+            s.close(kill)
+        self._slots = []
+
+    def record(self) -> dict[str, Any]:
+        return {**super().record(), "start_method": self.start_method}
+
+
+# -- Ray ----------------------------------------------------------------------------------
+def _ray_work(fn: JobFn, inputs: JobInputs, index: int, run: ModelRun) -> JobOutcome:
+    """A Ray task: ``inputs`` arrives from the object store (arrays read-only, zero-copy)."""
+    import ray
+
+    with torch_threads(inputs.torch_threads):
+        out = fn(run, inputs, None)
+    node = ray.get_runtime_context().get_node_id()[:8]
+    return JobOutcome(index, out, worker=f"{_worker_name()} node {node}", attempts=None)
+
+
+def probe_address(address: str, timeout: float = 5.0) -> None:
+    """Raise ``ConfigError`` naming ``address`` when nothing listens there (``HOST:PORT``,
+    ``ray://HOST:PORT``; ``auto`` is left to Ray), so a bad address fails in seconds."""
+    if address == "auto":
+        return
+    hostport = address.split("://", 1)[-1]
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"--ray-address {address}: expected HOST:PORT, ray://HOST:PORT or auto")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise ConfigError(
+            f"--ray-address {address}: no Ray cluster reachable there "
+            f"({e.strerror or type(e).__name__}); start one with `ray start --head`, or leave "
+            "--ray-address out for a local instance"
+        ) from e
+
+
+@contextlib.contextmanager
+def _quiet_stderr(on: bool) -> Iterator[None]:
+    """Hold back what Ray's C++ core writes to fd 2 while it tries an address (one warning a
+    second until it gives up); written out after a success, dropped after a failure (the
+    one-line error names the address)."""
+    if not on:
+        yield
+        return
+    import sys
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        held.seek(0)
+        sys.stderr.write(held.read().decode(errors="replace"))
+
+
+class RayExecutor(Executor):
+    """Ray tasks on a cluster (``address``) or on a local instance over this machine's
+    cores; the inputs are put in the object store once. Torch jobs on a CUDA device ask Ray
+    for a GPU. Ray started here is shut down at the end; one already running is reused."""
+
+    name = "ray"
+
+    def __init__(self, address: str | None, workers: int | None) -> None:
+        super().__init__(workers or 0)
+        self.address = address
+        self._owned = False
+        self._ray: Any = None
+        self._inflight: dict[Any, tuple[int, ModelRun]] = {}
+        self._resources: dict[str, float] = {}
+
+    def open(self) -> None:
+        try:
+            import ray
+        except ImportError as e:
+            raise ConfigError(f"--executor ray: ray is not installed ({RAY_INSTALL})") from e
+        self._ray = ray
+        if self.address is not None:
+            probe_address(self.address)
+        if not ray.is_initialized():
+            os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+            kw: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+            if self.address is None:
+                kw.update(num_cpus=self.workers or os.cpu_count(), _node_ip_address="127.0.0.1")
+            try:
+                with _quiet_stderr(self.address is not None):
+                    ray.init(address=self.address, **kw)
+            except Exception as e:
+                where = self.address or "a local instance"
+                raise ConfigError(
+                    f"--executor ray: cannot start or join Ray at {where} "
+                    f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+                ) from e
+            self._owned = True
+        self._resources = dict(ray.cluster_resources())
+        if not self.workers:
+            self.workers = max(1, int(self._resources.get("CPU", 1)))
+
+    def start(self, fn: JobFn, inputs: JobInputs) -> None:
+        ray = self._ray
+        self._torch_threads = inputs.torch_threads
+        gpu = inputs.device.startswith("cuda")
+        if gpu and not self._resources.get("GPU"):
+            raise ConfigError(
+                f"--device {inputs.device} with --executor ray: the Ray cluster has no GPU"
+            )
+        self._fn, self._gpu = fn, gpu
+        self._ref = ray.put(inputs)  # once; every task maps the arrays from the store
+        self._task = ray.remote(max_retries=RETRIES)(_ray_work)
+
+    def running(self) -> list[ModelRun]:
+        return [run for _, run in self._inflight.values()]
+
+    def _fill(self) -> None:
+        while self._queue and len(self._inflight) < self.workers:
+            index, run = self._queue.popleft()
+            torch_job = self._gpu and capabilities(run.spec).torch
+            task = self._task.options(num_gpus=1) if torch_job else self._task
+            self._inflight[task.remote(self._fn, self._ref, index, run)] = (index, run)
+
+    def next_done(self) -> JobOutcome:
+        ray = self._ray
+        self._fill()
+        if not self._inflight:
+            raise RuntimeError("next_done() with no job submitted")
+        ready: list[Any] = []
+        while not ready:  # short waits: Ctrl-C is seen within a second
+            ready, _ = ray.wait(list(self._inflight), num_returns=1, timeout=1.0)
+        ref = ready[0]
+        index, run = self._inflight.pop(ref)
+        try:
+            return self._finished(ray.get(ref))
+        except ray.exceptions.RayTaskError as e:  # fn records a model's failure itself
+            run.status, run.error = "failed", str(e).strip().splitlines()[-1]
+        except ray.exceptions.RayError as e:  # the worker died on every attempt
+            return self._finished(_died(index, run, type(e).__name__, RETRIES + 1))
+        return self._finished(JobOutcome(index, run, "(ray)", None))
+
+    def close(self, kill: bool = False) -> None:
+        ray = self._ray
+        if ray is None:
+            return
+        if kill:
+            for ref in list(self._inflight):
+                with contextlib.suppress(Exception):
+                    ray.cancel(ref, force=True)
+        self._inflight.clear()
+        if self._owned and ray.is_initialized():
+            ray.shutdown()
+        self._owned = False
+
+    def record(self) -> dict[str, Any]:
+        version = getattr(self._ray, "__version__", None)
+        return {
+            **super().record(),
+            "address": self.address or "local",
+            "ray": version,
+            "resources": {k: v for k, v in self._resources.items() if k in ("CPU", "GPU")},
+        }
+
+
+def make_executor(spec: RunSpec, console: Any = None) -> Executor:
+    """The executor ``spec`` asks for (not yet opened)."""
+    if spec.executor == "ray":
+        return RayExecutor(spec.ray_address, spec.jobs if spec.jobs > 1 else None)
+    if spec.executor == "processes":
+        return ProcessExecutor(spec.jobs)
+    return SerialExecutor(console)

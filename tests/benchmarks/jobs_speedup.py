@@ -1,0 +1,76 @@
+"""Wall time of one whole `bench run` with ``--jobs 1`` and then ``--jobs N`` (sequentially, the
+same command otherwise), the ratio, and what bounds it: the longest job, the sum of the jobs.
+
+    python tests/benchmarks/jobs_speedup.py                # ml-latest-small, --models all, N=2
+    python tests/benchmarks/jobs_speedup.py --jobs 4 -- --torch-threads 1
+
+Each command runs in a fresh Python process (``bench run ... --offline``), so a time includes
+the interpreter, imports, loading, every model, the statistics and the writing. Needs the data
+folder in $RATINGBENCH_DATA_DIR. The predictions of the two runs are compared (they must be
+identical); a table of per-job fit+predict seconds is printed from the results files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run(args: list[str], out: Path) -> tuple[float, dict, pd.DataFrame]:
+    cmd = [sys.executable, "-c", "from bench.cli import main; main()", "run", *args]
+    cmd += ["--out", str(out)]
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    t0 = time.perf_counter()
+    r = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if r.returncode not in (0, 1):
+        sys.exit(f"{' '.join(args)} failed ({r.returncode}):\n{r.stderr[-3000:]}")
+    (path,) = out.glob("*.json")
+    side = pd.read_parquet(path.with_name(path.stem + ".predictions.parquet"))
+    return wall, json.loads(path.read_text()), side
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--models", default="all")
+    ap.add_argument("--dataset", default="ml-latest-small")
+    ap.add_argument("extra", nargs="*", help="more `bench run` options (after --)")
+    a = ap.parse_args()
+    base = ["--models", a.models, "--dataset", a.dataset, "--offline", *a.extra]
+    with tempfile.TemporaryDirectory() as tmp:
+        t1, d1, s1 = run([*base, "--jobs", "1"], Path(tmp) / "j1")
+        tn, dn, sn = run([*base, "--jobs", str(a.jobs)], Path(tmp) / "jn")
+    same = list(s1.columns) == list(sn.columns) and all(
+        s1[c].to_numpy().tobytes() == sn[c].to_numpy().tobytes() for c in s1.columns
+    )
+    print(f"{'job':<28} {'jobs=1 s':>9} {'jobs=' + str(a.jobs) + ' s':>9}")
+    jobs1 = {m["key"]: m["timings"]["fit_s"] + m["timings"]["predict_s"] for m in d1["models"]}
+    jobsn = {m["key"]: m["timings"]["fit_s"] + m["timings"]["predict_s"] for m in dn["models"]}
+    for k in jobs1:
+        print(f"{k:<28} {jobs1[k]:9.2f} {jobsn.get(k, float('nan')):9.2f}")
+    m1, mn = d1["timings"]["models_s"], dn["timings"]["models_s"]
+    print(
+        f"models phase: {m1:.1f}s / {mn:.1f}s; sum of jobs {sum(jobs1.values()):.1f}s / "
+        f"{sum(jobsn.values()):.1f}s; longest job {max(jobs1.values()):.1f}s / "
+        f"{max(jobsn.values()):.1f}s"
+    )
+    print(
+        f"wall: --jobs 1 {t1:.1f}s, --jobs {a.jobs} {tn:.1f}s, ratio {t1 / tn:.2f}x "
+        f"(cores {os.cpu_count()}, torch threads per job {dn['executor']['torch_threads']})"
+    )
+    print(f"predictions identical: {same}")
+
+
+if __name__ == "__main__":
+    main()
