@@ -39,6 +39,7 @@ from bench.plan import ModelRun, ValCheck, capabilities
 from bench.spec import EXECUTORS, RunSpec
 
 if TYPE_CHECKING:  # pragma: no cover
+    from bench.checkpoints import CheckpointTarget
     from bench.data.split import Split
     from bench.data.types import Interactions
     from predictors.types import HistoryBatch, TrainSet
@@ -79,6 +80,7 @@ class JobInputs:
     val_check: ValCheck
     test_cache: tuple[HistoryBatch, ...] | None  # the test batches, when small enough to keep
     test_source: tuple[Interactions, Split] | None  # else built again by every job
+    checkpoints: CheckpointTarget | None = None  # where fitted models are saved (--save-models)
 
     def test_batches(self) -> Iterable[HistoryBatch]:
         """The test queries in chunks of ``spec.chunk_size``, in the split's order."""

@@ -26,6 +26,7 @@ from threadpoolctl import threadpool_limits
 
 from bench import embeddings as E
 from bench import memory, stats
+from bench.checkpoints import CheckpointTarget, save_checkpoint
 from bench.data.loading import load_source
 from bench.data.split import make_split
 from bench.data.types import time_unit_note
@@ -258,6 +259,10 @@ def _fit_predict(run: ModelRun, inputs: JobInputs, console: Console | None = Non
     if run.n_clipped:
         run.notes.append(f"{run.n_clipped} prediction(s) outside the scale were clipped")
     run.status = "ok"
+    if inputs.checkpoints is not None:
+        note = save_checkpoint(run, model.model, inputs.checkpoints, embedding=train.embeddings)
+        if note is not None:
+            run.notes.append(note)
 
 
 def _document(
@@ -433,6 +438,11 @@ def _execute(
         written = True
         return doc
 
+    if spec.save_models:
+        save("incomplete")  # claims the results name: the checkpoints go beside it
+        inputs = dataclasses.replace(
+            inputs, checkpoints=CheckpointTarget.of(path, run_id, prep, device)
+        )
     interrupted = False
     todo = [r for r in prep.runs if r.status == "pending"]
     progress = Progress(

@@ -53,6 +53,7 @@ class RunSpec:
     missing_embedding: str = "drop"
     blas_threads: int | None = 1  # BLAS threads while a model fits/predicts; None: library default
     check: str = "quick"  # conformance checks on plugins before the run: quick | full | none
+    save_models: bool = False  # every fitted model saved beside the results (bench predict)
     executor: str = "serial"  # where the jobs run: serial | processes | ray
     jobs: int = 1  # worker processes (processes); at most this many tasks at once (ray, > 1)
     ray_address: str | None = None  # an existing Ray cluster; None: a local instance
@@ -141,6 +142,7 @@ class RunSpec:
             "missing_embedding": self.missing_embedding,
             "blas_threads": self.blas_threads,
             "check": self.check,
+            "save_models": self.save_models,
             "executor": self.executor,
             "jobs": self.jobs,
             "ray_address": self.ray_address,
@@ -170,6 +172,7 @@ class RunSpec:
             missing_embedding=d.get("missing_embedding", "drop"),
             blas_threads=d.get("blas_threads", 1),
             check=d.get("check", "quick"),
+            save_models=bool(d.get("save_models", False)),
             executor=d.get("executor", "serial"),
             jobs=d.get("jobs", 1),
             ray_address=d.get("ray_address"),

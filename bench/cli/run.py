@@ -224,6 +224,12 @@ from bench.errors import BenchError, ConfigError
     help="BLAS threads while a model runs (0: the library default).",
 )
 @click.option(
+    "--save-models",
+    is_flag=True,
+    help="Save every fitted model beside the results (RESULTS.models/KEY/, a safe format: "
+    "JSON + .npz) for `bench predict`; a model that cannot be saved is noted and the run goes on.",
+)
+@click.option(
     "--check",
     type=click.Choice(["quick", "full", "none"]),
     default="quick",
@@ -311,6 +317,7 @@ def run_cmd(**opts: Any) -> None:
             missing_embedding=opts["missing_embedding"],
             blas_threads=opts["blas_threads"] or None,
             check=opts["check"],
+            save_models=opts["save_models"],
             executor=opts["executor"],
             jobs=opts["jobs"],
             ray_address=opts["ray_address"],
