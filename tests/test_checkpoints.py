@@ -559,3 +559,46 @@ def test_predict_refuses_changed_code_and_a_run_without_models(
     shutil.rmtree(models_dir(run_copy))
     res = _invoke(run_copy, "--model", "bias", "--user", 1, "--movie", 1)
     assert res.exit_code == 2 and "without --save-models" in res.output
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_bench_run_save_models_then_predict(tmp_path: Path, jobs: str):
+    """The whole path a user takes: ``bench run --save-models`` (in the driver, or in worker
+    processes), then every saved model predicts the run's test queries as the sidecar holds."""
+    from bench.cli import main
+
+    out = tmp_path / "r"
+    r = CliRunner().invoke(
+        main,
+        [
+            "run",
+            "--models",
+            "user-mean,bias,mf:factors=4,attention:epochs=1",
+            "--dataset",
+            "synthetic",
+            "--users",
+            "120",
+            "--resamples",
+            "200",
+            "--offline",
+            "--save-models",
+            "--jobs",
+            jobs,
+            "--out",
+            str(out),
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    (path,) = out.glob("*.json")
+    doc = read_results(path)
+    assert doc.raw["run_spec"]["save_models"] is True
+    inter = run_data(doc).interactions
+    batches = _test_batches(doc, inter)
+    for rec in doc.models:
+        assert not any("not saved" in n for n in rec.record["notes"]), rec.record["notes"]
+        model, meta = load_checkpoint(path, rec.key, dataset_hash=inter.hash)
+        assert meta["run_id"] == doc.raw["run_id"]
+        handle = Harnessed(model)
+        handle.scale = RatingScale(*doc.scale)
+        pred = Prediction.concat([handle.predict(b) for b in batches])
+        np.testing.assert_array_equal(pred.values, rec.pred)
