@@ -28,7 +28,16 @@ from bench.errors import BenchError, ConfigError
 from bench.runkey import RunKey
 from bench.stats import METRIC_TABLE
 
-__all__ = ["Results", "compare", "load", "make_spec", "report", "run"]
+__all__ = [
+    "Results",
+    "compare",
+    "execute_spec",
+    "load",
+    "make_spec",
+    "recorded_spec",
+    "report",
+    "run",
+]
 
 _UNSET: Any = object()
 
@@ -234,6 +243,31 @@ def load(path: str | Path) -> Results:
     return Results(path=p, doc=doc, predictions=frame if frame is not None else pd.DataFrame())
 
 
+def recorded_spec(path: str | Path, *, command: list[str] | None = None) -> Any:
+    """The ``RunSpec`` a results file recorded (``run_spec``): what ``--resume`` finishes and
+    ``bench rerun`` runs again. Raises ``ConfigError`` for a file without one."""
+    from bench.results import load_results
+    from bench.runner import RunSpec
+
+    doc = load_results(Path(path))
+    if "run_spec" not in doc:
+        raise ConfigError(f"{path}: has no run_spec to resume or rerun from")
+    return RunSpec.from_dict(doc["run_spec"], command=command or ["(api)"])
+
+
+def execute_spec(spec: Any, console: Any = None, *, resume: str | Path | None = None) -> Any:
+    """Run a ``RunSpec`` (``bench.runner.execute``); a ``ValueError`` a model raises about
+    its options comes back as the ``ConfigError`` the CLI prints."""
+    from bench.runner import execute
+
+    try:
+        return execute(spec, console, resume=None if resume is None else Path(resume))
+    except ValueError as e:
+        if isinstance(e, BenchError):
+            raise
+        raise ConfigError(str(e)) from e
+
+
 def run(
     models: str | Sequence[str] = "all",
     *,
@@ -244,31 +278,17 @@ def run(
 ) -> Results:
     """Fit and score ``models`` on one split (see ``make_spec`` for the choices); the results
     file is written as by ``bench run``. ``resume``: finish an interrupted run from its
-    results file (no other choice may go with it). ``console``: a ``rich.console.Console``
-    for progress (default: stderr)."""
-    from bench.runner import RunSpec, execute
-
+    results file (no other choice may go with it). ``report``: also write the report folder.
+    ``console``: a ``rich.console.Console`` for progress (default: stderr)."""
     if resume is not None:
-        from bench.results import load_results
-
         if choices or models != "all":
             raise ConfigError("resume takes every setting from its results file; give no other")
-        old = load_results(Path(resume))
-        if "run_spec" not in old:
-            raise ConfigError(f"{resume}: has no run_spec to resume from")
-        spec = RunSpec.from_dict(old["run_spec"], command=["(api)", "resume"])
-        outcome = execute(spec, console, resume=Path(resume))
+        spec = recorded_spec(resume, command=["(api)", "resume"])
     else:
         spec = make_spec(models, **choices)
-        try:
-            outcome = execute(spec, console)
-        except ValueError as e:
-            if isinstance(e, BenchError):
-                raise
-            raise ConfigError(str(e)) from e
+    outcome = execute_spec(spec, console, resume=resume)
     if report:
-        write = globals()["report"]
-        write(outcome.path, data_dir=getattr(spec.source, "data_dir", None))
+        _write_report(outcome.path, data_dir=getattr(spec.source, "data_dir", None))
     return load(outcome.path)
 
 
@@ -290,6 +310,10 @@ def compare(
 
 def report(path: str | Path, *, data_dir: str | Path | None = None) -> Path:
     """Write the report folder (figures + report.md) of a results file; returns its path."""
+    return _write_report(path, data_dir=data_dir)
+
+
+def _write_report(path: str | Path, *, data_dir: str | Path | None = None) -> Path:
     from bench.report import write_report
 
     return Path(write_report(Path(path), data_dir=None if data_dir is None else Path(data_dir)))

@@ -270,13 +270,12 @@ from bench.errors import BenchError, ConfigError
 def run_cmd(**opts: Any) -> None:
     """Fit every chosen model on one split and print RMSE/MAE with bootstrap CIs."""
     from bench import api
-    from bench.runner import execute
 
     console = _console()
     try:
         if opts["resume"] is not None:
             spec = _resume_spec(opts)
-            outcome = execute(spec, console, resume=opts["resume"])
+            outcome = api.execute_spec(spec, console, resume=opts["resume"])
             _finish_run(outcome, spec, console, opts["make_report"])
             return
         spu = {}
@@ -325,12 +324,7 @@ def run_cmd(**opts: Any) -> None:
             command=["bench", *sys.argv[1:]] if sys.argv else [],
             **spu,
         )
-        try:
-            outcome = execute(spec, console)
-        except ValueError as e:
-            if isinstance(e, BenchError):
-                raise
-            raise ConfigError(str(e)) from e
+        outcome = api.execute_spec(spec, console)
     except BenchError as e:
         _fail(escape(str(e)))  # a message is text, not rich markup
         return
@@ -461,8 +455,9 @@ def _finish_run(outcome: Any, spec: Any, console: Console, make_report: bool) ->
 )
 def rerun_cmd(results: Path, out: Path | None) -> None:
     """Run again exactly what RESULTS.json ran (same data, split, models, seeds): a new file."""
+    from bench import api
     from bench.results import load_results
-    from bench.runner import RunSpec, execute
+    from bench.runner import RunSpec
 
     console = _console()
     try:
@@ -476,7 +471,7 @@ def rerun_cmd(results: Path, out: Path | None) -> None:
 
         for label, why in changed_plugins(doc["run_spec"]["models"], spec.models).items():
             console.print(f"[yellow]warning:[/] plugin {label}: {why} since the original run")
-        outcome = execute(spec, console)
+        outcome = api.execute_spec(spec, console)
         if outcome.doc["split"]["hash"] != doc["split"]["hash"]:
             console.print("[yellow]warning:[/] the split differs from the original run's")
     except BenchError as e:
