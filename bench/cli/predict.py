@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from bench.cli import CONTEXT, _console, _fail, _out, main
+from bench.cli import CONTEXT, _console, _fail, _out, _writing, main
 from bench.data.types import Interactions
 from bench.errors import BenchError, ConfigError, DataError
 from predictors.types import HistoryBatch, gather_ranges
@@ -236,14 +236,7 @@ def predict_cmd(
     )
     label = str(meta.get("key_text") or key)
     if out is not None:
-        try:
-            _write(frame, out)
-        except BenchError as e:
-            _fail(str(e))
-            return
-        except OSError as e:
-            _fail(f"--out {out}: cannot write ({e.strerror or e})")
-            return
+        _writing(f"--out {out}", lambda: _write(frame, out))
         _console().print(f"wrote {len(frame)} prediction(s) of {label} to {out}")
         return
     _out().print(f"[bold]{label}[/] ({doc.path.name}, dataset {inter.name})")

@@ -6,13 +6,7 @@ from pathlib import Path
 
 import click
 
-from bench.cli import (
-    CONTEXT,
-    _console,
-    _fail,
-    _out,
-    main,
-)
+from bench.cli import CONTEXT, _console, _fail, _out, _writing, main
 from bench.errors import BenchError, ConfigError
 
 
@@ -128,12 +122,8 @@ def report_cmd(
     """Figures and a Markdown report (report.md) for one results file."""
     from bench.report import write_report
 
-    try:
-        md = write_report(results, out, data_dir=data_dir, examples=examples, seed=seed)
-    except BenchError as e:
-        _fail(str(e))
-        return
-    except OSError as e:
-        _fail(f"cannot write the report: {e}")
-        return
+    md = _writing(
+        "the report",
+        lambda: write_report(results, out, data_dir=data_dir, examples=examples, seed=seed),
+    )
     _console().print(f"report: {md}")

@@ -8,7 +8,6 @@ from typing import Any
 
 import click
 from rich.console import Console
-from rich.markup import escape
 
 from bench.cli import (
     CONTEXT,
@@ -326,7 +325,7 @@ def run_cmd(**opts: Any) -> None:
         )
         outcome = api.execute_spec(spec, console)
     except BenchError as e:
-        _fail(escape(str(e)))  # a message is text, not rich markup
+        _fail(str(e))
         return
     _finish_run(outcome, spec, console, opts["make_report"])
 
@@ -475,6 +474,6 @@ def rerun_cmd(results: Path, out: Path | None) -> None:
         if outcome.doc["split"]["hash"] != doc["split"]["hash"]:
             console.print("[yellow]warning:[/] the split differs from the original run's")
     except BenchError as e:
-        _fail(escape(str(e)))  # a message is text, not rich markup
+        _fail(str(e))
         return
     _finish_run(outcome, spec, console, False)
