@@ -1,17 +1,29 @@
 """From a data source spec (catalog dataset, local ratings file, or synthetic) to loaded,
-dense Interactions plus the optional movie catalog and item embeddings."""
+dense Interactions plus the optional movie catalog and item embeddings.
+
+``Loaded.info`` is what a run records in its results' ``dataset`` section beside the hash:
+``source`` (``DataSource.describe``), ``origin`` (which copy was read: for a catalog dataset
+``locate_dataset``'s ``data_dir`` / ``env`` / ``cache`` / ``shipped`` / ``downloaded`` with its
+absolute folder; for files their absolute paths), ``reading`` (how each file's header line
+was decided, ``bench.data.readers.table.plan_table``) and ``notes`` (decisions a run
+announces: a headerless file read as data, a latin-1 file, the shipped copy used).
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench.data.types import Catalog, Interactions, build_interactions
 from bench.embeddings.align import align_embeddings  # re-exported: its home is bench.embeddings
 from bench.errors import ConfigError
 from predictors.types import ItemEmbeddings, RatingScale
+
+if TYPE_CHECKING:
+    from bench.data.readers.table import TableOptions
 
 __all__ = ["DEFAULT_DATASET", "DataSource", "Loaded", "align_embeddings", "load_source"]
 
@@ -24,7 +36,13 @@ _PATH_FIELDS = ("ratings", "catalog", "data_dir")
 @dataclass(frozen=True)
 class DataSource:
     """Where the ratings come from: exactly one of ``dataset`` or ``ratings`` (neither:
-    the default dataset, ml-latest-small). Both given is a ``ConfigError``."""
+    the default dataset, ml-latest-small). Both given is a ``ConfigError``. Paths are made
+    absolute (``~`` expanded), so that a recorded source reads the same files from any
+    folder.
+
+    ``header``: whether the ratings file's first line names its columns; None (default):
+    decided from that line (a line of numbers where ids and ratings are expected is data).
+    ``columns`` maps roles to column names, or to positions (``{"user": "0", ...}``)."""
 
     dataset: str | None = None
     ratings: Path | None = None
@@ -37,12 +55,17 @@ class DataSource:
     synthetic: dict[str, Any] = field(default_factory=dict)  # make_synthetic options
     cache: bool = True  # reuse a verified binary cache of the parsed ratings
     time_unit: str | None = None  # unit of integer timestamps (s, ms, us, ns); None: detect
+    header: bool | None = None  # the ratings file's first line names its columns; None: detect
 
     def __post_init__(self) -> None:
         if self.ratings is not None and self.dataset is not None:
             raise ConfigError("give either --dataset or --ratings, not both")
         if self.ratings is None and self.dataset is None:
             object.__setattr__(self, "dataset", DEFAULT_DATASET)
+        for k in _PATH_FIELDS:
+            v = getattr(self, k)
+            if v is not None:
+                object.__setattr__(self, k, Path(os.path.abspath(Path(v).expanduser())))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able, every field (paths as text): the one serialised form of a source, as
@@ -77,6 +100,7 @@ class DataSource:
                 "sep": self.sep,
                 "rating_scale": scale,
                 "time_unit": self.time_unit,
+                "header": self.header,
             }
         if self.dataset == "synthetic":
             return {"kind": "synthetic", "options": dict(self.synthetic)}
@@ -106,20 +130,47 @@ def load_source(src: DataSource) -> Loaded:
         scale = RatingScale(lo, hi, step)
     if src.ratings is not None:
         from bench.data import readers
+        from bench.data.readers.table import plan_table
 
-        kwargs: dict[str, Any] = {"scale": scale, "time_unit": src.time_unit}
-        if src.columns:
-            kwargs["columns"] = dict(src.columns)
-        if src.sep is not None:
-            kwargs["sep"] = src.sep
         path = Path(src.ratings)
+        options: TableOptions = {}
+        if src.columns:
+            options["columns"] = dict(src.columns)
+        if src.sep is not None:
+            options["sep"] = src.sep
+        if src.header is not None:
+            options["header"] = src.header
+        plan = plan_table(path, readers.DEFAULT_RATING_COLUMNS, options) if path.is_file() else None
+        kwargs: dict[str, Any] = {
+            **(plan.options if plan is not None else options),
+            "scale": scale,
+            "time_unit": src.time_unit,
+        }
 
         def build() -> Interactions:
             return build_interactions(readers.read_ratings(path, **kwargs), name=path.name)
 
         inter = _cached(path, build, {"reader": kwargs, "name": path.name}, src.cache)
-        catalog = readers.read_catalog(Path(src.catalog)) if src.catalog is not None else None
-        return Loaded(inter, catalog, None, {"source": src.describe()})
+        notes = list(plan.notes) if plan is not None else []
+        reading: dict[str, Any] = {"ratings": plan.info if plan is not None else {}}
+        catalog = None
+        if src.catalog is not None:
+            cat_plan = plan_table(Path(src.catalog), readers.DEFAULT_CATALOG_COLUMNS, {})
+            catalog = readers.read_catalog(Path(src.catalog), **cat_plan.options)
+            notes += cat_plan.notes
+            reading["catalog"] = cat_plan.info
+        origin = {
+            "kind": "file",
+            "ratings": str(path),
+            "catalog": None if src.catalog is None else str(src.catalog),
+        }
+        info: dict[str, Any] = {
+            "source": src.describe(),
+            "origin": origin,
+            "reading": reading,
+            "notes": notes,
+        }
+        return Loaded(inter, catalog, None, info)
     if src.dataset == "synthetic":
         if src.time_unit not in (None, "s"):
             raise ConfigError(
@@ -142,7 +193,8 @@ def load_source(src: DataSource) -> Loaded:
     from bench.data import datasets, readers
 
     manifest = datasets.get_manifest(src.dataset)
-    folder = datasets.resolve_dataset_dir(manifest, src.data_dir, None, src.download)
+    located = datasets.locate_dataset(manifest, src.data_dir, None, src.download)
+    folder = located.folder
     rspec = manifest.ratings
     ratings_path = folder / rspec.path
     kwargs = {
@@ -157,7 +209,14 @@ def load_source(src: DataSource) -> Loaded:
 
     inter = _cached(ratings_path, build_ds, {"reader": kwargs, "name": src.dataset}, src.cache)
     catalog = datasets.load_catalog(manifest, folder)
-    return Loaded(inter, catalog, None, {"source": src.describe()})
+    notes = []
+    if located.origin == "shipped":
+        notes.append(
+            f"{manifest.name}: the copy shipped with ratingbench (verified: "
+            f"{', '.join(located.verified)}), extracted in {folder}"
+        )
+    info = {"source": src.describe(), "origin": located.to_dict(), "notes": notes}
+    return Loaded(inter, catalog, None, info)
 
 
 def _cached(

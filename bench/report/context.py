@@ -2,8 +2,12 @@
 and scale every figure shares, and the run's data reloaded to place each test query.
 
 The data is reloaded from ``run_spec.source``, the results' one serialised form of the data
-source (never downloaded here); the dataset and split hashes are checked against the
-results, and any failure is returned as a reason (a note in the report), never raised.
+source, where the run found it (never downloaded here): a catalog dataset in the run's
+``--data-dir``, else the folder the run read (``dataset.origin``), else the usual places and
+the shipped copy; a ratings file at its recorded path, else beside the results. ``--data-dir``
+given to the report is looked at first. The dataset and split hashes are checked against the
+results; a copy found elsewhere than the run's is a note, and any failure (the data moved
+out of reach, or changed) is returned as a reason (a note in the report), never raised.
 """
 
 from __future__ import annotations
@@ -111,34 +115,77 @@ def describe_source(source: DataSource | None) -> str:
     return "an unrecorded source"
 
 
-def _find_file(name: Path | None, results_path: Path) -> Path | None:
-    if name is None:
-        return None
-    p = Path(name)
-    if p.exists() or p.is_absolute():
-        return p
-    beside = results_path.parent / p
-    return beside if beside.exists() else p
+def _find_file(
+    recorded: Path | None, results_path: Path, data_dir: Path | None
+) -> tuple[Path | None, list[Path]]:
+    """(the file to read, the places looked at): ``data_dir/<name>`` when given, the recorded
+    path (relative ones from the results' folder too), then ``<name>`` beside the results."""
+    if recorded is None:
+        return None, []
+    p = Path(recorded)
+    looked = [data_dir / p.name] if data_dir is not None else []
+    looked += [p] if p.is_absolute() else [p, results_path.parent / p]
+    looked.append(results_path.parent / p.name)
+    looked = list(dict.fromkeys(looked))
+    found = next((c for c in looked if c.is_file()), None)
+    return found, looked
 
 
-def _reload_source(ctx: ReportContext, data_dir: Path | None) -> DataSource | None:
-    """The run's source, made to read here: files looked up beside the results too, catalog
-    datasets in ``data_dir`` and never downloaded, the recorded rating scale."""
+@dataclass
+class _Reload:
+    """The source to reload, with notes on where it was found, or why it cannot be."""
+
+    source: DataSource | None = None
+    notes: list[str] = field(default_factory=list)
+    reason: str | None = None
+
+
+def _recorded_folder(ctx: ReportContext) -> Path | None:
+    """The dataset folder the run read (``dataset.origin.folder``), when recorded."""
+    origin = ctx.doc.dataset.get("origin") if isinstance(ctx.doc.dataset, dict) else None
+    folder = origin.get("folder") if isinstance(origin, dict) else None
+    return Path(folder) if folder else None
+
+
+def _reload_source(ctx: ReportContext, data_dir: Path | None) -> _Reload:
+    """The run's source, made to read here: files at their recorded paths or beside the
+    results, catalog datasets where the run found them and never downloaded, the recorded
+    rating scale."""
     source = ctx.doc.source()
     if source is None:
-        return None
+        return _Reload(reason="the results do not record where the data came from")
     scale = (ctx.low, ctx.high, ctx.step)
     if source.ratings is not None:
-        return dataclasses.replace(
-            source,
-            dataset=None,
-            ratings=_find_file(source.ratings, ctx.path),
-            catalog=_find_file(source.catalog, ctx.path),
-            rating_scale=scale,
+        found, looked = _find_file(source.ratings, ctx.path, data_dir)
+        if found is None:
+            return _Reload(
+                reason=f"the ratings file {source.ratings} the run read is not there any more "
+                f"(moved or deleted; looked in {', '.join(map(str, looked))}); put it back or "
+                f"pass --data-dir DIR holding {source.ratings.name}"
+            )
+        notes = []
+        if found.absolute() != source.ratings.absolute():
+            notes.append(f"the ratings file moved: the run read {source.ratings}, read {found}")
+        catalog, _ = _find_file(source.catalog, ctx.path, data_dir)
+        if source.catalog is not None and catalog is None:
+            notes.append(
+                f"the catalog {source.catalog} the run read is not there any more: "
+                "examples without titles"
+            )
+        elif catalog is not None and source.catalog is not None and catalog != source.catalog:
+            notes.append(f"the catalog moved: the run read {source.catalog}, read {catalog}")
+        src = dataclasses.replace(
+            source, dataset=None, ratings=found, catalog=catalog, rating_scale=scale
         )
+        return _Reload(src, notes)
     if source.dataset == "synthetic":
-        return source
-    return dataclasses.replace(source, data_dir=data_dir, download=False, rating_scale=scale)
+        return _Reload(source)
+    recorded = _recorded_folder(ctx)
+    where = data_dir or source.data_dir
+    if where is None and recorded is not None and recorded.is_dir():
+        where = recorded.parent
+    src = dataclasses.replace(source, data_dir=where, download=False, rating_scale=scale)
+    return _Reload(src)
 
 
 def reload_data(ctx: ReportContext, data_dir: Path | None) -> str | None:
@@ -149,9 +196,10 @@ def reload_data(ctx: ReportContext, data_dir: Path | None) -> str | None:
     doc = ctx.doc
     if ctx.frame is None:
         return "no predictions sidecar to align the data with"
-    source = _reload_source(ctx, data_dir)
-    if source is None:
-        return "the results do not record where the data came from (run_spec.source)"
+    plan = _reload_source(ctx, data_dir)
+    if plan.source is None:
+        return plan.reason or "the results do not record where the data came from"
+    source = plan.source
     what = describe_source(source)
     try:
         loaded = load_source(source)
@@ -159,11 +207,20 @@ def reload_data(ctx: ReportContext, data_dir: Path | None) -> str | None:
         hint = " (pass --data-dir)" if what.startswith("catalog") else ""
         return f"could not reload the {what}{hint}: {type(e).__name__}: {e}"
     inter = loaded.interactions
+    origin = loaded.info.get("origin") or {}
+    read_from = origin.get("folder") or origin.get("ratings") or what
     if inter.hash != doc.dataset_hash:
         return (
-            f"the {what} has changed since the run (data hash {inter.hash}, "
-            f"results {doc.dataset_hash})"
+            f"the {what} has changed since the run: the copy read ({read_from}) has data hash "
+            f"{inter.hash}, the run's was {doc.dataset_hash}"
         )
+    recorded = _recorded_folder(ctx)
+    if origin.get("folder") and recorded is not None and Path(origin["folder"]) != recorded:
+        plan.notes.append(
+            f"the data moved: the run read {recorded}, this report read {origin['folder']} "
+            "(the same data: hashes match)"
+        )
+    ctx.missing.extend(plan.notes)
     try:
         split = make_split(inter, SplitParams(**doc.split["params"]))
     except Exception as e:

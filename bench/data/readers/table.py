@@ -3,14 +3,25 @@
 Formats and their suffixes, the column roles a reader maps to names, the header line, and
 pyarrow's multithreaded C++ readers (the ``dat`` separator trick is described in
 ``bench.data.readers``). Every failure is a ``DataError`` or ``ConfigError`` naming the file.
+
+The header line (``plan_table``): ``header=True`` reads the column names from the first line,
+``header=False`` reads every line as data, and leaving ``header`` out decides from the first
+line: when it holds the wanted column names it is the header; when it holds numbers where
+ids and ratings are expected (MovieLens 1M's ``1::1193::5::978300760``) it is data, and the
+columns are taken by position in the roles' order (``user=0, item=1, rating=2,
+timestamp=3``); otherwise the missing column is reported with a hint naming ``--no-header``.
+Columns may be given by position (``columns={"user": "0", ...}``), with or without a header.
+A file whose ``encoding`` is not given and that is not valid UTF-8 (MovieLens 1M's latin-1
+``movies.dat``) is read as latin-1; each such decision comes back as a note.
 """
 
 from __future__ import annotations
 
 import csv
 import difflib
+import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -40,6 +51,13 @@ DEFAULT_TAG_COLUMNS: dict[str, str] = {"item": "movieId", "tag": "tag"}
 _DEFAULT_SEP = {"csv": ",", "tsv": "\t", "dat": "::"}
 _BLOCK_SIZE = 16 << 20  # 16 MiB parse blocks: fewer, larger tasks for pyarrow's thread pool
 _SEP_STANDINS = (b"\x1f", b"\x1e", b"\x1d", b"\x1c")  # ASCII unit/record/group/file separators
+#: Roles whose values are numbers on every data row: numbers where these are expected on the
+#: first line make it data, not column names.
+_NUMERIC_ROLES = frozenset({"user", "item", "rating"})
+_NUMBER = re.compile(r"\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*", re.ASCII)
+_POSITION = re.compile(r"\d+", re.ASCII)
+#: Files up to this size whose encoding is not given are checked for UTF-8 (latin-1 if not).
+_SNIFF_ENCODING_MAX = 64 << 20
 
 
 class TableOptions(TypedDict, total=False):
@@ -47,7 +65,7 @@ class TableOptions(TypedDict, total=False):
 
     format: str | None  # csv | tsv | dat | parquet; None: from the suffix
     sep: str | None  # None: the format's ("," / tab / "::")
-    header: bool  # the first line names the columns (default True)
+    header: bool | None  # the first line names the columns; None or left out: decided from it
     encoding: str  # default "utf-8"
     columns: Mapping[str, str] | None  # role -> column name, over the reader's defaults
     names: Sequence[str] | None  # every column's name in file order (for a headerless file)
@@ -77,9 +95,10 @@ class TableFile:
                 f"unexpected keyword argument {unknown[0]!r}; known: "
                 + ", ".join(sorted(TableOptions.__optional_keys__))
             )
+        plan = plan_table(path, defaults, options)
         path = Path(path)
         fmt = infer_format(path, options.get("format"))
-        return cls(path, fmt, _roles(options.get("columns"), defaults, path), options)
+        return cls(path, fmt, _roles(plan.options.get("columns"), defaults, path), plan.options)
 
     def read(
         self,
@@ -89,7 +108,8 @@ class TableFile:
     ) -> pa.Table:
         """The ``wanted`` columns (label -> name) with ``types`` pinned; a file without a
         header line and without ``names`` is read as having the ``headerless_names``."""
-        header = self.options.get("header", True)
+        header = self.options.get("header")
+        header = True if header is None else header
         names = self.options.get("names")
         if names is None and not header and self.fmt != "parquet":
             names = list(headerless_names)
@@ -149,6 +169,146 @@ def _roles(
             )
         roles[role] = col
     return roles
+
+
+# --------------------------------------------------------------------------- header line
+
+
+@dataclass(frozen=True)
+class TablePlan:
+    """How a file is read once its header line and encoding are decided."""
+
+    options: TableOptions  # the given options with header/names/columns/encoding made explicit
+    notes: tuple[str, ...] = ()  # decisions worth announcing (a headerless file, latin-1)
+    info: dict[str, Any] = field(default_factory=dict)  # what was decided, for the record
+
+
+def _is_position(column: str) -> bool:
+    return _POSITION.fullmatch(column) is not None
+
+
+def _positions_text(positions: Mapping[str, int]) -> str:
+    return ",".join(f"{r}={i}" for r, i in positions.items())
+
+
+def _sniff_encoding(path: Path, given: str | None) -> tuple[str, str | None]:
+    """(encoding, note): ``given``; else utf-8, or latin-1 for a file that is not valid
+    UTF-8 (checked for files up to ``_SNIFF_ENCODING_MAX`` bytes)."""
+    if given is not None:
+        return given, None
+    if path.stat().st_size > _SNIFF_ENCODING_MAX:
+        return "utf-8", None
+    try:
+        path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        return "latin-1", f"{path.name}: not valid UTF-8, read as latin-1"
+    return "utf-8", None
+
+
+def plan_table(path: str | Path, defaults: Mapping[str, str], options: TableOptions) -> TablePlan:
+    """Decide the header line, the columns by position and the encoding of a delimited file
+    (the module docstring gives the rules); parquet files and files given all their column
+    ``names`` are read as given. Cheap: reads the first line (and, when the encoding is not
+    given, checks that a file up to 64 MiB is UTF-8).
+
+    Raises ``DataError`` when the first line holds neither the wanted columns nor data (the
+    message names ``--no-header``), or holds data while the columns are given by name;
+    ``ConfigError`` when some columns are given by position and others by name, or a position
+    is beyond the file's columns.
+    """
+    path = Path(path)
+    fmt = infer_format(path, options.get("format"))
+    opts: TableOptions = {**options}
+    header = opts.get("header")
+    if fmt == "parquet" or opts.get("names") is not None:
+        return TablePlan(opts, (), {"header": "given" if header is not None else "found"})
+    roles = _roles(opts.get("columns"), defaults, path)
+    given_cols = dict(opts.get("columns") or {})
+    by_position = [r for r, c in roles.items() if _is_position(c)]
+    if by_position and len(by_position) < len(roles):
+        by_name = [r for r in roles if r not in by_position]
+        raise ConfigError(
+            f"{path}: columns {', '.join(by_position)} are given by position and "
+            f"{', '.join(by_name)} by name; give every column by position (e.g. "
+            f"{_positions_text({r: i for i, r in enumerate(roles)})}) or every one by name"
+        )
+    positional = bool(by_position)
+    if header is True and not positional:
+        return TablePlan(opts, (), {"header": "given"})
+    _check_file(path)
+    sep = _sep_for(fmt, opts.get("sep"))
+    quoting = (fmt == "csv") if opts.get("quoting") is None else bool(opts.get("quoting"))
+    encoding, enc_note = _sniff_encoding(path, opts.get("encoding"))
+    opts["encoding"] = encoding
+    notes = [enc_note] if enc_note else []
+    first = _header_names(path, sep, encoding, quoting)
+    line = sep.join(first)
+    line = line if len(line) <= 120 else line[:117] + "..."
+    n = len(first)
+    positions = (
+        {r: int(c) for r, c in roles.items()}
+        if positional
+        else {r: i for i, r in enumerate(defaults)}
+    )
+    looks_like_data = n > max(positions.values()) and all(
+        _NUMBER.fullmatch(first[i]) is not None for r, i in positions.items() if r in _NUMERIC_ROLES
+    )
+    info: dict[str, Any] = {"first_line": line}
+    if header is None:
+        if not positional and all(c in first for c in roles.values()):
+            return TablePlan(opts, tuple(notes), {**info, "header": "found"})
+        if not looks_like_data and not positional:
+            missing = [(r, c) for r, c in roles.items() if c not in first]
+            role, col = missing[0]
+            near = difflib.get_close_matches(col, first, n=1, cutoff=0.6)
+            raise DataError(
+                f"{path}: missing column {col!r} (role {role}); columns found: "
+                f"{', '.join(first) or '(none)'}"
+                + (f"; did you mean {near[0]!r}?" if near else "")
+                + "; if the file has no header line, pass --no-header with the columns by "
+                f"position (--columns {_positions_text(positions)})"
+            )
+        if looks_like_data and not positional and given_cols:
+            raise DataError(
+                f"{path}: the first line ({line}) looks like data, not column names, so the "
+                f"columns {', '.join(repr(c) for c in roles.values())} cannot be found by name; "
+                "for a file without a header line pass --no-header with the columns by position "
+                f"(--columns {_positions_text(positions)})"
+            )
+        header = not looks_like_data
+        how = "detected"
+        if not header:
+            notes.append(
+                f"{path.name}: the first line ({line}) is data, not column names: read as "
+                f"data, columns by position ({_positions_text(positions)}; --no-header with "
+                "--columns sets them)"
+            )
+    else:
+        how = "given"
+        if not header and not positional and given_cols:
+            raise ConfigError(
+                f"{path}: a file without a header line has no column names: give the columns "
+                f"by position (--columns {_positions_text(positions)})"
+            )
+    if not positional and n != len(positions):
+        raise DataError(
+            f"{path}: not a valid {fmt} file (its first line has {n} column(s); Expected "
+            f"{len(positions)} columns without a header line: {', '.join(positions)} in that "
+            f"order; give the columns by position, e.g. --columns {_positions_text(positions)})"
+        )
+    beyond = {r: i for r, i in positions.items() if i >= n}
+    if beyond:
+        r, i = next(iter(beyond.items()))
+        raise ConfigError(
+            f"{path}: column position {i} (role {r}) is beyond the file's {n} column(s) "
+            f"(first line: {line}); positions count from 0"
+        )
+    opts["header"] = header
+    opts["names"] = [str(i) for i in range(n)]
+    by_pos = {r: str(i) for r, i in positions.items()}
+    opts["columns"] = by_pos
+    info.update(header=how if header else f"none ({how})", columns=dict(by_pos))
+    return TablePlan(opts, tuple(notes), info)
 
 
 # --------------------------------------------------------------------------- raw table reading
