@@ -63,6 +63,7 @@ def make_spec(
     catalog: str | Path | None = None,
     columns: dict[str, str] | None = None,
     sep: str | None = None,
+    header: bool | None = None,
     time_unit: str | None = None,
     rating_scale: tuple[float, float] | tuple[float, float, float | None] | None = None,
     data_dir: str | Path | None = None,
@@ -114,6 +115,7 @@ def make_spec(
         catalog=None if catalog is None else Path(catalog),
         columns=dict(columns or {}),
         sep=sep,
+        header=header,
         time_unit=time_unit,
         rating_scale=None if rating_scale is None else tuple(rating_scale),  # type: ignore[arg-type]
         data_dir=None if data_dir is None else Path(data_dir),

@@ -461,3 +461,35 @@ def test_several_test_targets_resample_users(tmp_path):
     too_many = _run([*args[:-2], "--test-targets", "500", "--out", str(tmp_path / "x")])
     assert too_many.exit_code == 2
     assert "users qualify for --test-targets 1" in " ".join(too_many.output.split())
+
+
+@pytest.mark.parametrize(
+    "flags", [[], ["--no-header", "--columns", "user=0,item=1,rating=2,timestamp=3"]]
+)
+def test_a_headerless_dat_file_from_the_cli(tmp_path, flags):
+    """MovieTweetings' shape: '::', no header, 7-digit zero-padded movie ids, ratings 0-10;
+    told from the first line, or said with --no-header and positional --columns."""
+    rows = [(u, i, float((u + i) % 11), t) for u, i, _, t in tiny_rows()]
+    path = tmp_path / "ratings.dat"
+    path.write_text("".join(f"{u}::{i:07d}::{r:g}::{t}\n" for u, i, r, t in rows))
+    r = _run(
+        [
+            "run",
+            "--ratings",
+            str(path),
+            "--models",
+            "user-mean",
+            "--out",
+            str(tmp_path / "o"),
+            "--resamples",
+            "200",
+            "--rating-scale",
+            "0,10",
+            *flags,
+        ]
+    )
+    assert r.exit_code == 0, r.output
+    doc = json.loads(next((tmp_path / "o").glob("*.json")).read_text())
+    assert doc["dataset"]["n_ratings"] == len(rows)
+    side = pd.read_parquet(next((tmp_path / "o").glob("*.predictions.parquet")))
+    assert set(side["movie_id"]) <= {i for _, i, _, _ in rows}

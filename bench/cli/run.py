@@ -56,9 +56,17 @@ from bench.errors import BenchError, ConfigError
     "--columns",
     default=None,
     help="Column names of --ratings, e.g. 'user=uid,item=movie,rating=stars,"
-    "timestamp=ts' (default userId,movieId,rating,timestamp).",
+    "timestamp=ts' (default userId,movieId,rating,timestamp), or positions for a file "
+    "without a header: 'user=0,item=1,rating=2,timestamp=3'.",
 )
 @click.option("--sep", default=None, help="Field separator of --ratings (default: from suffix).")
+@click.option(
+    "--header/--no-header",
+    default=None,
+    help="Whether the first line of --ratings names its columns (default: told from that "
+    "line, and announced). With --no-header, --columns gives positions: "
+    "user=0,item=1,rating=2,timestamp=3.",
+)
 @click.option(
     "--time-unit",
     type=click.Choice(["s", "ms", "us", "ns"]),
@@ -287,6 +295,7 @@ def run_cmd(**opts: Any) -> None:
             catalog=opts["catalog"],
             columns=_parse_columns(opts["columns"]),
             sep=opts["sep"],
+            header=opts["header"],
             time_unit=opts["time_unit"],
             rating_scale=_parse_scale(opts["rating_scale"]),
             data_dir=opts["data_dir"],
