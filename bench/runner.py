@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from threadpoolctl import threadpool_limits
 
@@ -149,6 +150,8 @@ def _prepare(spec: RunSpec, console: Console) -> Prepared:
         f"{inter.n_items:,} items, scale {inter.scale.low:g}–{inter.scale.high:g}"
         f"{time_unit_note(inter)}"
     )
+    for note in loaded.info.get("notes", ()):  # e.g. a first line read as data, the shipped copy
+        console.print(f"note: {escape(str(note))}")
     t0 = time.perf_counter()
     split = make_split(inter, spec.split)
     timings["split_s"] = time.perf_counter() - t0

@@ -342,10 +342,10 @@ def test_load_dataset_reads_all_files(tmp_path: Path, monkeypatch: pytest.Monkey
 
 
 def real_data_dir() -> Path | None:
-    for d in (os.environ.get("RATINGBENCH_DATA_DIR"), REPO.parent / "shared" / "data"):
-        if d and (Path(d) / "ml-latest-small" / "ratings.csv").is_file():
-            return Path(d)
-    return None
+    """$RATINGBENCH_DATA_DIR, ../shared/data, or the shipped copy (conftest)."""
+    from tests.conftest import shared_data_dir
+
+    return shared_data_dir()
 
 
 def test_ml_latest_small_real_data(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -34,9 +34,11 @@ needs_text = pytest.mark.skipif(
 
 
 def _data_dir() -> Path:
-    env = os.environ.get("RATINGBENCH_DATA_DIR")
-    base = Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared" / "data"
-    return base / "ml-latest-small"
+    """ml-latest-small/ from $RATINGBENCH_DATA_DIR, ../shared/data or the shipped copy."""
+    from tests.conftest import shared_data_dir
+
+    base = shared_data_dir()
+    return (base if base is not None else Path("missing")) / "ml-latest-small"
 
 
 def catalog(ids, titles, genres, tags=None) -> Catalog:

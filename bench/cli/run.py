@@ -482,6 +482,15 @@ def rerun_cmd(results: Path, out: Path | None) -> None:
         outcome = api.execute_spec(spec, console)
         if outcome.doc["split"]["hash"] != doc["split"]["hash"]:
             console.print("[yellow]warning:[/] the split differs from the original run's")
+        then_hash, now_hash = doc["dataset"].get("hash"), outcome.doc["dataset"].get("hash")
+        if then_hash != now_hash:
+            console.print(
+                "[yellow]warning:[/] the data changed since the original run (dataset hash "
+                f"{then_hash} then, {now_hash} now)"
+            )
+        then, now = ((d["dataset"].get("origin") or {}).get("folder") for d in (doc, outcome.doc))
+        if then and now and then != now:
+            console.print(f"note: the data moved: the original run read {then}, this one {now}")
     except BenchError as e:
         _fail(str(e))
         return
