@@ -359,19 +359,18 @@ def _parse_samples_per_user(text: str) -> int | None:
 
 def _resume_spec(opts: dict[str, Any]) -> Any:
     """The spec of the run ``--resume`` finishes: every setting from its results file."""
-    from bench.results import load_results
-    from bench.runner import RunSpec
+    import dataclasses
 
-    old = load_results(opts["resume"])
-    if "run_spec" not in old:
-        raise ConfigError(f"{opts['resume']}: has no run_spec to resume from")
-    d = dict(old["run_spec"])
-    given = _given(click.get_current_context())
-    if given & _RESUME_EXECUTOR:  # the executor of the resumed part, as given now
-        d.update(executor=opts["executor"], jobs=opts["jobs"], ray_address=opts["ray_address"])
-        if d["executor"] is None:
-            d["executor"] = "processes" if d["jobs"] != 1 else "serial"
-    spec = RunSpec.from_dict(d, command=["bench", *sys.argv[1:]])
+    from bench import api
+
+    spec = api.recorded_spec(opts["resume"], command=["bench", *sys.argv[1:]])
+    if _given(click.get_current_context()) & _RESUME_EXECUTOR:  # the resumed part's executor
+        executor = opts["executor"]
+        if executor is None:
+            executor = "processes" if opts["jobs"] != 1 else "serial"
+        spec = dataclasses.replace(
+            spec, executor=executor, jobs=opts["jobs"], ray_address=opts["ray_address"]
+        )
     spec.source = _resume_source(spec.source, opts)
     return spec
 

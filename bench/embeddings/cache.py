@@ -47,7 +47,7 @@ def cache_key(b: Builder, inp: BuildInput) -> tuple[str, dict[str, Any]]:
         inputs["seed"] = inp.seed
     if b.uses_catalog:
         inputs["catalog"] = catalog_hash(inp.need_catalog())
-    elif "plugin" in b.params:  # a user function sees the catalog when there is one
+    elif b.catalog_optional:
         inputs["catalog"] = None if inp.catalog is None else catalog_hash(inp.catalog)
     if b.uses_item_ids:
         inputs["item_ids"] = hash_arrays(np.unique(np.asarray(inp.item_ids, dtype=np.int64)))

@@ -124,7 +124,7 @@ def load_builder(spec: str) -> Builder:
         name=_name(fn, src),
         description=f"from {src.describe()}",
         fn=run,
-        uses_catalog=False,  # it may run without one; the catalog hash is in params instead
+        catalog_optional=True,  # it is given the catalog when there is one, None otherwise
         uses_item_ids=True,
         uses_dim="dim" in takes or "seed" in takes,
         params={"plugin": src.given, "code": code, "takes": takes},

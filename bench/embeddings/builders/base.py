@@ -56,3 +56,6 @@ class Builder:
     params: dict[str, Any] = field(default_factory=dict)  # further settings, in the cache key
     parts: tuple[str, ...] = ()  # builders whose output this one combines (their keys count)
     needs_text_extra: bool = False  # needs the optional ``text`` extra (sentence-transformers)
+    # reads the catalog when there is one and runs without it (a user's function): the
+    # catalog's hash, or None, is part of the cache key
+    catalog_optional: bool = False
