@@ -102,8 +102,9 @@ def make_spec(
 ) -> Any:
     """The ``RunSpec`` these choices describe (validated); ``run`` executes it.
     ``samples_per_user``: an integer, or None for every position; left out, the protocol's.
-    ``executor``: serial, processes or ray; left out, processes when ``jobs`` > 1, else
-    serial (the results do not depend on it)."""
+    ``executor``: serial, processes, ray or ddp (on the ranks of a torchrun job); left out,
+    ddp under torchrun, else processes when ``jobs`` > 1, else serial (the results do not
+    depend on it)."""
     from bench.data.loading import DataSource
     from bench.data.split import split_params
     from bench.runner import RunSpec
@@ -159,7 +160,7 @@ def make_spec(
         blas_threads=blas_threads,
         check=check,
         save_models=save_models,
-        executor=executor if executor is not None else ("processes" if jobs != 1 else "serial"),
+        executor=executor if executor is not None else _default_executor(jobs),
         jobs=jobs,
         ray_address=ray_address,
         torch_threads=torch_threads,
@@ -257,6 +258,14 @@ def recorded_spec(path: str | Path, *, command: list[str] | None = None) -> Any:
     return RunSpec.from_dict(doc["run_spec"], command=command or ["(api)"])
 
 
+def _default_executor(jobs: int) -> str:
+    from bench.executors import under_torchrun
+
+    if under_torchrun():
+        return "ddp"
+    return "processes" if jobs != 1 else "serial"
+
+
 def execute_spec(spec: Any, console: Any = None, *, resume: str | Path | None = None) -> Any:
     """Run a ``RunSpec`` (``bench.runner.execute``); a ``ValueError`` a model raises about
     its options comes back as the ``ConfigError`` the CLI prints."""
@@ -277,11 +286,12 @@ def run(
     console: Any = None,
     resume: str | Path | None = None,
     **choices: Any,
-) -> Results:
+) -> Results | None:
     """Fit and score ``models`` on one split (see ``make_spec`` for the choices); the results
     file is written as by ``bench run``. ``resume``: finish an interrupted run from its
     results file (no other choice may go with it). ``report``: also write the report folder.
-    ``console``: a ``rich.console.Console`` for progress (default: stderr)."""
+    ``console``: a ``rich.console.Console`` for progress (default: stderr). Returns None on
+    a rank > 0 of a data-parallel run (``executor="ddp"`` under torchrun): rank 0 writes."""
     if resume is not None:
         if choices or models != "all":
             raise ConfigError("resume takes every setting from its results file; give no other")
@@ -289,6 +299,8 @@ def run(
     else:
         spec = make_spec(models, **choices)
     outcome = execute_spec(spec, console, resume=resume)
+    if outcome.path is None:
+        return None
     if report:
         _write_report(outcome.path, data_dir=getattr(spec.source, "data_dir", None))
     return load(outcome.path)

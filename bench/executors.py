@@ -1,5 +1,7 @@
 """Where a run's jobs execute: in this process (``serial``), in local worker processes
-(``processes``, ``--jobs N``) or as Ray tasks (``ray``, a local instance or a cluster).
+(``processes``, ``--jobs N``), as Ray tasks (``ray``, a local instance or a cluster), or on
+the ranks of a ``torchrun`` job (``ddp``, ``--ddp N``: each torch model trained data-parallel
+by every rank, the other models fitted by rank 0).
 
 The runner builds the plan and the data once (``JobInputs``: the TrainSets, the validation
 check, the test batches), hands the jobs to an executor and collects one ``JobOutcome`` per
@@ -42,12 +44,15 @@ if TYPE_CHECKING:  # pragma: no cover
     from bench.checkpoints import CheckpointTarget
     from bench.data.split import Split
     from bench.data.types import Interactions
+    from predictors.contract import Distributed
     from predictors.types import HistoryBatch, TrainSet
 
 __all__ = [
+    "DDP_TIMEOUT_S",
     "EXECUTORS",
     "OUTCOME_FIELDS",
     "RAY_INSTALL",
+    "DDPExecutor",
     "Executor",
     "JobInputs",
     "JobOutcome",
@@ -56,6 +61,7 @@ __all__ = [
     "SerialExecutor",
     "make_executor",
     "torch_threads",
+    "under_torchrun",
 ]
 
 RAY_INSTALL = "pip install 'ratingbench[ray]'"
@@ -81,6 +87,10 @@ class JobInputs:
     test_cache: tuple[HistoryBatch, ...] | None  # the test batches, when small enough to keep
     test_source: tuple[Interactions, Split] | None  # else built again by every job
     checkpoints: CheckpointTarget | None = None  # where fitted models are saved (--save-models)
+    # a data-parallel run (--ddp): this process's rank, given to the models that declare
+    # Capabilities(distributed=True); None otherwise
+    distributed: Distributed | None = None
+    fit_only: bool = False  # a rank > 0 of a data-parallel run: fit, then nothing else
 
     def test_batches(self) -> Iterable[HistoryBatch]:
         """The test queries in chunks of ``spec.chunk_size``, in the split's order."""
@@ -198,6 +208,23 @@ class Executor:
 
     def close(self, kill: bool = False) -> None:
         """Stop the workers; ``kill``: do not wait for running jobs."""
+
+    #: whether this process writes the results (every executor's driver; a rank > 0 does not)
+    writes = True
+
+    def place(self, device: str) -> str:
+        """The device this process's jobs run on, given the run's resolved ``--device``."""
+        return device
+
+    def agree(self, keys: list[str], hashes: dict[str, str]) -> list[str]:
+        """The jobs to run, the same in every process of the run (only ``ddp`` has several
+        processes that plan: rank 0's plan is sent to the others, which check that their
+        data and split hashes match). ``keys``: this process's pending jobs."""
+        return keys
+
+    def follow(self, fn: JobFn, inputs: JobInputs, runs: list[ModelRun]) -> None:
+        """A process that does not write (rank > 0): take part in the agreed jobs."""
+        raise NotImplementedError
 
     def _finished(self, out: JobOutcome) -> JobOutcome:
         where: dict[str, Any] = {"worker": out.worker}
@@ -538,8 +565,130 @@ class RayExecutor(Executor):
         }
 
 
+# -- torchrun ranks -----------------------------------------------------------------------
+#: how long a rank waits for the others at a collective: rank 0 fits the models that do not
+#: train data-parallel alone while the other ranks wait at the next one's first collective
+DDP_TIMEOUT_S = 6 * 3600
+
+TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
+
+
+def under_torchrun() -> bool:
+    """Whether this process is a rank started by ``torchrun`` (its environment variables)."""
+    return all(k in os.environ for k in TORCHRUN_ENV)
+
+
+class DDPExecutor(Executor):
+    """The ranks of a ``torchrun`` job (``bench run --ddp N`` launches one on this machine).
+    Every rank runs the same command: it loads the data and builds the same plan; rank 0's
+    list of jobs is broadcast and checked against the others' data and split hashes. A model
+    that declares ``Capabilities(distributed=True)`` is fitted by all ranks together
+    (``train.context.distributed``; the shared trainer wraps it in DistributedDataParallel);
+    any other model is fitted by rank 0 alone. Rank 0 alone predicts, scores and writes: its
+    results are those of a serial run, with the torch models trained on ``world_size``
+    shards of every batch."""
+
+    name = "ddp"
+
+    def __init__(self, device: str, console: Any = None) -> None:
+        if not under_torchrun():
+            raise ConfigError(
+                "--executor ddp runs on the ranks of a torchrun job: give --ddp N to start N "
+                "processes on this machine, or launch `torchrun --nproc_per_node N -m bench.cli "
+                "run ...` yourself (several machines: torchrun's --nnodes and --rdzv-endpoint)"
+            )
+        self.rank = int(os.environ["RANK"])
+        self.world_size = int(os.environ["WORLD_SIZE"])
+        self.local_rank = int(os.environ["LOCAL_RANK"])
+        super().__init__(self.world_size)
+        self._device = device
+        self._serial = SerialExecutor(console)
+        self.backend = "gloo"
+        self.writes = self.rank == 0
+
+    @property
+    def distributed(self) -> Distributed:
+        from predictors.contract import Distributed
+
+        return Distributed(self.rank, self.world_size, self.backend, self.local_rank)
+
+    def open(self) -> None:
+        import datetime as dt
+
+        import torch
+        import torch.distributed as tdist
+
+        cuda = self._device.startswith("cuda") or (
+            self._device == "auto" and torch.cuda.is_available()
+        )
+        self.backend = "nccl" if cuda else "gloo"
+        if cuda:
+            torch.cuda.set_device(self.local_rank)
+        if not tdist.is_initialized():
+            tdist.init_process_group(self.backend, timeout=dt.timedelta(seconds=DDP_TIMEOUT_S))
+
+    def place(self, device: str) -> str:
+        return f"cuda:{self.local_rank}" if device.startswith("cuda") else device
+
+    def agree(self, keys: list[str], hashes: dict[str, str]) -> list[str]:
+        import torch.distributed as tdist
+
+        box: list[Any] = [(keys, hashes)]
+        tdist.broadcast_object_list(box, src=0)
+        keys0, hashes0 = box[0]
+        if hashes0 != hashes:
+            raise ConfigError(
+                f"--ddp: rank {self.rank} read other data than rank 0 ({hashes} here, "
+                f"{hashes0} on rank 0); every rank must see the same files"
+            )
+        return list(keys0)
+
+    def start(self, fn: JobFn, inputs: JobInputs) -> None:
+        self._torch_threads = inputs.torch_threads
+        self._serial.start(fn, dataclasses.replace(inputs, distributed=self.distributed))
+
+    def submit(self, index: int, run: ModelRun) -> None:
+        self._serial.submit(index, run)
+
+    @property
+    def pending(self) -> int:
+        return self._serial.pending
+
+    def running(self) -> list[ModelRun]:
+        return self._serial.running()
+
+    def next_done(self) -> JobOutcome:
+        out = self._serial.next_done()
+        together = capabilities(out.run.spec).distributed
+        worker = f"{self.world_size} ranks" if together else "rank 0"
+        return self._finished(dataclasses.replace(out, worker=f"{worker} ({socket.gethostname()})"))
+
+    def follow(self, fn: JobFn, inputs: JobInputs, runs: list[ModelRun]) -> None:
+        inputs = dataclasses.replace(inputs, distributed=self.distributed, fit_only=True)
+        for run in runs:
+            if capabilities(run.spec).distributed:
+                fn(run, inputs, None)
+
+    def close(self, kill: bool = False) -> None:
+        import torch.distributed as tdist
+
+        if tdist.is_initialized():
+            tdist.destroy_process_group()
+
+    def record(self) -> dict[str, Any]:
+        return {
+            **super().record(),
+            "retries": 0,
+            "backend": self.backend,
+            "world_size": self.world_size,
+            "batch_sharding": "each rank a contiguous shard of every global batch",
+        }
+
+
 def make_executor(spec: RunSpec, console: Any = None) -> Executor:
     """The executor ``spec`` asks for (not yet opened)."""
+    if spec.executor == "ddp":
+        return DDPExecutor(spec.device, console)
     if spec.executor == "ray":
         return RayExecutor(spec.ray_address, spec.jobs if spec.jobs > 1 else None)
     if spec.executor == "processes":

@@ -127,7 +127,7 @@ class ModelRun:
 
 @dataclass
 class RunOutcome:
-    path: Path
+    path: Path | None  # None on a rank > 0 of a data-parallel run: it writes nothing
     doc: dict[str, Any]
     runs: list[ModelRun]
     interrupted: bool = False

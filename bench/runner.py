@@ -227,15 +227,20 @@ def _fit_predict(run: ModelRun, inputs: JobInputs, console: Console | None = Non
     with PeakRSS() as mem, limits:
         model = Harnessed(create(run.spec))
         run.config = model.config()
+        together = inputs.distributed is not None and capabilities(run.spec).distributed
         context = RunContext(
             seed=run.seed,
             device=inputs.device,
             progress=RichProgress(console) if console is not None else NullProgress(),
+            distributed=inputs.distributed if together else None,
         )
         train = dataclasses.replace(inputs.trains[run.embedding], context=context)
         t0 = time.perf_counter()
         report = model.fit(train)
         run.fit_s = time.perf_counter() - t0
+        if inputs.fit_only:  # a rank > 0 of a data-parallel fit: rank 0 does the rest
+            run.status = "ok"
+            return
         run.fit_info = dict(report.settings)
         run.refit = report.refit
         # validation RMSE for the table's sanity flag; a model that refit on the validation
@@ -375,7 +380,7 @@ def _execute(
     need_torch = any(capabilities(r.spec).torch for r in prep.runs if r.status == "pending")
     if need_torch:
         import torch  # noqa: F401
-    device = resolve_device(spec.device)
+    device = executor.place(resolve_device(spec.device))
     inter = prep.loaded.interactions
 
     if resume is not None:
@@ -424,6 +429,16 @@ def _execute(
         test_cache=None if prep.test_cache is None else tuple(batches),
         test_source=None if prep.test_cache is not None else (inter, prep.split),
     )
+
+    # every process of the run takes part in the same jobs (ddp: rank 0's list, checked)
+    agreed = executor.agree(
+        [r.key for r in prep.runs if r.status == "pending"],
+        {"dataset": inter.hash, "split": prep.split.hash},
+    )
+    if not executor.writes:  # a rank > 0 of a data-parallel run: fit with the others, no file
+        by_key = {r.key: r for r in prep.runs}
+        executor.follow(run_job, inputs, [by_key[k] for k in agreed if k in by_key])
+        return RunOutcome(path=None, doc={}, runs=prep.runs, interrupted=False)
 
     written = resume is not None
     run_id = (old.raw.get("run_id") if resume is not None else None) or new_run_id()

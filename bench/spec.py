@@ -27,8 +27,9 @@ __all__ = ["CHECK_LEVELS", "EXECUTORS", "RunSpec"]
 CHECK_LEVELS = ("quick", "full", "none")
 
 # Where the jobs run (``bench.executors``): one after another in this process, in local worker
-# processes (``--jobs N``), or as Ray tasks. The results do not depend on it.
-EXECUTORS = ("serial", "processes", "ray")
+# processes (``--jobs N``), as Ray tasks, or on the ranks of a torchrun job (``ddp``: torch
+# models trained data-parallel). The results do not depend on it (ddp: to float rounding).
+EXECUTORS = ("serial", "processes", "ray", "ddp")
 
 
 @dataclass
@@ -54,7 +55,7 @@ class RunSpec:
     blas_threads: int | None = 1  # BLAS threads while a model fits/predicts; None: library default
     check: str = "quick"  # conformance checks on plugins before the run: quick | full | none
     save_models: bool = False  # every fitted model saved beside the results (bench predict)
-    executor: str = "serial"  # where the jobs run: serial | processes | ray
+    executor: str = "serial"  # where the jobs run: serial | processes | ray | ddp
     jobs: int = 1  # worker processes (processes); at most this many tasks at once (ray, > 1)
     ray_address: str | None = None  # an existing Ray cluster; None: a local instance
     torch_threads: int | None = None  # torch intra-op threads per job; None: torch's default
@@ -97,6 +98,11 @@ class RunSpec:
             raise ConfigError(
                 f"--jobs {self.jobs} needs worker processes: leave --executor serial out, or "
                 "give --executor processes or ray"
+            )
+        if self.executor == "ddp" and self.jobs > 1:
+            raise ConfigError(
+                f"--jobs {self.jobs} with --ddp: the ranks fit one model at a time together; "
+                "leave --jobs out"
             )
         if self.ray_address is not None and self.executor != "ray":
             raise ConfigError(

@@ -17,6 +17,7 @@ from typing import Any
 from predictors.base import BasePredictor, NotFittedError, Predictor
 from predictors.contract import (
     Capabilities,
+    Distributed,
     FitReport,
     NullProgress,
     Prediction,
@@ -41,6 +42,7 @@ __all__ = [
     "Capabilities",
     "CheckReport",
     "CheckResult",
+    "Distributed",
     "EventStore",
     "FitReport",
     "HistoryBatch",

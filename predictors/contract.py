@@ -23,6 +23,7 @@ exchanged around that protocol:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -35,6 +36,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "Capabilities",
+    "Distributed",
     "FitReport",
     "Harnessed",
     "NullProgress",
@@ -107,17 +109,36 @@ class RichProgress:
 
 # -- what a model receives ------------------------------------------------------------------
 @dataclass(frozen=True)
+class Distributed:
+    """This process's place in a data-parallel fit (``bench run --ddp N`` or ``torchrun``):
+    ``world_size`` processes train one model together, each on its shard of every batch; the
+    default ``torch.distributed`` process group is initialised (``backend`` gloo on CPU, nccl
+    on CUDA). Rank 0 alone predicts and writes."""
+
+    rank: int
+    world_size: int
+    backend: str = "gloo"
+    local_rank: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
 class RunContext:
     """The run's choices a model may read while fitting (``train.context``).
 
     ``seed``: the run's seed (one run per ``--seeds`` value); a model's own ``seed`` option,
     when set, wins. ``device``: ``cpu``, ``cuda``, ``cuda:1``, ``mps``, or ``auto`` when the run
     did not need to resolve it (no model declared torch). ``progress``: where to show a long
-    fit's progress."""
+    fit's progress. ``distributed``: see ``Distributed``."""
 
     seed: int = 0
     device: str = "cpu"
     progress: ProgressReporter = field(default_factory=NullProgress, compare=False)
+    # set on every rank of a data-parallel run, for the models that declare
+    # ``Capabilities(distributed=True)``; None otherwise (and for every other model)
+    distributed: Distributed | None = None
 
 
 @dataclass(frozen=True)
@@ -127,9 +148,17 @@ class Capabilities:
     embeddings: bool = False  # reads train.embeddings; fitted once per --embedding
     seeded: bool = False  # its fit depends on the seed; fitted once per --seeds value
     torch: bool = False  # imports torch: the harness resolves the device before fitting
+    # trains data-parallel on every rank of a --ddp run (reads train.context.distributed);
+    # in such a run a model without it is fitted on rank 0 alone
+    distributed: bool = False
 
     def to_dict(self) -> dict[str, bool]:
-        return {"embeddings": self.embeddings, "seeded": self.seeded, "torch": self.torch}
+        return {
+            "embeddings": self.embeddings,
+            "seeded": self.seeded,
+            "torch": self.torch,
+            "distributed": self.distributed,
+        }
 
 
 def capabilities_of(cls: type) -> Capabilities:

@@ -258,7 +258,8 @@ from bench.errors import BenchError, ConfigError
     "--executor",
     default=None,
     help="Where the jobs run: serial (one after another here), processes (--jobs N worker "
-    "processes) or ray (a local Ray instance, or --ray-address; needs the ray extra). "
+    "processes), ray (a local Ray instance, or --ray-address; needs the ray extra) or ddp "
+    "(the ranks of a torchrun job; see --ddp). "
     "Default: processes when --jobs > 1, else serial.",
 )
 @click.option(
@@ -274,16 +275,39 @@ from bench.errors import BenchError, ConfigError
     help="Torch intra-op threads in every job (default: torch's default on this machine, the "
     "same in every worker, so that the predictions do not depend on --jobs).",
 )
+@click.option(
+    "--ddp",
+    type=int,
+    default=None,
+    help="Train each torch model (attention, transformer, ...) data-parallel on N processes "
+    "of this machine: launches torchrun (DistributedDataParallel; gloo on CPU, nccl and one "
+    "GPU per process on CUDA); the other models are fitted by rank 0. Several machines: run "
+    "`torchrun ... -m bench.cli run ...` yourself.",
+)
 def run_cmd(**opts: Any) -> None:
     """Fit every chosen model on one split and print RMSE/MAE with bootstrap CIs."""
     from bench import api
+    from bench.cli import ddp
 
-    console = _console()
+    rank = ddp.rank()
+    console = _console() if not rank else Console(stderr=True, quiet=True)
+    if opts["ddp"] is not None and opts["ddp"] < 1:
+        _fail(f"--ddp must be an integer >= 1 (processes), got {opts['ddp']}")
+    launch = opts["ddp"] is not None and rank is None  # else: already a rank, or no --ddp
+    if launch or rank is not None:
+        if opts["executor"] not in (None, "ddp"):
+            _fail(
+                f"--executor {opts['executor']} with --ddp or under torchrun: the ranks are "
+                "the executor"
+            )
+        opts["executor"] = "ddp"
     try:
         if opts["resume"] is not None:
             spec = _resume_spec(opts)
+            if launch:
+                ddp.launch(opts["ddp"], console)
             outcome = api.execute_spec(spec, console, resume=opts["resume"])
-            _finish_run(outcome, spec, console, opts["make_report"])
+            ddp.finish(lambda: _finish_run(outcome, spec, console, opts["make_report"]))
             return
         spu = {}
         if opts["samples_per_user"] is not None:
@@ -332,18 +356,23 @@ def run_cmd(**opts: Any) -> None:
             command=["bench", *sys.argv[1:]] if sys.argv else [],
             **spu,
         )
+        if launch:  # every option checked here first: a bad one fails once, before torchrun
+            ddp.launch(opts["ddp"], console)
         outcome = api.execute_spec(spec, console)
     except BenchError as e:
-        _fail(str(e))
+        message = str(e)
+        if rank:
+            _fail(f"(rank {rank}) {message}")
+        ddp.finish(lambda: _fail(message))  # rank 0 under the launcher: its status handed back
         return
-    _finish_run(outcome, spec, console, opts["make_report"])
+    ddp.finish(lambda: _finish_run(outcome, spec, console, opts["make_report"]))
 
 
 #: options that may go with --resume: where to find the data and how to read it (the data's
 #: hash is verified), --report, and where the jobs run (the results do not depend on it);
 #: every other option would be ignored, so it is refused
 _RESUME_OPTIONS = {"resume", "make_report", "data_dir", "offline", "no_cache"}
-_RESUME_EXECUTOR = {"jobs", "executor", "ray_address"}
+_RESUME_EXECUTOR = {"jobs", "executor", "ray_address", "ddp"}
 
 
 def _parse_samples_per_user(text: str) -> int | None:
@@ -364,14 +393,27 @@ def _resume_spec(opts: dict[str, Any]) -> Any:
     from bench import api
 
     spec = api.recorded_spec(opts["resume"], command=["bench", *sys.argv[1:]])
-    if _given(click.get_current_context()) & _RESUME_EXECUTOR:  # the resumed part's executor
-        executor = opts["executor"]
+    spec = _not_ddp_here(spec)
+    if _given(click.get_current_context()) & _RESUME_EXECUTOR or opts["executor"] == "ddp":
+        executor = opts["executor"]  # the resumed part's executor
         if executor is None:
             executor = "processes" if opts["jobs"] != 1 else "serial"
         spec = dataclasses.replace(
             spec, executor=executor, jobs=opts["jobs"], ray_address=opts["ray_address"]
         )
     spec.source = _resume_source(spec.source, opts)
+    return spec
+
+
+def _not_ddp_here(spec: Any) -> Any:
+    """A recorded spec of a data-parallel run, to run again outside torchrun: serial here
+    (the results do not depend on the executor, up to float rounding)."""
+    import dataclasses
+
+    from bench.executors import under_torchrun
+
+    if spec.executor == "ddp" and not under_torchrun():
+        return dataclasses.replace(spec, executor="serial", jobs=1)
     return spec
 
 
@@ -471,7 +513,7 @@ def rerun_cmd(results: Path, out: Path | None) -> None:
         doc = load_results(results)
         if "run_spec" not in doc:
             raise ConfigError(f"{results}: has no run_spec to rerun")
-        spec = RunSpec.from_dict(doc["run_spec"], command=["bench", *sys.argv[1:]])
+        spec = _not_ddp_here(RunSpec.from_dict(doc["run_spec"], command=["bench", *sys.argv[1:]]))
         if out is not None:
             spec.out_dir = out
         from predictors.registry import changed_plugins

@@ -10,7 +10,8 @@ embedding gets the fallback and is flagged.
 The run's context (``train.context``) supplies what the options leave as None: the seed
 (``seed=None``) and the device (``device=None``; ``"auto"`` is resolved here), and the
 progress reporter the training bar is shown on (``progress=False`` turns the bar off).
-Determinism: module init and dropout run inside ``seeded(seed, device)``; shuffling uses a
+Determinism: module init and dropout run inside ``seeded(seed, device)`` (in a data-parallel
+fit, rank r > 0 draws its dropout masks from its own stream); shuffling uses a
 local generator; on CPU the same seed gives bit-identical predictions.
 """
 
@@ -68,7 +69,9 @@ class TorchSequencePredictor(Validated, BasePredictor):
     events (``mean_``); a target item without an embedding always falls back.
     """
 
-    capabilities: ClassVar[Capabilities] = Capabilities(embeddings=True, seeded=True, torch=True)
+    capabilities: ClassVar[Capabilities] = Capabilities(
+        embeddings=True, seeded=True, torch=True, distributed=True
+    )
     needs_history: ClassVar[bool] = True
     # what "auto" resolves to while the sample budget does not bind / when it binds
     auto_small: ClassVar[AutoSettings]
@@ -185,10 +188,18 @@ class TorchSequencePredictor(Validated, BasePredictor):
             reporter=train.context.progress,
             desc=self.name,
             epoch_size=schedule.epoch_size,
+            dist=train.context.distributed,
         )
+        dist = train.context.distributed
         with seeded(seed, device):
             module = self._build(train, int(emb.shape[1])).to(device)
             n_params = sum(p.numel() for p in module.parameters())
+            if dist is not None and dist.rank > 0:
+                # the same initial weights (DDP broadcasts rank 0's), but each rank its own
+                # dropout masks; rank 0 keeps the single-process stream
+                torch.manual_seed(
+                    int(np.random.SeedSequence([seed, dist.rank]).generate_state(1)[0])
+                )
 
             def fwd(b: SeqBatch) -> Tensor:
                 return self._forward(module, emb, b)
@@ -223,6 +234,8 @@ class TorchSequencePredictor(Validated, BasePredictor):
             "steps": result.steps,
             "n_val": len(train.val.batch),
             "n_val_used": len(vb),
+            # data-parallel training: the ranks that trained this model together
+            "distributed": None if dist is None else dist.to_dict(),
             "val_fallbacks": 0 if val is None else int(len(vb) - val.rows.size),
         }
         return FitReport(

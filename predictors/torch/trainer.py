@@ -14,6 +14,16 @@
 
 On CPU the same seed gives bit-identical results. On CUDA some kernels (index backward,
 attention) are not deterministic; we do not force ``torch.use_deterministic_algorithms``.
+
+Data parallel (``cfg.dist``, a ``predictors.contract.Distributed`` with the default process
+group initialised): the module is wrapped in ``DistributedDataParallel``; every rank draws the
+same seeded order of targets and gathers its own contiguous shard of each global batch of
+``batch_size`` targets from its copy of the arrays (the last, short batch padded with
+zero-weight rows so every rank runs the same shapes). The loss on a rank is its shard's summed
+squared error times ``world_size / batch``, so DDP's gradient average is exactly the gradient
+of the global batch's mean: the same update as one process with the same ``batch_size``, up
+to the order of floating-point sums. Validation is sharded the same way and its sums are
+all-reduced, so every rank sees the same RMSE and takes the same early-stopping decision.
 """
 
 from __future__ import annotations
@@ -31,7 +41,7 @@ import torch
 from numpy.typing import NDArray
 from torch import Tensor, nn
 
-from predictors.contract import NullProgress, ProgressReporter
+from predictors.contract import Distributed, NullProgress, ProgressReporter
 from predictors.numerics import rmse
 from predictors.torch.batches import SeqBatch, SequenceData
 from predictors.types import RatingScale
@@ -80,6 +90,9 @@ class TrainConfig:
     # of a seeded stream of permutations, so successive epochs cover every target before
     # any repeats
     epoch_size: int | None = None
+    # data-parallel training across the ranks of the default process group; None: this
+    # process alone (see the module docstring)
+    dist: Distributed | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -155,6 +168,85 @@ def _val_metrics(
     return rmse(pred, truth), float(np.mean(np.abs(pred - truth)))
 
 
+def _val_metrics_dist(
+    module: nn.Module,
+    forward: ForwardFn,
+    val: ValSet,
+    scale: RatingScale,
+    cfg: TrainConfig,
+    dist: Distributed,
+) -> tuple[float, float]:
+    """``_val_metrics`` over the ranks: each predicts its contiguous share of the
+    predictable queries, the squared and absolute errors are summed in float64 and
+    all-reduced (rank 0 adds the fallback queries), and rank 0's figures are broadcast, so
+    every rank takes the same decision."""
+    import torch.distributed as tdist
+
+    n_rows = int(val.rows.size)
+    lo = n_rows * dist.rank // dist.world_size
+    hi = n_rows * (dist.rank + 1) // dist.world_size
+    sums = np.zeros(3, dtype=np.float64)  # squared errors, absolute errors, non-finite count
+    if hi > lo:
+        u = predict_unit(
+            module,
+            forward,
+            val.batch.slice(lo, hi),
+            batch_size=cfg.eval_batch_size,
+            bf16=cfg.bf16,
+        )
+        pred = np.clip(scale.from_unit(u).astype(np.float64), scale.low, scale.high)
+        err = pred - val.truth[val.rows[lo:hi]].astype(np.float64)
+        sums += [np.sum(err**2), np.sum(np.abs(err)), np.count_nonzero(~np.isfinite(pred))]
+    if dist.rank == 0:
+        others = np.ones(val.truth.shape[0], dtype=bool)
+        others[val.rows] = False
+        fb = np.clip(np.float64(val.fallback), scale.low, scale.high)
+        err = fb - val.truth[others].astype(np.float64)
+        sums[:2] += [np.sum(err**2), np.sum(np.abs(err))]
+    t = torch.from_numpy(sums).to(_collective_device(dist))
+    tdist.all_reduce(t)
+    tdist.broadcast(t, src=0)
+    sse, sae, bad = t.cpu().numpy().tolist()
+    if bad:
+        raise FloatingPointError("non-finite validation prediction(s)")
+    n = val.truth.shape[0]
+    return math.sqrt(sse / n), sae / n
+
+
+def _collective_device(dist: Distributed) -> torch.device:
+    """Where the tensors of a collective live: nccl needs them on this rank's GPU."""
+    if dist.backend == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+class _Forward(nn.Module):
+    """``forward`` as a module, so that DistributedDataParallel wraps it: the parameters are
+    ``inner``'s (the module ``forward`` closes over), the hooks fire on them."""
+
+    def __init__(self, inner: nn.Module, forward: ForwardFn) -> None:
+        super().__init__()
+        self.inner = inner
+        self._fn = forward
+
+    def forward(self, batch: SeqBatch) -> Tensor:
+        return self._fn(batch)
+
+
+def _shard(idx: Tensor, dist: Distributed) -> tuple[Tensor, Tensor]:
+    """This rank's contiguous shard of a global batch of target rows, padded to
+    ``ceil(len / world_size)`` with zero-weight rows (the batch's first), and the weights."""
+    b, w = int(idx.shape[0]), dist.world_size
+    per = -(-b // w)
+    pad = per * w - b
+    weight = torch.ones(per * w, dtype=torch.float32, device=idx.device)
+    if pad:
+        idx = torch.cat([idx, idx[:1].expand(pad)])
+        weight[b:] = 0.0
+    lo, hi = dist.rank * per, (dist.rank + 1) * per
+    return idx[lo:hi], weight[lo:hi]
+
+
 def _param_groups(
     module: nn.Module, weight_decay: float, no_decay: Callable[[str, Tensor], bool] | None
 ) -> list[dict[str, Any]]:
@@ -222,6 +314,17 @@ def train_model(
     stale, stopped_early, steps, samples = 0, False, 0, 0
     val_seconds = 0.0
     t_start = time.perf_counter()
+    dist = cfg.dist if cfg.dist is not None and cfg.dist.world_size > 1 else None
+    train_forward: Callable[[SeqBatch], Tensor] = forward
+    if dist is not None:
+        import torch.distributed as tdist
+        from torch.nn.parallel import DistributedDataParallel
+
+        # rank 0's initial weights are broadcast to every rank here
+        train_forward = DistributedDataParallel(
+            _Forward(module, forward),
+            device_ids=[device.index] if device.type == "cuda" else None,
+        )
     reporter = cfg.reporter if cfg.progress else NullProgress()
     order = _epoch_orders(n, cfg.epoch_size, gen)
     n_batches = math.ceil(min(n, cfg.epoch_size or n) / cfg.batch_size)
@@ -237,18 +340,34 @@ def train_model(
             n_epoch = int(perm.shape[0])
             for b, lo in enumerate(range(0, n_epoch, cfg.batch_size)):
                 idx = perm[lo : lo + cfg.batch_size]
+                n_global = int(idx.shape[0])
+                weight = None
+                if dist is not None:
+                    idx, weight = _shard(idx, dist)
                 batch = data.gather(idx)
                 with _autocast(device, cfg.bf16):
-                    pred = forward(batch)
-                loss = torch.mean((pred.float() - batch.target_rating) ** 2)  # type: ignore[operator]
+                    pred = train_forward(batch)
+                sq = (pred.float() - batch.target_rating) ** 2  # type: ignore[operator]
+                if weight is None:
+                    loss = torch.mean(sq)
+                    batch_loss = loss.detach() * idx.shape[0]
+                    n_seen = int(idx.shape[0])
+                else:
+                    assert dist is not None
+                    batch_loss = torch.sum(sq * weight)
+                    # DDP averages the ranks' gradients: scaled so the average is the
+                    # gradient of the global batch's mean
+                    loss = batch_loss * (dist.world_size / n_global)
+                    batch_loss = batch_loss.detach()
+                    n_seen = int(weight.sum().item())
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.clip is not None:
                     torch.nn.utils.clip_grad_norm_(module.parameters(), cfg.clip)
                 opt.step()
                 steps += 1
-                loss_sum += loss.detach() * idx.shape[0]
-                seen += int(idx.shape[0])
+                loss_sum += batch_loss
+                seen += n_seen
                 if (b + 1) % sync_every == 0 or lo + cfg.batch_size >= n_epoch:
                     running = float(loss_sum) / seen
                     if not math.isfinite(running):
@@ -257,14 +376,26 @@ def train_model(
                             f"step {b + 1}; try a lower lr or disable bf16"
                         )
                     step(b + 1, loss=f"{running:.4f}")
-            train_loss = float(loss_sum) / seen
+            if dist is not None:  # the epoch's loss and count over every rank
+                tot = torch.tensor(
+                    [float(loss_sum), float(seen)],
+                    dtype=torch.float64,
+                    device=_collective_device(dist),
+                )
+                tdist.all_reduce(tot)
+                train_loss, seen = float(tot[0]) / float(tot[1]), int(tot[1])
+            else:
+                train_loss = float(loss_sum) / seen
             samples += seen
             sched.step()
             row: dict[str, Any] = {"epoch": epoch, "train_loss": train_loss}
             if has_val:
                 assert val is not None
                 t_val = time.perf_counter()
-                rmse, mae = _val_metrics(module, forward, val, scale, cfg)
+                if dist is not None:
+                    rmse, mae = _val_metrics_dist(module, forward, val, scale, cfg, dist)
+                else:
+                    rmse, mae = _val_metrics(module, forward, val, scale, cfg)
                 val_seconds += time.perf_counter() - t_val
                 row.update(val_rmse=rmse, val_mae=mae)
             else:
