@@ -71,7 +71,16 @@ from predictors.registry import (
 )
 from predictors.types import TrainSet
 
-__all__ = ["CHECK_LEVELS", "ModelRun", "PeakRSS", "RunOutcome", "RunSpec", "execute"]
+__all__ = [
+    "CHECK_LEVELS",
+    "ModelRun",
+    "PeakRSS",
+    "RunOutcome",
+    "RunSpec",
+    "execute",
+    "job_inputs",
+    "prepare",
+]
 
 
 def resolve_device(name: str) -> str:
@@ -83,7 +92,9 @@ def resolve_device(name: str) -> str:
         raise ConfigError(f"--device: {e}") from e
 
 
-def _prepare(spec: RunSpec, console: Console) -> Prepared:
+def prepare(spec: RunSpec, console: Console) -> Prepared:
+    """Load the data, build the embeddings and the split, and plan the jobs (nothing fitted,
+    nothing written)."""
     timings: dict[str, float] = {}
     models = list(spec.models)
     ref_spec = next((m for m in models if m.label == spec.reference), None)
@@ -323,6 +334,29 @@ def _document(
     }
 
 
+def job_inputs(spec: RunSpec, prep: Prepared, device: str, need_torch: bool) -> JobInputs:
+    """What every job reads (shipped once per worker): one TrainSet per embedding, built once
+    and sharing the event arrays (models must not mutate them), the validation check and the
+    test batches (kept when small enough, else rebuilt by each job)."""
+    inter = prep.loaded.interactions
+    base = prep.split.train_set(inter, embeddings=None, seed=spec.seeds[0])
+    trains: dict[str | None, TrainSet] = {None: base}
+    for name, emb in prep.embeddings.items():
+        trains[name] = dataclasses.replace(base, embeddings=emb)
+    if prep.embeddings and not any(r.embedding for r in prep.runs):
+        trains[None] = dataclasses.replace(base, embeddings=next(iter(prep.embeddings.values())))
+    batches = prep.test_batches(spec.chunk_size)  # built once and kept when small enough
+    return JobInputs(
+        spec=spec,
+        device=device,
+        torch_threads=_torch_threads(spec, need_torch),
+        trains=trains,
+        val_check=ValCheck.of(base),
+        test_cache=None if prep.test_cache is None else tuple(batches),
+        test_source=None if prep.test_cache is not None else (inter, prep.split),
+    )
+
+
 def _torch_threads(spec: RunSpec, need_torch: bool) -> int | None:
     """The torch intra-op threads of every job: ``--torch-threads``, else (when a model uses
     torch, or a plugin imported it) torch's default in this process, the same number in every
@@ -374,7 +408,7 @@ def _execute(
     started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     out_dir = Path(spec.out_dir) if resume is None else Path(resume).parent
     _check_out_dir(out_dir)
-    prep = _prepare(spec, console)
+    prep = prepare(spec, console)
     memory.check_fits(prep.memory_needs(spec.chunk_size), memory.available_bytes())
     # torch is imported (and the device resolved) only when a torch model runs
     need_torch = any(capabilities(r.spec).torch for r in prep.runs if r.status == "pending")
@@ -411,24 +445,7 @@ def _execute(
         stem = f"{inter.name}-{started.replace(':', '').replace('-', '').replace('+0000', '')}"
         path = new_results_path(out_dir, stem.replace("/", "_"))
 
-    # one TrainSet per embedding, built once and shared (models must not mutate it)
-    base = prep.split.train_set(inter, embeddings=None, seed=spec.seeds[0])
-    trains: dict[str | None, TrainSet] = {None: base}
-    for name, emb in prep.embeddings.items():
-        trains[name] = dataclasses.replace(base, embeddings=emb)
-    if prep.embeddings and not any(r.embedding for r in prep.runs):
-        trains[None] = dataclasses.replace(base, embeddings=next(iter(prep.embeddings.values())))
-    val_check = ValCheck.of(base)
-    batches = prep.test_batches(spec.chunk_size)  # built once and kept when small enough
-    inputs = JobInputs(
-        spec=spec,
-        device=device,
-        torch_threads=_torch_threads(spec, need_torch),
-        trains=trains,
-        val_check=val_check,
-        test_cache=None if prep.test_cache is None else tuple(batches),
-        test_source=None if prep.test_cache is not None else (inter, prep.split),
-    )
+    inputs = job_inputs(spec, prep, device, need_torch)
 
     # every process of the run takes part in the same jobs (ddp: rank 0's list, checked)
     agreed = executor.agree(

@@ -51,7 +51,7 @@ def measure(dataset: str, users: int, protocol: str, model: str, seed: int = 0) 
 
     from bench.data.loading import DataSource
     from bench.data.split import PROTOCOLS
-    from bench.runner import RunSpec, _prepare
+    from bench.runner import RunSpec, prepare
     from predictors.contract import RunContext
     from predictors.registry import create, parse_spec
 
@@ -61,7 +61,7 @@ def measure(dataset: str, users: int, protocol: str, model: str, seed: int = 0) 
         dataset=dataset, synthetic=synthetic, data_dir=Path(data_dir) if data_dir else None
     )
     spec = RunSpec(source=source, split=PROTOCOLS[protocol], models=[parse_spec(model)])
-    prep = _prepare(spec, Console(quiet=True))
+    prep = prepare(spec, Console(quiet=True))
     inter = prep.loaded.interactions
     emb = next(iter(prep.embeddings.values()), None)
     train = prep.split.train_set(inter, embeddings=emb, context=RunContext(seed=seed, device="cpu"))
