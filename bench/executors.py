@@ -212,6 +212,12 @@ class Executor:
     #: whether this process writes the results (every executor's driver; a rank > 0 does not)
     writes = True
 
+    @property
+    def copies(self) -> tuple[int, str | None]:
+        """How many copies of the shared arrays this machine holds, and the option that
+        sets it (for the memory check before anything is built)."""
+        return 1, None
+
     def place(self, device: str) -> str:
         """The device this process's jobs run on, given the run's resolved ``--device``."""
         return device
@@ -365,6 +371,10 @@ class ProcessExecutor(Executor):
     def running(self) -> list[ModelRun]:
         return [s.job[1] for s in self._slots if s.job is not None]
 
+    @property
+    def copies(self) -> tuple[int, str | None]:
+        return self.workers + 1, f"--jobs {self.workers}: the driver and each worker"
+
     def _fill(self) -> None:
         for s in self._slots:
             if s.job is None and self._queue:
@@ -517,6 +527,15 @@ class RayExecutor(Executor):
     def running(self) -> list[ModelRun]:
         return [run for _, run in self._inflight.values()]
 
+    @property
+    def copies(self) -> tuple[int, str | None]:
+        # the driver's and the object store's (a local instance's store is on this machine)
+        return (
+            (2, "--executor ray: the driver and the object store")
+            if self.address is None
+            else (1, None)
+        )
+
     def _fill(self) -> None:
         while self._queue and len(self._inflight) < self.workers:
             index, run = self._queue.popleft()
@@ -629,6 +648,11 @@ class DDPExecutor(Executor):
 
     def place(self, device: str) -> str:
         return f"cuda:{self.local_rank}" if device.startswith("cuda") else device
+
+    @property
+    def copies(self) -> tuple[int, str | None]:
+        n = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+        return n, f"--ddp {n}: each rank on this machine loads its own"
 
     def agree(self, keys: list[str], hashes: dict[str, str]) -> list[str]:
         import torch.distributed as tdist

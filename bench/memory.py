@@ -96,20 +96,31 @@ def available_bytes() -> int | None:
     return min(found) if found else None
 
 
-def check_fits(needs: list[Need], available: int | None) -> None:
-    """Raise ConfigError when ``needs`` exceed ``HARNESS_SHARE`` of ``available`` bytes,
-    naming the largest need and its option; nothing happens when ``available`` is None."""
+def check_fits(
+    needs: list[Need], available: int | None, copies: int = 1, copies_option: str | None = None
+) -> None:
+    """Raise ConfigError when ``needs`` (held ``copies`` times on this machine: once per
+    worker process or rank, see ``Executor.copies``) exceed ``HARNESS_SHARE`` of
+    ``available`` bytes, naming the largest need and its option (and ``copies_option``, the
+    option that sets the copies); nothing happens when ``available`` is None."""
     if available is None:
         return
-    total = sum(n.bytes for n in needs)
+    one = sum(n.bytes for n in needs)
+    total = one * max(1, copies)
     budget = int(available * HARNESS_SHARE)
     if total <= budget:
         return
     big = max(needs, key=lambda n: n.bytes)
     parts = ", ".join(f"{n.what} {n.bytes / 2**20:,.0f} MB" for n in needs if n.bytes)
+    held = ""
+    if copies > 1:
+        held = f", held {copies} times on this machine ({copies_option or 'one per worker'})"
+    fix = f"lower {big.option}"
+    name = (copies_option or "").split(" ")[0]
+    if copies > 1 and name in ("--jobs", "--ddp"):
+        fix += f", or a smaller {name}"
     raise ConfigError(
-        f"this run needs about {total / 2**20:,.0f} MB for its own arrays ({parts}) but only "
-        f"{available / 2**20:,.0f} MB are available, of which the harness takes at most "
-        f"{HARNESS_SHARE:.0%} to leave room for the models; the largest is {big.what}: "
-        f"lower {big.option}"
+        f"this run needs about {total / 2**20:,.0f} MB for its own arrays ({parts}{held}) but "
+        f"only {available / 2**20:,.0f} MB are available, of which the harness takes at most "
+        f"{HARNESS_SHARE:.0%} to leave room for the models; the largest is {big.what}: {fix}"
     )

@@ -409,7 +409,10 @@ def _execute(
     out_dir = Path(spec.out_dir) if resume is None else Path(resume).parent
     _check_out_dir(out_dir)
     prep = prepare(spec, console)
-    memory.check_fits(prep.memory_needs(spec.chunk_size), memory.available_bytes())
+    copies, copies_option = executor.copies
+    memory.check_fits(
+        prep.memory_needs(spec.chunk_size), memory.available_bytes(), copies, copies_option
+    )
     # torch is imported (and the device resolved) only when a torch model runs
     need_torch = any(capabilities(r.spec).torch for r in prep.runs if r.status == "pending")
     if need_torch:

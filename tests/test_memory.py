@@ -31,6 +31,52 @@ def test_check_fits_names_the_largest_need_and_its_option() -> None:
         memory.check_fits(needs, 2 * 2**30)
 
 
+def test_check_fits_counts_one_copy_per_worker() -> None:
+    needs = [memory.Need("the test batches", 900 * 2**20, "--chunk-size")]
+    memory.check_fits(needs, 4 * 2**30, copies=2)  # 1.8 GB of 4 GB: within half
+    with pytest.raises(ConfigError) as err:
+        memory.check_fits(
+            needs, 4 * 2**30, copies=3, copies_option="--jobs 2: the driver and each worker"
+        )
+    said = str(err.value)
+    assert "held 3 times on this machine (--jobs 2" in said
+    assert "lower --chunk-size, or a smaller --jobs" in said
+
+
+def test_a_parallel_run_checks_memory_for_every_worker(tmp_path, monkeypatch) -> None:
+    """Memory for two copies of the run's arrays: a serial run goes ahead, the same run with
+    --jobs 2 (the driver and two workers: three copies) stops before anything is written."""
+    from bench import memory as mem
+    from bench.plan import Prepared
+
+    csv = tmp_path / "ratings.csv"
+    csv.write_text(
+        "userId,movieId,rating,timestamp\n"
+        + "\n".join(f"{u},{i},{r},{t}" for u, i, r, t in tiny_rows())
+        + "\n"
+    )
+    seen: dict[str, int] = {}
+    needs_of = Prepared.memory_needs
+
+    def needs(self, chunk):
+        out = needs_of(self, chunk)
+        seen["one"] = sum(n.bytes for n in out)
+        return out
+
+    monkeypatch.setattr(Prepared, "memory_needs", needs)
+    # evaluated after memory_needs: room for exactly two copies within the harness's share
+    monkeypatch.setattr(mem, "available_bytes", lambda: int(2 * seen["one"] / mem.HARNESS_SHARE))
+    base = ["run", "--ratings", str(csv), "--models", "global-mean"]
+    ok = CliRunner().invoke(main, [*base, "--out", str(tmp_path / "serial")])
+    assert ok.exit_code == 0, ok.output
+    out = tmp_path / "jobs"
+    r = CliRunner().invoke(main, [*base, "--jobs", "2", "--out", str(out)])
+    assert r.exit_code == 2, r.output
+    said = " ".join(r.output.split())
+    assert "held 3 times on this machine (--jobs 2" in said and "a smaller --jobs" in said
+    assert not out.exists() or not any(out.iterdir())
+
+
 def test_available_memory_is_read_and_the_variable_overrides_it(monkeypatch) -> None:
     monkeypatch.delenv("RATINGBENCH_MEMORY_LIMIT", raising=False)
     found = memory.available_bytes()
