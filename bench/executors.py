@@ -642,6 +642,12 @@ class DDPExecutor(Executor):
         )
         self.backend = "nccl" if cuda else "gloo"
         if cuda:
+            found = torch.cuda.device_count()
+            if self.local_rank >= found:
+                raise ConfigError(
+                    f"--ddp on CUDA: rank {self.rank} needs GPU {self.local_rank} of this "
+                    f"machine, which has {found}; give --ddp at most {found}, or --device cpu"
+                )
             torch.cuda.set_device(self.local_rank)
         if not tdist.is_initialized():
             tdist.init_process_group(self.backend, timeout=dt.timedelta(seconds=DDP_TIMEOUT_S))

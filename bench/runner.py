@@ -455,6 +455,15 @@ def _execute(
         [r.key for r in prep.runs if r.status == "pending"],
         {"dataset": inter.hash, "split": prep.split.hash},
     )
+    if executor.name == "ddp" and executor.writes:
+        together = [
+            r.key for r in prep.runs if r.key in agreed and capabilities(r.spec).distributed
+        ]
+        if not together:
+            console.print(
+                "[yellow]note:[/] no model of this run trains data-parallel (the torch sequence "
+                "models do): rank 0 fits them all, the other ranks only wait"
+            )
     if not executor.writes:  # a rank > 0 of a data-parallel run: fit with the others, no file
         by_key = {r.key: r for r in prep.runs}
         executor.follow(run_job, inputs, [by_key[k] for k in agreed if k in by_key])

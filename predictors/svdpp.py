@@ -42,6 +42,19 @@ of ratings. Two choices make Adam behave on this model:
   ``lr · |N(u)|^1/2``; without the scaling heavy users' ``z_u`` overshoot (on
   ml-latest-small the validation error climbed from the second epoch on).
 
+**Dense or lazy Adam** (``optimizer``). Dense Adam (``torch.optim.Adam``) steps every
+parameter row at every batch, so a step costs the whole model: at the notebook's full scale
+(200,948 users, 54,216 movies, 64 factors: 20M parameters) that was 80% of the fit, and an
+epoch of 3,300 batches took minutes. Lazy Adam (``torch.optim.SparseAdam``, gathers with
+sparse gradients) updates only the rows a batch touches, with their own moments, so an
+epoch costs in proportion to its events. The rows a batch does not touch then keep still
+instead of coasting on their momentum. ``"auto"`` (the default) takes dense Adam while the
+parameter rows (users + 2 × movies) are at most ``LAZY_ROWS_PER_BATCH`` (8) batches of
+``batch_events`` events, which keeps every notebook-sized fit exactly as before. Above that,
+lazy Adam is used. The choice is recorded in the fit's settings (``optimizer``). On
+ml-latest-small's validation queries lazy Adam scored 0.8680 and dense Adam 0.8707; on the
+synthetic tenth scale, 0.9608 and 0.9623.
+
 Initial ``p_u``, ``q_i`` are ``N(0, init_std²)`` from the generator; ``y_j`` starts at 0. The
 same seed gives bit-identical parameters on the CPU (for a given thread count): the randomness
 is all in the local generator, and every gather is an ``index_select`` (whose gradient is the
@@ -81,12 +94,12 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
-from predictors.contract import Capabilities
+from predictors.contract import Capabilities, FitReport
 from predictors.mf import check_param_memory
 from predictors.numerics import damped_user_bias, known, rmse
 from predictors.options import Constraints, Integer, Interval, model_options
 from predictors.tuning import FactorModel
-from predictors.types import EventStore, HistoryBatch, Queries, gather_ranges
+from predictors.types import EventStore, HistoryBatch, Queries, TrainSet, gather_ranges
 
 __all__ = ["SVDpp", "SVDppParams", "fit_svdpp", "implicit_sums"]
 
@@ -94,6 +107,9 @@ _FACTOR_GRID = (16, 64)
 _REG_GRID = (0.03, 0.1, 0.3)
 _SUM_ELEMENTS = 1 << 22  # bound on gathered (history row, factor) elements in implicit_sums
 _REFIT_EPOCHS = 1  # large data: epochs of the warm refit on training + validation events
+# optimizer "auto": dense Adam while the parameter rows (users + 2 x movies) are at most this
+# many batches of events, lazy Adam above (a dense step then costs more than the batch)
+LAZY_ROWS_PER_BATCH = 8
 
 
 @dataclass(frozen=True)
@@ -151,6 +167,7 @@ def fit_svdpp(
     init_std: float = 0.05,
     on_epoch: Callable[[int, SVDppParams], bool] | None = None,
     init: SVDppParams | None = None,
+    optimizer: str = "adam",
 ) -> SVDppParams:
     """Train SVD++ on ``store`` by mini-batch Adam for ``epochs`` epochs (see the module
     docstring). ``on_epoch(epoch, params)`` is called after every epoch (1-based); returning
@@ -205,11 +222,31 @@ def fit_svdpp(
     # a coherent Adam step of size lr on every y_j moves z_u by lr * |N(u)|^1/2: scale the
     # implicit factors' rate down by the typical |N(u)|^1/2 so that z_u moves like p_u
     lr_y = lr / float(np.sqrt(np.median(ucount[active])))
-    opt = torch.optim.Adam([{"params": [p, q, bu, bi]}, {"params": [y], "lr": lr_y}], lr=lr)  # type: ignore[arg-type]
+    lazy = optimizer == "lazy-adam"
+    if lazy:
+        # gathers with sparse gradients: each step touches only its batch's rows
+        bu = bu.detach().reshape(-1, 1).requires_grad_()
+        bi = bi.detach().reshape(-1, 1).requires_grad_()
+        groups = [{"params": [p, q, bu, bi]}, {"params": [y], "lr": lr_y}]
+        opt: Any = torch.optim.SparseAdam(groups, lr=lr)  # type: ignore[arg-type]
+        emb = torch.nn.functional.embedding
+
+        def rows_of(t: Any, idx: Any) -> Any:
+            out = emb(idx, t, sparse=True)
+            return out[:, 0] if t.dim() == 2 and t.shape[1] == 1 else out
+    else:
+        opt = torch.optim.Adam([{"params": [p, q, bu, bi]}, {"params": [y], "lr": lr_y}], lr=lr)  # type: ignore[arg-type]
+
+        def rows_of(t: Any, idx: Any) -> Any:
+            return t.index_select(0, idx)
 
     def params() -> SVDppParams:
         with torch.no_grad():
-            out = [t.detach().numpy().astype(np.float64) for t in (bu, p, bi, q, y)]
+            out = [
+                t.detach().numpy().reshape(t.shape[0], -1).astype(np.float64)
+                for t in (bu, p, bi, q, y)
+            ]
+            out[0], out[2] = out[0][:, 0], out[2][:, 0]
         for a in out[2:]:
             a[icount == 0] = 0.0
         return SVDppParams(mu, *out, user_count=ucount, item_count=icount)  # type: ignore[arg-type, misc]
@@ -227,13 +264,13 @@ def fit_svdpp(
             rows = ev_t[int(off[lo]) : int(off[hi])]  # (e,) event rows
             local = torch.repeat_interleave(torch.arange(hi - lo), lens)  # (e,) user slot
             it = item[rows]  # (e,)
-            y_e = y.index_select(0, it)  # (e, k)
+            y_e = rows_of(y, it)  # (e, k)
             z = torch.zeros(hi - lo, factors).index_add_(0, local, y_e)  # (b, k)
-            pu = p.index_select(0, users)  # (b, k)
+            pu = rows_of(p, users)  # (b, k)
             vec = pu + z * inv_sqrt[users, None]  # (b, k)
-            q_e = q.index_select(0, it)  # (e, k)
-            bu_b = bu.index_select(0, users)  # (b,)
-            bi_e = bi.index_select(0, it)  # (e,)
+            q_e = rows_of(q, it)  # (e, k)
+            bu_b = rows_of(bu, users)  # (b,)
+            bi_e = rows_of(bi, it)  # (e,)
             vec_e = vec.index_select(0, local)  # (e, k)
             pred = bu_b.index_select(0, local) + bi_e + (q_e * vec_e).sum(1)  # (e,)
             err = resid[rows] - pred
@@ -243,7 +280,7 @@ def fit_svdpp(
                 + reg * ((lens_f * (pu * pu).sum(1)).sum() + (q_e * q_e).sum() + (y_e * y_e).sum())
                 + reg_bias * ((bu_b * bu_b).sum() + (bi_e * bi_e * inv_icount[it]).sum())
             ) / rows.numel()
-            opt.zero_grad(set_to_none=False)
+            opt.zero_grad(set_to_none=lazy)
             loss.backward()
             opt.step()
         if not torch.isfinite(loss):
@@ -296,7 +333,9 @@ class SVDpp(FactorModel[SVDppParams]):
       the train set's seed;
     - ``tune_events`` (int >= 1, default 300,000): tune on everything up to this many
       fitting events, else on a seeded user subsample of about this many (see the module
-      docstring).
+      docstring);
+    - ``optimizer`` (``"auto"``, ``"adam"`` or ``"lazy-adam"``): dense or lazy Adam;
+      ``"auto"`` picks by size (see the module docstring).
 
     See the module docstring for N(u), the objective, the solver, tuning and the fallbacks.
     """
@@ -313,13 +352,31 @@ class SVDpp(FactorModel[SVDppParams]):
     lr: float = 0.005
     batch_events: int = 4096
     init_std: float = 0.05
+    optimizer: str = "auto"  # "adam", "lazy-adam" or "auto" (see optimizer_for)
 
     option_constraints: ClassVar[Constraints] = {
         **FactorModel.option_constraints,
         "lr": (Interval(0.0, closed="neither"),),
         "batch_events": (Integer(1),),
         "init_std": (Interval(0.0, closed="neither"),),
+        "optimizer": ("auto", "adam", "lazy-adam"),
     }
+
+    def optimizer_for(self, n_users: int, n_items: int) -> str:
+        """The optimizer of a fit with ``n_users`` and ``n_items`` parameter rows: the option,
+        or for ``"auto"`` dense Adam while the parameter rows are at most
+        ``LAZY_ROWS_PER_BATCH`` batches of events, else lazy Adam (see the module docstring)."""
+        if self.optimizer != "auto":
+            return self.optimizer
+        rows = n_users + 2 * n_items
+        return "adam" if rows <= LAZY_ROWS_PER_BATCH * int(self.batch_events) else "lazy-adam"
+
+    def _fit(self, train: TrainSet) -> FitReport:
+        self.optimizer_ = self.optimizer_for(train.events.n_users, train.n_items)
+        return super()._fit(train)
+
+    def _extra_info(self) -> dict[str, Any]:
+        return {"optimizer": self.optimizer_}
 
     def _solver(self) -> Callable[..., SVDppParams]:
         return fit_svdpp
@@ -329,6 +386,7 @@ class SVDpp(FactorModel[SVDppParams]):
             "lr": float(self.lr),
             "batch_events": int(self.batch_events),
             "init_std": float(self.init_std),
+            "optimizer": self.optimizer_,
         }
 
     def _val_score(self, params: SVDppParams, val: Queries) -> float:

@@ -238,6 +238,39 @@ def test_deterministic_under_seed_and_tuned_on_validation(world) -> None:
     assert info["val_rmse"] == pytest.approx(min(info["grid"][0]["val_rmse"]), abs=1e-5)
 
 
+def test_lazy_adam_is_deterministic_and_fits_as_well_as_dense_adam(world) -> None:
+    """Lazy Adam (sparse gradients, only the batch's rows stepped): the same seed gives the
+    same predictions, another seed others, and its validation RMSE is within 0.01 of dense
+    Adam's on the same split and settings (both well below the global mean's)."""
+    inter, split = world
+    batch = _test_batch(inter, split)
+    train = split.train_set(inter, seed=3)
+    lazy = SVDpp(**_FAST, optimizer="lazy-adam").fit(train)
+    again = SVDpp(**_FAST, optimizer="lazy-adam").fit(train)
+    other = SVDpp(**_FAST, optimizer="lazy-adam", seed=5).fit(train)
+    dense = SVDpp(**_FAST, optimizer="adam").fit(train)
+    assert lazy.fit_report_.settings["optimizer"] == "lazy-adam"
+    assert dense.fit_report_.settings["optimizer"] == "adam"
+    p = lazy.predict(batch)
+    assert np.array_equal(p, again.predict(batch))
+    assert not np.array_equal(p, other.predict(batch))
+    assert not np.array_equal(p, dense.predict(batch))  # another optimizer, truly
+    v_lazy, v_dense = (m.fit_report_.settings["val_rmse"] for m in (lazy, dense))
+    mean = float(np.mean(train.events.rating))
+    v_mean = float(np.sqrt(np.mean((np.asarray(train.val.rating) - mean) ** 2)))
+    assert abs(v_lazy - v_dense) <= 0.01 and max(v_lazy, v_dense) < v_mean - 0.02
+
+
+def test_auto_optimizer_is_dense_on_small_data_and_lazy_at_scale(world) -> None:
+    m = SVDpp(batch_events=4096)
+    assert m.optimizer_for(610, 9_724) == "adam"  # ml-latest-small: 20k rows <= 8 batches
+    assert m.optimizer_for(200_948, 54_216) == "lazy-adam"  # the notebook's full scale
+    assert SVDpp(optimizer="adam").optimizer_for(200_948, 54_216) == "adam"  # as asked
+    inter, split = world
+    fitted = SVDpp(**_FAST).fit(split.train_set(inter, seed=0))
+    assert fitted.fit_report_.settings["optimizer"] == "adam"  # recorded
+
+
 def test_blind_to_the_future(world) -> None:
     """Changing the ratings of the test targets (the last event of every user: nothing comes
     after them) changes no test prediction."""
