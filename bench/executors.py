@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from bench.errors import ConfigError
+from bench.memory import Copies
 from bench.plan import ModelRun, ValCheck, capabilities
 from bench.spec import EXECUTORS, RunSpec
 
@@ -213,20 +214,20 @@ class Executor:
     writes = True
 
     @property
-    def copies(self) -> tuple[int, str | None]:
-        """How many copies of the shared arrays this machine holds, and the option that
-        sets it (for the memory check before anything is built)."""
-        return 1, None
+    def copies(self) -> Copies:
+        """How many copies of the shared arrays this machine holds (for the memory check
+        before anything is built)."""
+        return Copies()
 
     def place(self, device: str) -> str:
         """The device this process's jobs run on, given the run's resolved ``--device``."""
         return device
 
-    def agree(self, keys: list[str], hashes: dict[str, str]) -> list[str]:
+    def agree(self, runs: list[ModelRun], hashes: dict[str, str]) -> list[ModelRun]:
         """The jobs to run, the same in every process of the run (only ``ddp`` has several
         processes that plan: rank 0's plan is sent to the others, which check that their
-        data and split hashes match). ``keys``: this process's pending jobs."""
-        return keys
+        data and split hashes match). ``runs``: this process's pending jobs."""
+        return runs
 
     def follow(self, fn: JobFn, inputs: JobInputs, runs: list[ModelRun]) -> None:
         """A process that does not write (rank > 0): take part in the agreed jobs."""
@@ -372,8 +373,10 @@ class ProcessExecutor(Executor):
         return [s.job[1] for s in self._slots if s.job is not None]
 
     @property
-    def copies(self) -> tuple[int, str | None]:
-        return self.workers + 1, f"--jobs {self.workers}: the driver and each worker"
+    def copies(self) -> Copies:
+        return Copies(
+            self.workers + 1, f"--jobs {self.workers}: the driver and each worker", "--jobs"
+        )
 
     def _fill(self) -> None:
         for s in self._slots:
@@ -528,13 +531,11 @@ class RayExecutor(Executor):
         return [run for _, run in self._inflight.values()]
 
     @property
-    def copies(self) -> tuple[int, str | None]:
+    def copies(self) -> Copies:
         # the driver's and the object store's (a local instance's store is on this machine)
-        return (
-            (2, "--executor ray: the driver and the object store")
-            if self.address is None
-            else (1, None)
-        )
+        if self.address is None:
+            return Copies(2, "--executor ray: the driver and the object store")
+        return Copies()
 
     def _fill(self) -> None:
         while self._queue and len(self._inflight) < self.workers:
@@ -621,6 +622,7 @@ class DDPExecutor(Executor):
         self.local_rank = int(os.environ["LOCAL_RANK"])
         super().__init__(self.world_size)
         self._device = device
+        self._console = console
         self._serial = SerialExecutor(console)
         self.backend = "gloo"
         self.writes = self.rank == 0
@@ -656,22 +658,30 @@ class DDPExecutor(Executor):
         return f"cuda:{self.local_rank}" if device.startswith("cuda") else device
 
     @property
-    def copies(self) -> tuple[int, str | None]:
+    def copies(self) -> Copies:
         n = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-        return n, f"--ddp {n}: each rank on this machine loads its own"
+        return Copies(n, f"--ddp {n}: each rank on this machine loads its own", "--ddp")
 
-    def agree(self, keys: list[str], hashes: dict[str, str]) -> list[str]:
+    def agree(self, runs: list[ModelRun], hashes: dict[str, str]) -> list[ModelRun]:
         import torch.distributed as tdist
 
-        box: list[Any] = [(keys, hashes)]
+        box: list[Any] = [([r.key for r in runs], hashes)]
         tdist.broadcast_object_list(box, src=0)
         keys0, hashes0 = box[0]
-        if hashes0 != hashes:
+        by_key = {r.key: r for r in runs}
+        if hashes0 != hashes or set(keys0) != set(by_key):
             raise ConfigError(
-                f"--ddp: rank {self.rank} read other data than rank 0 ({hashes} here, "
-                f"{hashes0} on rank 0); every rank must see the same files"
+                f"--ddp: rank {self.rank} planned other jobs or read other data than rank 0 "
+                f"({hashes} here, {hashes0} on rank 0); every rank must see the same files"
             )
-        return list(keys0)
+        agreed = [by_key[k] for k in keys0]
+        together = any(capabilities(r.spec).distributed for r in agreed)
+        if self.writes and not together and self._console is not None:
+            self._console.print(
+                "[yellow]note:[/] no model of this run trains data-parallel (the torch sequence "
+                "models do): rank 0 fits them all, the other ranks only wait"
+            )
+        return agreed
 
     def start(self, fn: JobFn, inputs: JobInputs) -> None:
         self._torch_threads = inputs.torch_threads

@@ -19,12 +19,22 @@ from pathlib import Path
 
 from bench.errors import ConfigError
 
-__all__ = ["Need", "available_bytes", "check_fits", "parse_size"]
+__all__ = ["Copies", "Need", "available_bytes", "check_fits", "parse_size"]
 
 # history row: item int32 + rating float32 + timestamp int64
 HISTORY_ROW_BYTES = 16
 # share of the available memory the harness's arrays may take: models need the rest
 HARNESS_SHARE = 0.5
+
+
+@dataclass(frozen=True)
+class Copies:
+    """How many copies of the run's arrays this machine holds (one per worker process or
+    rank, see ``Executor.copies``), who holds them, and the option that sets the count."""
+
+    n: int = 1
+    held_by: str = ""  # e.g. "the driver and each worker"
+    option: str | None = None  # e.g. "--jobs": a smaller value holds fewer copies
 
 
 @dataclass(frozen=True)
@@ -96,29 +106,24 @@ def available_bytes() -> int | None:
     return min(found) if found else None
 
 
-def check_fits(
-    needs: list[Need], available: int | None, copies: int = 1, copies_option: str | None = None
-) -> None:
-    """Raise ConfigError when ``needs`` (held ``copies`` times on this machine: once per
-    worker process or rank, see ``Executor.copies``) exceed ``HARNESS_SHARE`` of
-    ``available`` bytes, naming the largest need and its option (and ``copies_option``, the
+def check_fits(needs: list[Need], available: int | None, copies: Copies = Copies()) -> None:
+    """Raise ConfigError when ``needs``, held ``copies.n`` times on this machine, exceed
+    ``HARNESS_SHARE`` of ``available`` bytes, naming the largest need and its option (and the
     option that sets the copies); nothing happens when ``available`` is None."""
     if available is None:
         return
-    one = sum(n.bytes for n in needs)
-    total = one * max(1, copies)
+    total = sum(n.bytes for n in needs) * max(1, copies.n)
     budget = int(available * HARNESS_SHARE)
     if total <= budget:
         return
     big = max(needs, key=lambda n: n.bytes)
     parts = ", ".join(f"{n.what} {n.bytes / 2**20:,.0f} MB" for n in needs if n.bytes)
     held = ""
-    if copies > 1:
-        held = f", held {copies} times on this machine ({copies_option or 'one per worker'})"
     fix = f"lower {big.option}"
-    name = (copies_option or "").split(" ")[0]
-    if copies > 1 and name in ("--jobs", "--ddp"):
-        fix += f", or a smaller {name}"
+    if copies.n > 1:
+        held = f", held {copies.n} times on this machine ({copies.held_by})"
+        if copies.option is not None:
+            fix += f", or a smaller {copies.option}"
     raise ConfigError(
         f"this run needs about {total / 2**20:,.0f} MB for its own arrays ({parts}{held}) but "
         f"only {available / 2**20:,.0f} MB are available, of which the harness takes at most "

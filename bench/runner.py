@@ -409,10 +409,7 @@ def _execute(
     out_dir = Path(spec.out_dir) if resume is None else Path(resume).parent
     _check_out_dir(out_dir)
     prep = prepare(spec, console)
-    copies, copies_option = executor.copies
-    memory.check_fits(
-        prep.memory_needs(spec.chunk_size), memory.available_bytes(), copies, copies_option
-    )
+    memory.check_fits(prep.memory_needs(spec.chunk_size), memory.available_bytes(), executor.copies)
     # torch is imported (and the device resolved) only when a torch model runs
     need_torch = any(capabilities(r.spec).torch for r in prep.runs if r.status == "pending")
     if need_torch:
@@ -452,21 +449,11 @@ def _execute(
 
     # every process of the run takes part in the same jobs (ddp: rank 0's list, checked)
     agreed = executor.agree(
-        [r.key for r in prep.runs if r.status == "pending"],
+        [r for r in prep.runs if r.status == "pending"],
         {"dataset": inter.hash, "split": prep.split.hash},
     )
-    if executor.name == "ddp" and executor.writes:
-        together = [
-            r.key for r in prep.runs if r.key in agreed and capabilities(r.spec).distributed
-        ]
-        if not together:
-            console.print(
-                "[yellow]note:[/] no model of this run trains data-parallel (the torch sequence "
-                "models do): rank 0 fits them all, the other ranks only wait"
-            )
     if not executor.writes:  # a rank > 0 of a data-parallel run: fit with the others, no file
-        by_key = {r.key: r for r in prep.runs}
-        executor.follow(run_job, inputs, [by_key[k] for k in agreed if k in by_key])
+        executor.follow(run_job, inputs, agreed)
         return RunOutcome(path=None, doc={}, runs=prep.runs, interrupted=False)
 
     written = resume is not None

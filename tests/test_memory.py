@@ -33,10 +33,10 @@ def test_check_fits_names_the_largest_need_and_its_option() -> None:
 
 def test_check_fits_counts_one_copy_per_worker() -> None:
     needs = [memory.Need("the test batches", 900 * 2**20, "--chunk-size")]
-    memory.check_fits(needs, 4 * 2**30, copies=2)  # 1.8 GB of 4 GB: within half
+    memory.check_fits(needs, 4 * 2**30, memory.Copies(2))  # 1.8 GB of 4 GB: within half
     with pytest.raises(ConfigError) as err:
         memory.check_fits(
-            needs, 4 * 2**30, copies=3, copies_option="--jobs 2: the driver and each worker"
+            needs, 4 * 2**30, memory.Copies(3, "--jobs 2: the driver and each worker", "--jobs")
         )
     said = str(err.value)
     assert "held 3 times on this machine (--jobs 2" in said

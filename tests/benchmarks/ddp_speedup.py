@@ -14,30 +14,12 @@ core); each rank gets cores / N.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def run(args: list[str], out: Path) -> tuple[float, dict, pd.DataFrame]:
-    cmd = [sys.executable, "-m", "bench.cli", "run", *args, "--out", str(out)]
-    t0 = time.perf_counter()
-    r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    if r.returncode != 0:
-        sys.exit(f"{' '.join(args)} failed ({r.returncode}):\n{r.stderr[-3000:]}")
-    (path,) = out.glob("*.json")
-    side = pd.read_parquet(path.with_name(path.stem + ".predictions.parquet"))
-    return wall, json.loads(path.read_text()), side
+from _bench_cli import run
 
 
 def main() -> None:
