@@ -233,9 +233,10 @@ class _Forward(nn.Module):
         return self._fn(batch)
 
 
-def _shard(idx: Tensor, dist: Distributed) -> tuple[Tensor, Tensor]:
+def _shard(idx: Tensor, dist: Distributed) -> tuple[Tensor, Tensor, int]:
     """This rank's contiguous shard of a global batch of target rows, padded to
-    ``ceil(len / world_size)`` with zero-weight rows (the batch's first), and the weights."""
+    ``ceil(len / world_size)`` with zero-weight rows (the batch's first), the weights, and
+    how many of the shard's rows are real (counted here: no device sync)."""
     b, w = int(idx.shape[0]), dist.world_size
     per = -(-b // w)
     pad = per * w - b
@@ -244,7 +245,7 @@ def _shard(idx: Tensor, dist: Distributed) -> tuple[Tensor, Tensor]:
         idx = torch.cat([idx, idx[:1].expand(pad)])
         weight[b:] = 0.0
     lo, hi = dist.rank * per, (dist.rank + 1) * per
-    return idx[lo:hi], weight[lo:hi]
+    return idx[lo:hi], weight[lo:hi], max(0, min(hi, b) - lo)
 
 
 def _param_groups(
@@ -340,10 +341,10 @@ def train_model(
             n_epoch = int(perm.shape[0])
             for b, lo in enumerate(range(0, n_epoch, cfg.batch_size)):
                 idx = perm[lo : lo + cfg.batch_size]
-                n_global = int(idx.shape[0])
+                n_global = n_seen = int(idx.shape[0])
                 weight = None
                 if dist is not None:
-                    idx, weight = _shard(idx, dist)
+                    idx, weight, n_seen = _shard(idx, dist)
                 batch = data.gather(idx)
                 with _autocast(device, cfg.bf16):
                     pred = train_forward(batch)
@@ -351,7 +352,6 @@ def train_model(
                 if weight is None:
                     loss = torch.mean(sq)
                     batch_loss = loss.detach() * idx.shape[0]
-                    n_seen = int(idx.shape[0])
                 else:
                     assert dist is not None
                     batch_loss = torch.sum(sq * weight)
@@ -359,7 +359,6 @@ def train_model(
                     # gradient of the global batch's mean
                     loss = batch_loss * (dist.world_size / n_global)
                     batch_loss = batch_loss.detach()
-                    n_seen = int(weight.sum().item())
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.clip is not None:
