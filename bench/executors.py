@@ -30,6 +30,7 @@ import dataclasses
 import os
 import signal
 import socket
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -159,6 +160,48 @@ def _died(index: int, run: ModelRun, why: str, attempts: int) -> JobOutcome:
     )
     run.traceback = None
     return JobOutcome(index, run, worker="(died)", attempts=attempts)
+
+
+class DeferredInterrupt:
+    """Ctrl-C while the driver waits on its workers, taken at a safe point.
+
+    Python raises ``KeyboardInterrupt`` wherever the main thread happens to be; inside
+    ``concurrent.futures.wait`` or a progress display's lock that can leave a lock held and
+    hang the run on its way out. While installed (from the main thread), the first Ctrl-C
+    only sets a flag, which ``check()`` (called between waits) turns into
+    ``KeyboardInterrupt``; a second Ctrl-C interrupts at once. A process that ignores SIGINT
+    keeps ignoring it."""
+
+    def __init__(self) -> None:
+        self.requested = threading.Event()
+        self._old: Any = None
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread() or self._old is not None:
+            return
+        old = signal.getsignal(signal.SIGINT)
+        if old is signal.SIG_IGN:
+            return
+        self._old = old
+        signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested.is_set():
+            raise KeyboardInterrupt
+        self.requested.set()
+
+    def check(self) -> None:
+        if self.requested.is_set():
+            raise KeyboardInterrupt
+
+    def restore(self) -> None:
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+            self._old = None
+
+
+#: how often a driver waiting on workers looks for a deferred Ctrl-C (seconds)
+WAIT_SLICE_S = 0.2
 
 
 class Executor:
@@ -319,6 +362,12 @@ class _Slot:
         self.procs = list(getattr(self.pool, "_processes", {}).values()) or self.procs
 
     def exit_reason(self) -> str:
+        # The pool's manager thread joins the dead worker itself. Two threads polling one
+        # forkserver child race for its status (the loser reads EOF: "exit code 255"), so let
+        # the manager finish first; then the status is cached in the process object.
+        manager = getattr(self.pool, "_executor_manager_thread", None)
+        if manager is not None:
+            manager.join(timeout=30)
         for p in self.procs:
             p.join(timeout=5)
             code = p.exitcode
@@ -353,6 +402,7 @@ class ProcessExecutor(Executor):
         self._slots: list[_Slot] = []
         self._attempts: collections.Counter[int] = collections.Counter()
         self.start_method = "forkserver"
+        self._interrupt = DeferredInterrupt()
 
     def start(self, fn: JobFn, inputs: JobInputs) -> None:
         import multiprocessing as mp
@@ -368,6 +418,7 @@ class ProcessExecutor(Executor):
             )
 
         self._slots = [_Slot(make) for _ in range(self.workers)]
+        self._interrupt.install()
 
     def running(self) -> list[ModelRun]:
         return [s.job[1] for s in self._slots if s.job is not None]
@@ -389,7 +440,10 @@ class ProcessExecutor(Executor):
             futures = {s.future: s for s in self._slots if s.future is not None}
             if not futures:
                 raise RuntimeError("next_done() with no job submitted")
-            done, _ = wait(futures, return_when=FIRST_COMPLETED)
+            done: set[Future[JobOutcome]] = set()
+            while not done:  # short waits: a deferred Ctrl-C is taken between them
+                self._interrupt.check()
+                done, _ = wait(futures, timeout=WAIT_SLICE_S, return_when=FIRST_COMPLETED)
             slot = futures[next(f for f in futures if f in done)]
             assert slot.future is not None and slot.job is not None
             (index, run), future = slot.job, slot.future
@@ -414,6 +468,7 @@ class ProcessExecutor(Executor):
         for s in self._slots:
             s.close(kill)
         self._slots = []
+        self._interrupt.restore()
 
     def record(self) -> dict[str, Any]:
         return {**super().record(), "start_method": self.start_method}
@@ -487,6 +542,7 @@ class RayExecutor(Executor):
         self._ray: Any = None
         self._inflight: dict[Any, tuple[int, ModelRun]] = {}
         self._resources: dict[str, float] = {}
+        self._interrupt = DeferredInterrupt()
 
     def open(self) -> None:
         try:
@@ -526,6 +582,7 @@ class RayExecutor(Executor):
         self._fn, self._gpu = fn, gpu
         self._ref = ray.put(inputs)  # once; every task maps the arrays from the store
         self._task = ray.remote(max_retries=RETRIES)(_ray_work)
+        self._interrupt.install()
 
     def running(self) -> list[ModelRun]:
         return [run for _, run in self._inflight.values()]
@@ -550,8 +607,9 @@ class RayExecutor(Executor):
         if not self._inflight:
             raise RuntimeError("next_done() with no job submitted")
         ready: list[Any] = []
-        while not ready:  # short waits: Ctrl-C is seen within a second
-            ready, _ = ray.wait(list(self._inflight), num_returns=1, timeout=1.0)
+        while not ready:  # short waits: a deferred Ctrl-C is taken between them
+            self._interrupt.check()
+            ready, _ = ray.wait(list(self._inflight), num_returns=1, timeout=WAIT_SLICE_S)
         ref = ready[0]
         index, run = self._inflight.pop(ref)
         try:
@@ -563,6 +621,7 @@ class RayExecutor(Executor):
         return self._finished(JobOutcome(index, run, "(ray)", None))
 
     def close(self, kill: bool = False) -> None:
+        self._interrupt.restore()
         ray = self._ray
         if ray is None:
             return

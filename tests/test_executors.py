@@ -326,3 +326,34 @@ def test_an_interrupted_parallel_run_keeps_its_finished_jobs_and_resumes(tmp_pat
     assert doc["status"] == "complete" and all(m["status"] == "ok" for m in doc["models"])
     blocks = next(m["key"] for m in doc["models"] if m["name"] == "blocks")
     _same_predictions(serial[1], side.drop(columns=[f"pred:{blocks}", f"fallback:{blocks}"]))
+
+
+def test_ctrl_c_while_the_driver_waits_is_taken_at_a_safe_point():
+    from bench.executors import DeferredInterrupt
+
+    before = signal.getsignal(signal.SIGINT)
+    d = DeferredInterrupt()
+    d.install()
+    try:
+        os.kill(os.getpid(), signal.SIGINT)  # the first Ctrl-C only sets the flag
+        time.sleep(0.05)
+        assert d.requested.is_set()
+        with pytest.raises(KeyboardInterrupt):
+            d.check()  # ... which the driver's wait loop turns into KeyboardInterrupt
+        with pytest.raises(KeyboardInterrupt):  # a second Ctrl-C interrupts at once
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+    finally:
+        d.restore()
+    assert signal.getsignal(signal.SIGINT) is before
+    # a process that ignores SIGINT keeps ignoring it
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        d = DeferredInterrupt()
+        d.install()
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.05)
+        assert not d.requested.is_set() and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        d.restore()
+    finally:
+        signal.signal(signal.SIGINT, before)
