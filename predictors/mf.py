@@ -28,11 +28,14 @@ the grid runs follows the rule of ``predictors.tuning``:
   with ``refit`` the model is then trained again from the same seed, with the chosen
   settings, on the training events plus each user's validation target;
 - large data: the grid runs on a seeded user subsample of about ``tune_events`` events,
-  walking ``reg`` downwards with each setting warm-started from the previous one (stopping
-  at the first sweep without improvement); then one fit on all training events starts from
-  the chosen subsample model (its movie parameters) and runs until a sweep gains less than
-  1e-4 validation RMSE on all validation queries (``epochs``, when given, is the exact
-  count); with ``refit`` it continues for one sweep on training + validation events.
+  walked cheapest first: ``reg`` downwards at the smallest ``factors``, each setting
+  warm-started from the previous one (stopping at the first sweep without improvement),
+  then each larger ``factors`` along the same path down to the chosen ``reg``, until one
+  gains less than 1e-4 (the smaller is kept, the larger ones are skipped); then one fit on
+  all training events starts from the chosen subsample model (its movie parameters) and
+  runs until a sweep gains less than 1e-4 validation RMSE on all validation queries
+  (``epochs``, when given, is the exact count); with ``refit`` it continues for one sweep on
+  training + validation events.
 
 The refit data, ``TrainSet.val_events()``, is exactly every event before the user's test
 target, so at test time a query's history equals the data its user's parameters were

@@ -68,9 +68,10 @@ small grid; ``epochs`` left as ``None`` is the best epoch up to ``max_epochs``. 
 every setting is trained from the seed on all events (a run stops when 3 epochs bring no
 improvement) and, with ``refit``, the model is trained again from the same seed on the
 training events plus the validation targets (``TrainSet.val_events()``). Above, the grid
-runs on a seeded user subsample of about ``tune_events`` events, warm-started along ``reg``;
-one fit on all training events then starts from the chosen subsample model (users and
-movies it saw; the others from the seed) and stops at the first epoch that gains less than
+runs on a seeded user subsample of about ``tune_events`` events, walked as in ``mf`` (``reg``
+warm-started at the smallest ``factors``, then larger ``factors`` while they gain 1e-4); one
+fit on all training events then starts from the chosen subsample model (users and movies it
+saw; the others from the seed) and stops at the first epoch that gains less than
 1e-4 on all validation queries; the refit continues from it for one epoch on training +
 validation events. The fit report's ``val_rmse`` (also in its settings) is the fitted
 model's validation RMSE on all validation queries, measured before the refit; the settings

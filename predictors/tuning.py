@@ -184,11 +184,16 @@ def grid_search(
     ``score(params)`` is the validation RMSE. With ``tune`` False (no validation queries)
     only the first setting is trained, for ``fixed_epochs`` or ``max_epochs`` epochs.
 
-    With ``warm`` the regularisation path is walked from the strongest ``reg`` down, and each
-    setting starts from the final parameters of the previous one with the same ``factors``
-    (``init``; None for the first): later settings then converge in a few epochs, and their
-    recorded epochs count from the warm start. Otherwise every setting starts from ``init``
-    None (the model's seeded initialisation).
+    With ``warm`` (large data) the grid is walked cheapest first: the regularisation path at
+    the smallest ``factors``, from the strongest ``reg`` down, each setting starting from the
+    final parameters of the previous one (``init``; None for the first), so later settings
+    converge in a few epochs and their recorded epochs count from the warm start; then each
+    larger ``factors`` in turn along the same path, down to the ``reg`` chosen so far.
+    The walk stops at the first larger ``factors`` that does not improve the best validation
+    RMSE by more than ``tol``, and that setting is not chosen (a gain under ``tol`` does not
+    pay for the larger final fit); the settings not tried are listed as skipped. Otherwise
+    (small data) every setting of the full grid starts from ``init`` None (the model's
+    seeded initialisation).
     """
     n_epochs = max_epochs if fixed_epochs is None else int(fixed_epochs)
     if not tune:
@@ -202,11 +207,17 @@ def grid_search(
     }
     grid: list[dict[str, Any]] = []
     params: P | None = None
+    plan: list[tuple[int, Sequence[float]]] = [(f, regs) for f in factors]
     if warm:
-        regs = sorted(regs, reverse=True)
-    for f in factors:
+        factors, regs = sorted(factors), sorted(regs, reverse=True)
+        plan = [(factors[0], regs)]
+    i_plan = 0
+    while i_plan < len(plan):
+        f, f_regs = plan[i_plan]
+        i_plan += 1
+        before = dict(best)
         init: P | None = None
-        for reg in regs:
+        for reg in f_regs:
             curve: list[float] = []
             gain = [0]  # the last epoch that improved the setting's best by more than tol
 
@@ -234,6 +245,23 @@ def grid_search(
                 init = params
             row = {"factors": f, "reg": reg, "val_rmse": [round(c, 5) for c in curve]}
             grid.append({**row, "warm_start": True} if started_warm else row)
+        if not warm or not tune:
+            continue
+        if i_plan > 1 and not best["val_rmse"] < before["val_rmse"] - tol:
+            # a larger model that gains less than tol: keep the smaller one, stop growing
+            best.clear()
+            best.update(before)
+            grid[-1]["outcome"] = f"gain under {tol:g}: the smaller factors kept"
+            skip = f"factors={f} gained under {tol:g}"
+            grid.extend(
+                {"factors": g, "reg": float(best["reg"]), "skipped": skip}
+                for g in factors[factors.index(f) + 1 :]
+            )
+            break
+        if i_plan == len(plan) and f != factors[-1]:
+            # the next factors walks the same path down to the chosen reg (a cold start at
+            # a weak reg would overfit before it converges)
+            plan.append((factors[factors.index(f) + 1], [r for r in regs if r >= best["reg"]]))
     if best["params"] is None:  # nothing scored: the (only) trained setting
         best["params"] = params
     return GridChoice(
@@ -324,11 +352,12 @@ def select_and_fit(
     queries)`` is the validation RMSE. Small data (see ``tuning_subset``): the whole grid,
     each setting from the seed with early stopping (``patience``), on all events; the refit
     retrains from the seed for the chosen epochs. Large data: the grid on the seeded user
-    subsample, warm-started along ``reg`` (patience 1, gains under 1e-4 do not count; skipped
-    when only one setting is free), then one fit on all events starting from the chosen
-    subsample model, its epochs chosen on all validation queries (stopping at the first
-    epoch that gains < 1e-4, or exactly ``fixed_epochs``); the refit continues from that fit
-    for ``refit_epochs``.
+    subsample, walked cheapest first (the ``reg`` path, warm-started, at the smallest
+    ``factors``, then larger ``factors`` down to the chosen ``reg`` while they gain; patience
+    1, gains under 1e-4 do not count; skipped when only one setting is free), then one fit on
+    all events starting from the chosen subsample model, its epochs chosen on all validation
+    queries (stopping at the first epoch that gains < 1e-4, or exactly ``fixed_epochs``); the
+    refit continues from that fit for ``refit_epochs``.
     """
     t0 = time.perf_counter()
     has_val = len(train.val.batch) > 0

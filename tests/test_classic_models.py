@@ -14,7 +14,7 @@ from predictors.baselines import UserMean
 from predictors.knn import KNN
 from predictors.mf import MF, _Groups, fit_als, solve_grouped
 from predictors.mf_temporal import MFTemporal
-from predictors.tuning import query_subset, tuning_subset
+from predictors.tuning import grid_search, query_subset, tuning_subset
 from predictors.types import (
     EventStore,
     HistoryBatch,
@@ -418,6 +418,60 @@ def test_large_data_tunes_on_the_subsample_and_fits_on_all_events(name, world) -
     }
     assert r.params_.user_count.sum() == train.events.n_events + len(train.val.batch)
     assert r.fit_report_.settings["val_rmse"] == info["val_rmse"]
+
+
+def _walk(loss: dict[int, float], *, tol: float = 1e-4):
+    """grid_search's large-data walk over a fake model whose validation RMSE after every
+    epoch is ``loss[factors]`` plus a penalty for a reg away from 0.01: what it trained."""
+    trained: list[tuple[int, float, object]] = []
+
+    def train(f, reg, n, on_epoch, init):
+        trained.append((f, reg, init))
+        for epoch in range(1, n + 1):
+            if on_epoch(epoch, (f, reg, epoch)):
+                break
+        return (f, reg, epoch)
+
+    def score(p):  # later epochs a little better; reg 0.01 best at every factors
+        return loss[p[0]] + 0.01 * abs(math.log10(p[1]) + 2) + 1e-3 / p[2]
+
+    choice = grid_search(
+        train,
+        score,
+        (64, 8, 32),  # sorted by the walk
+        (0.01, 0.1, 0.001),
+        max_epochs=3,
+        fixed_epochs=None,
+        tune=True,
+        patience=1,
+        warm=True,
+        tol=tol,
+    )
+    return choice, trained
+
+
+def test_large_data_grid_walks_reg_at_the_smallest_factors_then_grows_while_it_gains() -> None:
+    # 32 factors gains 0.01, 64 gains only 5e-5 more: 64 is tried, not kept, nothing after
+    choice, trained = _walk({8: 0.9, 32: 0.89, 64: 0.88995})
+    # reg strongest first and warm-started along the path; larger factors down to 0.01
+    assert [(f, r) for f, r, _ in trained] == [
+        *[(8, r) for r in (0.1, 0.01, 0.001)],
+        *[(f, r) for f in (32, 64) for r in (0.1, 0.01)],
+    ]
+    assert [init is None for _, _, init in trained] == [True, False, False] + [True, False] * 2
+    assert (choice.factors, choice.reg, choice.epochs) == (32, 0.01, 3)
+    assert choice.params == (32, 0.01, 3)
+    assert choice.grid[-1]["outcome"].startswith("gain under")
+    # a larger factors that gains nothing stops the walk at once; the rest are listed skipped
+    choice, trained = _walk({8: 0.9, 32: 0.9, 64: 0.5})
+    assert [f for f, _, _ in trained] == [8, 8, 8, 32, 32]
+    assert (choice.factors, choice.reg) == (8, 0.01)
+    skipped = {"factors": 64, "reg": 0.01, "skipped": "factors=32 gained under 0.0001"}
+    assert choice.grid[-1] == skipped
+    # every larger factors that gains is trained, and the largest is chosen
+    choice, trained = _walk({8: 0.9, 32: 0.8, 64: 0.7})
+    assert [f for f, _, _ in trained] == [8, 8, 8, 32, 32, 64, 64] and choice.factors == 64
+    assert not any("skipped" in g for g in choice.grid)
 
 
 def test_small_data_tunes_on_everything(world) -> None:
