@@ -460,16 +460,26 @@ def _execute(
     run_id = (old.raw.get("run_id") if resume is not None else None) or new_run_id()
     provenance = {**where_it_runs(), "run_id": run_id}  # run_id pairs the JSON and its sidecar
 
+    sidecar_keys: list[str] | None = None  # the models in the sidecar this run last wrote
+
     def save(status: str) -> dict[str, Any]:
-        nonlocal written, path
+        nonlocal written, path, sidecar_keys
         # every finished model is scored again on the run's one resampling: cheap (one
         # column per model), and the file on disk always carries complete intervals
         t0 = time.perf_counter()
         score_all(prep, spec)
         prep.timings["statistics_s"] = time.perf_counter() - t0
         doc = _document(spec, prep, device, status, started, provenance, executor.record())
-        path = write_results(path, doc, predictions_frame(prep), overwrite=written)
-        written = True
+        keys = [
+            r.key
+            for r in prep.runs  # the sidecar's models, as predictions_frame picks them
+            if r.status == "ok" and r.pred is not None and r.fallback is not None
+        ]
+        if written and keys == sidecar_keys:  # e.g. the final save: only the JSON changes
+            path = write_results(path, doc, None, overwrite=True, sidecar_current=True)
+        else:
+            path = write_results(path, doc, predictions_frame(prep), overwrite=written)
+        written, sidecar_keys = True, keys
         return doc
 
     if spec.save_models:

@@ -43,6 +43,23 @@ def test_write_then_load_round_trip(tmp_path):
     assert not [f for f in tmp_path.iterdir() if f.name.endswith(".tmp")]
 
 
+def test_an_update_with_a_current_sidecar_rewrites_only_the_json(tmp_path):
+    p = tmp_path / "run.json"
+    frame = pd.DataFrame({"user_id": [1, 2], "truth": [3.0, 4.0], "pred:a": [3.5, 4.5]})
+    write_results(p, _doc(), frame)
+    side = sidecar_path(p)
+    before, inode = side.read_bytes(), side.stat().st_ino
+    write_results(p, {**_doc(), "status": "complete"}, None, overwrite=True, sidecar_current=True)
+    doc = load_results(p)
+    assert doc["status"] == "complete" and doc["predictions_file"] == side.name
+    assert side.read_bytes() == before and side.stat().st_ino == inode  # not written again
+    assert read_predictions(p, doc)["pred:a"].tolist() == [3.5, 4.5]
+    for bad in ({"overwrite": False}, {"overwrite": True, "predictions": frame}):
+        kw = {"predictions": None, **bad}
+        with pytest.raises(ValueError, match="sidecar_current"):
+            write_results(p, _doc(), kw.pop("predictions"), sidecar_current=True, **kw)
+
+
 def test_never_overwrites(tmp_path):
     p = tmp_path / "run.json"
     assert write_results(p, _doc(), None) == p

@@ -105,10 +105,11 @@ def _event_order(
 ) -> NDArray[np.int64]:
     """Row order sorting by (user, timestamp, item, rating): a function of the content only.
 
-    One stable sort on a combined (user, timestamp) key (or a lexsort when it does not fit
-    in 62 bits), then the rows that tie on (user, timestamp), usually a few percent, are
-    re-sorted by (item, rating). Dense item codes are ranks of the original ids, so the
-    tie-break is by original item id. Rows equal in all four are interchangeable."""
+    One sort on a combined (user, timestamp) key (or a lexsort when it does not fit in 62
+    bits), then the rows that tie on (user, timestamp), usually a few percent, are re-sorted
+    by (item, rating), so the first sort need not be stable. Dense item codes are ranks of
+    the original ids, so the tie-break is by original item id. Rows equal in all four are
+    interchangeable."""
     n = user.shape[0]
     if n == 0:
         return np.zeros(0, dtype=np.int64)
@@ -120,7 +121,7 @@ def _event_order(
         if np.all(key[1:] >= key[:-1]):
             order = np.arange(n, dtype=np.int64)
         else:
-            order = np.argsort(key, kind="stable")
+            order = np.argsort(key)  # ties are re-sorted below: stability is not needed
         ks = key[order]
         same = ks[1:] == ks[:-1]  # (N-1,) row j+1 ties with row j
         del key, ks

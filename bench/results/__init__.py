@@ -105,9 +105,17 @@ def _next_name(path: Path) -> Path:
 
 
 def write_results(
-    path: Path, doc: dict[str, Any], predictions: pd.DataFrame | None, *, overwrite: bool = False
+    path: Path,
+    doc: dict[str, Any],
+    predictions: pd.DataFrame | None,
+    *,
+    overwrite: bool = False,
+    sidecar_current: bool = False,
 ) -> Path:
     """Write the sidecar (if any) then the JSON, each atomically, and return the JSON's path.
+
+    ``sidecar_current`` (with ``overwrite`` and no ``predictions``): the sidecar this run last
+    wrote beside ``path`` already holds these predictions; only the JSON is rewritten.
 
     ``overwrite=False`` (a run's first write) claims a new name: when ``path`` or its
     sidecar already exists (another run, perhaps started in the same second), the next
@@ -118,8 +126,12 @@ def write_results(
     Raises ``ResultsError`` (one line) when the files cannot be written (disk full, no
     permission), saying whether the results file on disk is still valid and resumable."""
     path = Path(path)
+    if sidecar_current and (not overwrite or predictions is not None):
+        raise ValueError("sidecar_current is for an update (overwrite) without predictions")
     if not overwrite:
         clean_stale_temps(path.parent)
+    if sidecar_current:
+        doc = {**doc, "predictions_file": sidecar_path(path).name}
     while True:
         try:
             _write_pair(path, doc, predictions, overwrite)

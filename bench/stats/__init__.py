@@ -164,7 +164,7 @@ def evaluate(
     n_met = len(METRIC_TABLE)
     n = t.size
     # (n, K * n_met) per-query losses: column k * n_met + j is metric j of model k
-    cols = np.empty((n, len(names) * n_met), dtype=np.float64)
+    cols = np.empty((n, len(names) * n_met), dtype=np.float64, order="F")
     for k, name in enumerate(names):
         e = errors(t, preds[name], name)
         for j, m in enumerate(METRIC_TABLE):
