@@ -291,7 +291,13 @@ def test_an_interrupted_parallel_run_keeps_its_finished_jobs_and_resumes(tmp_pat
     models = f"{MODELS},{plugin}:Blocks"
     argv = ["run", *SYNTH, "--models", models, "--seeds", "0,1", "--jobs", "2", "--out", str(out)]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    code = "import sys; from bench.cli import main; sys.argv[0] = 'bench'; main()"
+    # Ctrl-C as a user's terminal sends it: a process started from a background job (as a
+    # test runner may be) inherits SIGINT ignored or blocked, and would rightly ignore it
+    code = (
+        "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT}); "
+        "from bench.cli import main; sys.argv[0] = 'bench'; main()"
+    )
     proc = subprocess.Popen(
         [sys.executable, "-c", code, *argv], env=env, cwd=REPO, stderr=subprocess.PIPE
     )
@@ -331,24 +337,27 @@ def test_an_interrupted_parallel_run_keeps_its_finished_jobs_and_resumes(tmp_pat
 def test_ctrl_c_while_the_driver_waits_is_taken_at_a_safe_point():
     from bench.executors import DeferredInterrupt
 
-    before = signal.getsignal(signal.SIGINT)
-    d = DeferredInterrupt()
-    d.install()
+    # as in a foreground process (a test runner started in the background inherits SIGINT
+    # ignored or blocked): Python's own handler, SIGINT deliverable
+    outer = signal.signal(signal.SIGINT, signal.default_int_handler)
+    mask = signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     try:
-        os.kill(os.getpid(), signal.SIGINT)  # the first Ctrl-C only sets the flag
-        time.sleep(0.05)
-        assert d.requested.is_set()
-        with pytest.raises(KeyboardInterrupt):
-            d.check()  # ... which the driver's wait loop turns into KeyboardInterrupt
-        with pytest.raises(KeyboardInterrupt):  # a second Ctrl-C interrupts at once
-            os.kill(os.getpid(), signal.SIGINT)
+        d = DeferredInterrupt()
+        d.install()
+        try:
+            os.kill(os.getpid(), signal.SIGINT)  # the first Ctrl-C only sets the flag
             time.sleep(0.05)
-    finally:
-        d.restore()
-    assert signal.getsignal(signal.SIGINT) is before
-    # a process that ignores SIGINT keeps ignoring it
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
+            assert d.requested.is_set()
+            with pytest.raises(KeyboardInterrupt):
+                d.check()  # ... which the driver's wait loop turns into KeyboardInterrupt
+            with pytest.raises(KeyboardInterrupt):  # a second Ctrl-C interrupts at once
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.05)
+        finally:
+            d.restore()
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        # a process that ignores SIGINT keeps ignoring it
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         d = DeferredInterrupt()
         d.install()
         os.kill(os.getpid(), signal.SIGINT)
@@ -356,4 +365,5 @@ def test_ctrl_c_while_the_driver_waits_is_taken_at_a_safe_point():
         assert not d.requested.is_set() and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
         d.restore()
     finally:
-        signal.signal(signal.SIGINT, before)
+        signal.signal(signal.SIGINT, outer)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
