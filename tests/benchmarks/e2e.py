@@ -69,7 +69,14 @@ def write_data(n_users: int, folder: Path, seed: int = 0) -> tuple[Path, Path]:
 
 def launch(args: list[str], *, env: dict[str, str] | None = None, timeout: float = 7200) -> dict:
     """Run ``bench ARGS`` in a fresh process; returns wall and CPU seconds, the peak RSS, the
-    exit code and the results file it wrote (the last ``results: PATH`` line)."""
+    exit code and the results file it wrote (the last ``results: PATH`` line).
+
+    The child keeps Python's bytecode cache on, as a user's install does (pip compiles the
+    packages it installs; an editable install compiles on first import), even when this
+    environment sets ``PYTHONDONTWRITEBYTECODE``: otherwise every command would also pay for
+    compiling the project's modules again."""
+    child_env = {**os.environ, **(env or {})}
+    child_env.pop("PYTHONDONTWRITEBYTECODE", None)
     t0 = time.perf_counter()
     started = time.time()
     proc = subprocess.Popen(
@@ -78,7 +85,7 @@ def launch(args: list[str], *, env: dict[str, str] | None = None, timeout: float
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, **(env or {})},
+        env=child_env,
     )
     try:
         out, err = proc.communicate(timeout=timeout)
