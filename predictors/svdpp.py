@@ -233,13 +233,17 @@ def fit_svdpp(
         emb = torch.nn.functional.embedding
 
         def rows_of(t: Any, idx: Any) -> Any:
-            out = emb(idx, t, sparse=True)
-            return out[:, 0] if t.dim() == 2 and t.shape[1] == 1 else out
+            return emb(idx, t, sparse=True)
+
+        def bias_of(t: Any, idx: Any) -> Any:  # the (n, 1) bias columns, as (len(idx),)
+            return emb(idx, t, sparse=True)[:, 0]
     else:
         opt = torch.optim.Adam([{"params": [p, q, bu, bi]}, {"params": [y], "lr": lr_y}], lr=lr)  # type: ignore[arg-type]
 
         def rows_of(t: Any, idx: Any) -> Any:
             return t.index_select(0, idx)
+
+        bias_of = rows_of
 
     def params() -> SVDppParams:
         with torch.no_grad():
@@ -270,8 +274,8 @@ def fit_svdpp(
             pu = rows_of(p, users)  # (b, k)
             vec = pu + z * inv_sqrt[users, None]  # (b, k)
             q_e = rows_of(q, it)  # (e, k)
-            bu_b = rows_of(bu, users)  # (b,)
-            bi_e = rows_of(bi, it)  # (e,)
+            bu_b = bias_of(bu, users)  # (b,)
+            bi_e = bias_of(bi, it)  # (e,)
             vec_e = vec.index_select(0, local)  # (e, k)
             pred = bu_b.index_select(0, local) + bi_e + (q_e * vec_e).sum(1)  # (e,)
             err = resid[rows] - pred

@@ -261,6 +261,20 @@ def test_lazy_adam_is_deterministic_and_fits_as_well_as_dense_adam(world) -> Non
     assert abs(v_lazy - v_dense) <= 0.01 and max(v_lazy, v_dense) < v_mean - 0.02
 
 
+def test_one_factor_fits_with_either_optimizer(world) -> None:
+    """factors=1 makes the factor matrices (n, 1), the shape lazy Adam gives the biases:
+    both optimizers fit it, and predict finite ratings on the scale."""
+    inter, split = world
+    batch = _test_batch(inter, split)
+    train = split.train_set(inter, seed=0)
+    for optimizer in ("adam", "lazy-adam"):
+        m = SVDpp(**{**_FAST, "factors": 1}, optimizer=optimizer).fit(train)
+        assert m.params_.user_factors.shape[1] == 1 and m.params_.user_bias.ndim == 1
+        p = m.predict(batch)
+        assert np.all(np.isfinite(p)) and p.shape == (len(batch),)
+        assert m.fit_report_.settings["val_rmse"] is not None
+
+
 def test_auto_optimizer_is_dense_on_small_data_and_lazy_at_scale(world) -> None:
     m = SVDpp(batch_events=4096)
     assert m.optimizer_for(610, 9_724) == "adam"  # ml-latest-small: 20k rows <= 8 batches
