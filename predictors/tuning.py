@@ -207,14 +207,12 @@ def grid_search(
     }
     grid: list[dict[str, Any]] = []
     params: P | None = None
-    plan: list[tuple[int, Sequence[float]]] = [(f, regs) for f in factors]
     if warm:
         factors, regs = sorted(factors), sorted(regs, reverse=True)
-        plan = [(factors[0], regs)]
-    i_plan = 0
-    while i_plan < len(plan):
-        f, f_regs = plan[i_plan]
-        i_plan += 1
+    for i_f, f in enumerate(factors):
+        # warm: a larger factors walks the same path down to the chosen reg (a cold start
+        # at a weak reg would overfit before it converges)
+        f_regs = [r for r in regs if r >= best["reg"]] if warm and i_f else regs
         before = dict(best)
         init: P | None = None
         for reg in f_regs:
@@ -245,9 +243,7 @@ def grid_search(
                 init = params
             row = {"factors": f, "reg": reg, "val_rmse": [round(c, 5) for c in curve]}
             grid.append({**row, "warm_start": True} if started_warm else row)
-        if not warm or not tune:
-            continue
-        if i_plan > 1 and not best["val_rmse"] < before["val_rmse"] - tol:
+        if warm and tune and i_f and not best["val_rmse"] < before["val_rmse"] - tol:
             # a larger model that gains less than tol: keep the smaller one, stop growing
             best.clear()
             best.update(before)
@@ -255,13 +251,9 @@ def grid_search(
             skip = f"factors={f} gained under {tol:g}"
             grid.extend(
                 {"factors": g, "reg": float(best["reg"]), "skipped": skip}
-                for g in factors[factors.index(f) + 1 :]
+                for g in factors[i_f + 1 :]
             )
             break
-        if i_plan == len(plan) and f != factors[-1]:
-            # the next factors walks the same path down to the chosen reg (a cold start at
-            # a weak reg would overfit before it converges)
-            plan.append((factors[factors.index(f) + 1], [r for r in regs if r >= best["reg"]]))
     if best["params"] is None:  # nothing scored: the (only) trained setting
         best["params"] = params
     return GridChoice(
