@@ -275,6 +275,13 @@ def fit_rows(split: Split, inter: Interactions) -> NDArray[np.int64]:
     return idx
 
 
+def predicted_runs(prep: Prepared) -> list[ModelRun]:
+    """The runs whose predictions the sidecar holds: finished, with predictions."""
+    return [
+        r for r in prep.runs if r.status == "ok" and r.pred is not None and r.fallback is not None
+    ]
+
+
 def predictions_frame(prep: Prepared) -> pd.DataFrame:
     inter = prep.loaded.interactions
     split = prep.split
@@ -284,8 +291,7 @@ def predictions_frame(prep: Prepared) -> pd.DataFrame:
         "target_time": inter.timestamp[split.test_pos],
         "truth": prep.truth,
     }
-    for r in prep.runs:
-        if r.status == "ok" and r.pred is not None and r.fallback is not None:
-            cols[f"pred:{r.key}"] = r.pred
-            cols[f"fallback:{r.key}"] = r.fallback
+    for r in predicted_runs(prep):
+        cols[f"pred:{r.key}"] = r.pred
+        cols[f"fallback:{r.key}"] = r.fallback
     return pd.DataFrame(cols)

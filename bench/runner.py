@@ -41,6 +41,7 @@ from bench.plan import (
     capabilities,
     fit_rows,
     plan_runs,
+    predicted_runs,
     predictions_frame,
 )
 from bench.provenance import PeakRSS
@@ -470,11 +471,7 @@ def _execute(
         score_all(prep, spec)
         prep.timings["statistics_s"] = time.perf_counter() - t0
         doc = _document(spec, prep, device, status, started, provenance, executor.record())
-        keys = [
-            r.key
-            for r in prep.runs  # the sidecar's models, as predictions_frame picks them
-            if r.status == "ok" and r.pred is not None and r.fallback is not None
-        ]
+        keys = [r.key for r in predicted_runs(prep)]
         if written and keys == sidecar_keys:  # e.g. the final save: only the JSON changes
             path = write_results(path, doc, None, overwrite=True, sidecar_current=True)
         else:

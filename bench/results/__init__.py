@@ -130,11 +130,9 @@ def write_results(
         raise ValueError("sidecar_current is for an update (overwrite) without predictions")
     if not overwrite:
         clean_stale_temps(path.parent)
-    if sidecar_current:
-        doc = {**doc, "predictions_file": sidecar_path(path).name}
     while True:
         try:
-            _write_pair(path, doc, predictions, overwrite)
+            _write_pair(path, doc, predictions, overwrite, sidecar_current)
             return path
         except FileExistsError:
             if overwrite:
@@ -154,9 +152,15 @@ def write_results(
 
 
 def _write_pair(
-    path: Path, doc: dict[str, Any], predictions: pd.DataFrame | None, overwrite: bool
+    path: Path,
+    doc: dict[str, Any],
+    predictions: pd.DataFrame | None,
+    overwrite: bool,
+    sidecar_current: bool = False,
 ) -> None:
     claimed: Path | None = None
+    if sidecar_current:  # the sidecar on disk is this doc's: name it, do not write it again
+        doc = {**doc, "predictions_file": sidecar_path(path).name}
     if predictions is not None:
         table = pa.Table.from_pandas(predictions, preserve_index=False)
         meta = dict(table.schema.metadata or {})
