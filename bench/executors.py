@@ -17,7 +17,11 @@ the arrays zero-copy, read-only), then per job the pending ``ModelRun`` out and 
 
 Results do not depend on the executor: every job runs ``fn`` on the same arrays with the same
 seed, BLAS threads (``--blas-threads``) and torch intra-op threads (``--torch-threads``, by
-default the driver's torch default, set in every worker). A worker that dies mid-job (killed,
+default the driver's torch default, set in every worker), and the torch models copy every
+input into torch's own (64-byte aligned) memory (``predictors.torch.device.owned``). The NumPy
+models give the same bytes under every executor; the torch models the same fit, with
+predictions equal to within a few float32 ulps (a float32 kernel is not bound to round
+alike in another process). A worker that dies mid-job (killed,
 out of memory) has the job retried once on a fresh worker, then recorded failed; a job that
 raises is recorded failed by ``fn`` itself. Ray is imported only by the Ray executor.
 """

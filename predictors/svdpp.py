@@ -178,6 +178,8 @@ def fit_svdpp(
     (lower ``factors``)."""
     import torch
 
+    from predictors.torch.device import owned
+
     n_users = store.n_users
     if store.n_events == 0:
         raise ValueError("cannot fit on an empty training set (no training events)")
@@ -188,10 +190,10 @@ def fit_svdpp(
     starts = store.user_offsets[:-1]
     active = np.flatnonzero(ucount > 0)
 
-    item = torch.from_numpy(store.item.astype(np.int64))
-    resid = torch.from_numpy((store.rating.astype(np.float64) - mu).astype(np.float32))
-    inv_icount = torch.from_numpy((1.0 / np.maximum(icount, 1)).astype(np.float32))
-    inv_sqrt = torch.from_numpy((1.0 / np.sqrt(np.maximum(ucount, 1))).astype(np.float32))
+    item = owned(store.item.astype(np.int64))
+    resid = owned((store.rating.astype(np.float64) - mu).astype(np.float32))
+    inv_icount = owned((1.0 / np.maximum(icount, 1)).astype(np.float32))
+    inv_sqrt = owned((1.0 / np.sqrt(np.maximum(ucount, 1))).astype(np.float32))
 
     gen = torch.Generator().manual_seed(int(seed))
     p = (torch.randn(n_users, factors, generator=gen) * init_std).requires_grad_()
@@ -218,8 +220,8 @@ def fit_svdpp(
             ):
                 rows = torch.from_numpy(np.flatnonzero(known))
                 t[rows] = torch.from_numpy(a[known].astype(np.float32))
-    bu = torch.from_numpy(bu0.astype(np.float32)).requires_grad_()
-    bi = torch.from_numpy(bi0.astype(np.float32)).requires_grad_()
+    bu = owned(bu0.astype(np.float32)).requires_grad_()
+    bi = owned(bi0.astype(np.float32)).requires_grad_()
     # a coherent Adam step of size lr on every y_j moves z_u by lr * |N(u)|^1/2: scale the
     # implicit factors' rate down by the typical |N(u)|^1/2 so that z_u moves like p_u
     lr_y = lr / float(np.sqrt(np.median(ucount[active])))

@@ -154,3 +154,23 @@ def modules_loaded_by(code: str, watched: list[str]) -> list[str]:
     probe = f"import sys; {code}; print(sorted(m for m in {watched!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     return ast.literal_eval(out.stdout.strip())
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The machine the suite ran on, at the end of the report: float32 results may round
+    differently on another CPU, and a log that names the CPU says which one."""
+    cpu = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            names = [ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    parts = [cpu, f"{os.cpu_count()} logical CPUs"]
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        parts.append(
+            f"torch {torch.__version__} ({torch.backends.cpu.get_cpu_capability()}, "
+            f"{torch.get_num_threads()} threads)"
+        )
+    terminalreporter.write_line("machine: " + "; ".join(parts))

@@ -1,6 +1,7 @@
-"""Executors: the same predictions, bit for bit, whether the jobs run one after another, in
-worker processes or as Ray tasks; a killed worker's job retried once; bad choices refused
-before anything is written; an interrupted parallel run resumed (real processes)."""
+"""Executors: the same predictions (bit for bit for the NumPy models, within 4 float32 ulps
+for the torch model) whether the jobs run one after another, in worker processes or as Ray
+tasks; a killed worker's job retried once; bad choices refused before anything is written; an
+interrupted parallel run resumed (real processes)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
@@ -147,8 +149,14 @@ def _same_predictions(a: pd.DataFrame, b: pd.DataFrame) -> None:
     assert list(a.columns) == list(b.columns)
     preds = [c for c in a.columns if c.startswith(("pred:", "fallback:"))]
     assert len(preds) == 2 * 6  # six jobs: user-mean, bias, mf and attention on two seeds
-    for c in a.columns:  # exactly equal, query by query
-        assert a[c].to_numpy().tobytes() == b[c].to_numpy().tobytes(), c
+    for c in a.columns:
+        x, y = a[c].to_numpy(), b[c].to_numpy()
+        if c.startswith("pred:attention"):
+            # the same fit, float32 kernels: within 4 ulps query by query (the same bytes on
+            # most CPUs; a float32 kernel is not bound to round alike in another process)
+            np.testing.assert_array_max_ulp(x, y, maxulp=4)
+        else:  # the NumPy models and every fallback flag: exactly equal, query by query
+            assert x.tobytes() == y.tobytes(), c
 
 
 def _untimed(info: dict) -> dict:

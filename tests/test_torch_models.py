@@ -17,7 +17,7 @@ from bench.data.loading import DataSource, load_source
 from bench.data.split import SplitParams, make_split
 from predictors.attention import Attention, AttentionConfig, RatingPredictor
 from predictors.contract import RunContext
-from predictors.torch.batches import SequenceData, history_batch
+from predictors.torch.batches import SequenceData, history_batch, normalised_embeddings
 from predictors.torch.device import torch_device
 from predictors.torch.trainer import (
     AutoSettings,
@@ -158,6 +158,50 @@ def test_gather_matches_history_batch_and_ignores_the_future(tiny_train: TrainSe
     a1 = a.index(sel)
     for f in ("hist_item", "hist_rating", "mask", "hist_gap"):
         assert torch.equal(getattr(a1, f), getattr(a2, f)), f
+
+
+def _misaligned(a: np.ndarray, offset: int) -> np.ndarray:
+    """A copy of ``a`` whose buffer starts ``offset`` bytes past a 64-byte boundary."""
+    buf = np.empty(a.nbytes + 128, dtype=np.uint8)
+    start = (-buf.ctypes.data) % 64 + offset
+    out = buf[start : start + a.nbytes].view(a.dtype).reshape(a.shape)
+    out[...] = a
+    assert out.ctypes.data % 64 == offset
+    return out
+
+
+@pytest.mark.parametrize("offset", [4, 16, 36])
+def test_model_inputs_live_in_torchs_own_memory(tiny_train: TrainSet, offset: int) -> None:
+    # where NumPy put an input (its alignment) differs between processes, and a float32
+    # kernel may round a row differently at another alignment: every tensor the models
+    # compute on is a copy in torch's memory, aligned alike in every process
+    store, pos, user = tiny_train.events, tiny_train.train_pos, tiny_train.train_user
+    q = HistoryBatch.from_store(store, user, pos)
+    moved = dataclasses.replace(
+        q, **{f: _misaligned(getattr(q, f), offset) for f in ("hist_rating", "target_item")}
+    )
+    moved_store = dataclasses.replace(store, rating=_misaligned(store.rating, offset))
+    vectors = _misaligned(np.random.default_rng(0).random((5, 3), dtype=np.float32), offset)
+    tensors = {
+        "embeddings": normalised_embeddings(vectors, CPU),
+        **{f"query {k}": v for k, v in vars(history_batch(moved, 12, SCALE, CPU)).items()},
+        **{
+            f"store {k}": v
+            for k, v in vars(SequenceData(moved_store, pos, SCALE, 12, CPU)).items()
+            if isinstance(v, torch.Tensor)
+        },
+    }
+    for name, t in tensors.items():
+        if isinstance(t, torch.Tensor):
+            assert t.data_ptr() % 64 == 0, name
+    want = history_batch(q, 12, SCALE, CPU)
+    got = history_batch(moved, 12, SCALE, CPU)
+    for f in ("hist_item", "hist_rating", "mask", "target_item", "hist_gap"):
+        assert torch.equal(getattr(want, f), getattr(got, f)), f
+    # a copy: writing to the NumPy array afterwards does not reach the tensor
+    v0 = tensors["embeddings"].clone()
+    vectors[...] = 0.0
+    assert torch.equal(tensors["embeddings"], v0)
 
 
 # --------------------------------------------------------------------------------------

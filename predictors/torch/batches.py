@@ -19,6 +19,7 @@ import torch
 from numpy.typing import NDArray
 from torch import Tensor
 
+from predictors.torch.device import owned
 from predictors.types import EventStore, HistoryBatch, RatingScale, TrainSet, last_k
 
 __all__ = [
@@ -36,7 +37,7 @@ def normalised_embeddings(vectors: NDArray[np.floating], device: torch.device) -
     notebook's ``embeddings / (norm + 1e-12)``."""
     v = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(v, axis=1, keepdims=True)
-    return torch.from_numpy(np.ascontiguousarray(v / (norms + 1e-12))).to(device)
+    return owned(v / (norms + 1e-12), device)
 
 
 @dataclass(frozen=True)
@@ -145,11 +146,11 @@ def history_batch(
         rating = np.zeros(rows.shape, dtype=np.float32)
         gap = np.zeros(rows.shape, dtype=np.float32)
     return SeqBatch(
-        hist_item=torch.from_numpy(item).to(device),
-        hist_rating=torch.from_numpy(rating).to(device),
-        mask=torch.from_numpy(mask).to(device),
-        target_item=torch.from_numpy(batch.target_item.astype(np.int64)).to(device),
-        hist_gap=torch.from_numpy(gap).to(device),
+        hist_item=owned(item, device),
+        hist_rating=owned(rating, device),
+        mask=owned(mask, device),
+        target_item=owned(batch.target_item.astype(np.int64), device),
+        hist_gap=owned(gap, device),
     )
 
 
@@ -176,12 +177,12 @@ class SequenceData:
         user = store.user()
         self.window = int(window)
         self.device = device
-        self.item = torch.from_numpy(store.item.astype(np.int64)).to(device)  # (N,) int64
-        self.rating = torch.from_numpy(scale.to_unit(store.rating)).to(device)  # (N,) float32
-        self.timestamp = torch.from_numpy(store.timestamp.astype(np.int64)).to(device)  # (N,)
-        self.target_pos = torch.from_numpy(target_pos).to(device)  # (T,) int64
+        self.item = owned(store.item.astype(np.int64), device)  # (N,) int64
+        self.rating = owned(scale.to_unit(store.rating), device)  # (N,) float32
+        self.timestamp = owned(store.timestamp.astype(np.int64), device)  # (N,)
+        self.target_pos = owned(target_pos, device)  # (T,) int64
         start = store.user_offsets[:-1][user[target_pos]] if target_pos.size else target_pos
-        self.target_start = torch.from_numpy(np.asarray(start, dtype=np.int64)).to(device)
+        self.target_start = owned(np.asarray(start, dtype=np.int64), device)
         self._cols = torch.arange(-self.window, 0, device=device)  # (L,)
 
     def __len__(self) -> int:
