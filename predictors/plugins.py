@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib
+import importlib.machinery
 import importlib.util
 import inspect
 import sys
@@ -157,12 +158,28 @@ def _importing(label: str) -> Iterator[None]:
         ) from None
 
 
+class _HashedSource(importlib.machinery.SourceFileLoader):
+    """Runs the bytes whose digest names the plugin, compiled afresh: never a cached .pyc
+    (Python checks those by the source's mtime in seconds and its size, so an edit within
+    the same second that keeps the size would run the old code under the new digest) and
+    never a second read of a file that may have changed since it was hashed."""
+
+    def __init__(self, fullname: str, path: str, source: bytes) -> None:
+        super().__init__(fullname, path)
+        self._source = source
+
+    def get_code(self, fullname: str) -> Any:
+        return compile(self._source, self.path, "exec", dont_inherit=True)
+
+
 def _import_file(path: Path, given: str) -> Any:
-    digest = _sha256(path)
+    source = path.read_bytes()
+    digest = hashlib.sha256(source).hexdigest()
     mod_name = f"ratingbench_plugin_{path.stem}_{digest[:12]}"
     if mod_name in sys.modules:
         return sys.modules[mod_name], digest
-    spec = importlib.util.spec_from_file_location(mod_name, path)
+    loader = _HashedSource(mod_name, str(path), source)
+    spec = importlib.util.spec_from_file_location(mod_name, path, loader=loader)
     if spec is None or spec.loader is None:
         raise PluginError(f"plugin {given}: {path} cannot be imported as a Python module")
     module = importlib.util.module_from_spec(spec)

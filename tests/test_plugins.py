@@ -351,6 +351,9 @@ def test_embedding_from_a_users_function_is_cached_by_its_code(tmp_path, monkeyp
     from bench.embeddings import build_embeddings
 
     monkeypatch.setenv("RATINGBENCH_CACHE", str(tmp_path / "cache"))
+    # with Python's bytecode cache on, as on most machines: the edit below keeps the file's
+    # size and may fall in the same second, which a cached .pyc cannot tell apart
+    monkeypatch.setattr(sys, "dont_write_bytecode", False)
     f = _write(tmp_path, "my_emb.py", EMB)
     loaded = load_source(DataSource(dataset="synthetic", synthetic={"n_users": 100, "seed": 1}))
     kw = {"catalog": loaded.catalog, "item_ids": loaded.interactions.item_ids}
