@@ -1,4 +1,4 @@
-"""Executors: the same predictions (bit for bit for the NumPy models, within 4 float32 ulps
+"""Executors: the same predictions (bit for bit for the NumPy models, within 8 float32 ulps
 for the torch model) whether the jobs run one after another, in worker processes or as Ray
 tasks; a killed worker's job retried once; bad choices refused before anything is written; an
 interrupted parallel run resumed (real processes)."""
@@ -154,9 +154,9 @@ def _same_predictions(a: pd.DataFrame, b: pd.DataFrame) -> None:
     for c in a.columns:
         x, y = a[c].to_numpy(), b[c].to_numpy()
         if c.startswith("pred:attention"):
-            # the same fit, float32 kernels: within 4 ulps query by query (the same bytes on
+            # the same fit, float32 kernels: within 8 ulps query by query (the same bytes on
             # most CPUs; a float32 kernel is not bound to round alike in another process)
-            np.testing.assert_array_max_ulp(x, y, maxulp=4)
+            np.testing.assert_array_max_ulp(x, y, maxulp=8)
             if x.tobytes() != y.tobytes():  # allowed, and worth seeing in the log
                 ulps = np.abs(x.view(np.int32).astype(np.int64) - y.view(np.int32))
                 warnings.warn(
