@@ -53,5 +53,4 @@ def owned(a: NDArray[np.generic], device: torch.device | None = None) -> torch.T
     round it differently, so the same fit could predict a few ulps apart under another
     executor. torch's allocator aligns every buffer to 64 bytes: from it, every process runs
     the same kernels on the same addresses modulo 64."""
-    t = torch.from_numpy(np.ascontiguousarray(a))
-    return t.to(torch.device("cpu") if device is None else device, copy=True)
+    return torch.tensor(a, device=device)  # always a copy, contiguous, the same dtype
