@@ -43,8 +43,8 @@ from typing import Any
 import numpy as np
 
 from bench.data.types import Interactions, content_hash, hash_arrays
+from bench.fileio import atomic_write, clean_stale_temps
 from bench.paths import cache_root
-from bench.results import atomic_write, clean_stale_temps
 from predictors.types import RatingScale
 
 __all__ = [

@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 
 from bench._checks import flagged
 from bench.errors import ConfigError, DataError
-from bench.results import atomic_write
+from bench.fileio import atomic_write
 
 __all__ = [
     "ID_COLUMN",

@@ -12,6 +12,7 @@ import pandas as pd
 from matplotlib.lines import Line2D
 
 from bench.compare import PRIMARY, VERDICT_STYLES, Comparison
+from bench.fileio import atomic_write
 from bench.report.context import ReportContext
 from bench.report.style import (
     DPI,
@@ -24,7 +25,7 @@ from bench.report.style import (
     new_figure,
     unit,
 )
-from bench.results import ModelRecord, ResultsDoc, atomic_write, read_results
+from bench.results import ModelRecord, ResultsDoc, read_results
 from bench.runkey import RunKey
 
 __all__ = ["compare_figure", "compare_plot", "forest_figure"]
