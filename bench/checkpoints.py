@@ -282,11 +282,12 @@ def run_data(doc: ResultsDoc, *, data_dir: Path | None = None) -> Loaded:
     ``data_dir`` instead of the recorded one when given), with the run's missing-embedding
     ``drop`` applied again when it changed the data. Raises ``CheckpointError`` when the
     results record no source, or when the data's hash is not the run's."""
-    from bench.data.loading import load_source
+    from bench.data.loading import DataSource, load_source
 
-    src = doc.source()
-    if src is None:
+    rec = doc.source_record
+    if rec is None:
         raise CheckpointError(f"{doc.path.name}: the results record no data source")
+    src = DataSource.from_dict(rec)
     if data_dir is not None:
         src = dataclasses.replace(src, data_dir=Path(data_dir))
     loaded = load_source(src)

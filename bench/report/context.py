@@ -25,7 +25,14 @@ from bench.report.style import model_colors, unit
 from bench.results import ModelRecord, ResultsDoc, read_predictions, read_results
 from bench.runkey import RunKey
 
-__all__ = ["ReportContext", "ReportData", "describe_source", "load_context", "reload_data"]
+__all__ = [
+    "ReportContext",
+    "ReportData",
+    "describe_source",
+    "load_context",
+    "recorded_source",
+    "reload_data",
+]
 
 
 @dataclass
@@ -103,6 +110,12 @@ def load_context(results_path: Path) -> ReportContext:
     )
 
 
+def recorded_source(doc: ResultsDoc) -> DataSource | None:
+    """The data source ``doc`` records (``ResultsDoc.source_record``), or None."""
+    rec = doc.source_record
+    return None if rec is None else DataSource.from_dict(rec)
+
+
 def describe_source(source: DataSource | None) -> str:
     if source is None:
         return "an unrecorded source"
@@ -151,7 +164,7 @@ def _reload_source(ctx: ReportContext, data_dir: Path | None) -> _Reload:
     """The run's source, made to read here: files at their recorded paths or beside the
     results, catalog datasets where the run found them and never downloaded, the recorded
     rating scale."""
-    source = ctx.doc.source()
+    source = recorded_source(ctx.doc)
     if source is None:
         return _Reload(reason="the results do not record where the data came from")
     scale = (ctx.low, ctx.high, ctx.step)

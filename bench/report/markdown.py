@@ -18,7 +18,13 @@ from tabulate import tabulate
 from bench import stats
 from bench.report.ablation import ablation_figure
 from bench.report.buckets import bucket_figure, bucket_sets, bucket_stats, bucket_table
-from bench.report.context import ReportContext, describe_source, load_context, reload_data
+from bench.report.context import (
+    ReportContext,
+    describe_source,
+    load_context,
+    recorded_source,
+    reload_data,
+)
 from bench.report.curves import learning_figures
 from bench.report.forest import forest_figure
 from bench.report.panels import error_hist_figure, panel_models, pred_vs_actual_figure
@@ -171,7 +177,7 @@ def _summary(ctx: ReportContext) -> list[str]:
     commit = (git.get("commit") or "unknown")[:10] + (" (dirty)" if git.get("dirty") else "")
     emb = raw.get("embeddings")
     lines = [
-        f"- **data**: {ds.get('name')} ({describe_source(doc.source())}), "
+        f"- **data**: {ds.get('name')} ({describe_source(recorded_source(doc))}), "
         f"{ds.get('n_ratings', 0):,} ratings, {ds.get('n_users', 0):,} users, "
         f"{ds.get('n_items', 0):,} movies, scale {ctx.low:g}–{ctx.high:g}"
         + (f" step {ctx.step:g}" if ctx.step else "")

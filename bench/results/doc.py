@@ -27,8 +27,6 @@ from bench.runkey import RunKey
 if TYPE_CHECKING:
     from numpy.typing import NDArray
 
-    from bench.data.loading import DataSource
-
 
 @dataclass(frozen=True)
 class ModelRecord:
@@ -192,13 +190,13 @@ class ResultsDoc:
             (None if step is None else float(step)),
         )
 
-    def source(self) -> DataSource | None:
-        """The run's data source, from ``run_spec.source`` (the one serialised form of it),
-        or None when the file does not record it."""
-        from bench.data.loading import DataSource
-
+    @property
+    def source_record(self) -> dict[str, Any] | None:
+        """The run's data source as recorded (``run_spec.source``, the one serialised form
+        of it: ``bench.data.loading.DataSource.from_dict`` builds it), or None when the file
+        does not record it."""
         src = (self.run_spec or {}).get("source")
-        return DataSource.from_dict(src) if src else None
+        return dict(src) if src else None
 
     def model(self, key: RunKey | str) -> ModelRecord | None:
         """The record of ``key`` (a RunKey, or its text form as typed in ``--reference``)."""
