@@ -11,7 +11,7 @@ import pandas as pd
 import pyarrow as pa
 from numpy.typing import NDArray
 
-from bench.data.readers import columns
+import bench.data.readers.columns as columns
 from bench.data.readers.table import DEFAULT_RATING_COLUMNS, TableFile, TableOptions
 from bench.data.types import TIME_UNITS, RawRatings, detect_time_unit
 from bench.errors import ConfigError, DataError
