@@ -31,13 +31,14 @@ def shared_data_dir() -> Path | None:
     for cand in ([Path(env)] if env else []) + [REPO.parent / "shared" / "data"]:
         if (cand / "ml-latest-small" / "ratings.csv").is_file():
             return cand
-    from bench.data import datasets
+    from bench.data.locate import locate_dataset
+    from bench.data.manifest import get_manifest, shipped_archive
 
-    manifest = datasets.get_manifest("ml-latest-small")
-    if datasets.shipped_archive(manifest) is None:
+    manifest = get_manifest("ml-latest-small")
+    if shipped_archive(manifest) is None:
         return None
     cache = Path(tempfile.gettempdir()) / "ratingbench-tests" / "datasets"
-    return datasets.locate_dataset(manifest, None, cache, download=False).folder.parent
+    return locate_dataset(manifest, None, cache, download=False).folder.parent
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -105,7 +105,7 @@ def test_ml_latest_small_baseline_figures(data_dir):
     """The notebook's baselines, re-implemented with its own loops, on its own split."""
     import pandas as pd
 
-    from bench.data.datasets import load_dataset
+    from bench.data.locate import load_dataset
     from bench.data.split import PROTOCOLS
     from bench.data.types import build_interactions
 

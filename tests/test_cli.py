@@ -206,7 +206,7 @@ def _sections(output: str) -> dict[str, list[str]]:
 
 
 def test_list_names_everything():
-    from bench.data.datasets import list_datasets
+    from bench.data.manifest import list_datasets
     from bench.data.split import PROTOCOLS
     from bench.embeddings import list_embeddings
     from predictors.registry import REGISTRY

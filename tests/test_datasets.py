@@ -10,15 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import bench.data.datasets as ds
-from bench.data.datasets import (
-    DatasetManifest,
-    get_manifest,
-    list_datasets,
-    load_dataset,
-    load_manifest,
-    resolve_dataset_dir,
-)
+from bench.data import download
+from bench.data.download import verify_files
+from bench.data.locate import load_dataset, resolve_dataset_dir
+from bench.data.manifest import DatasetManifest, get_manifest, list_datasets, load_manifest
 from bench.data.types import build_interactions
 from bench.errors import ConfigError, DataError
 from predictors.types import RatingScale
@@ -207,7 +202,7 @@ def test_resolution_order_data_dir_env_cache(
     def no_download(*a: object, **k: object) -> None:
         raise AssertionError("must not download")
 
-    monkeypatch.setattr(ds, "_fetch", no_download)
+    monkeypatch.setattr(download, "_fetch", no_download)
     assert resolve_dataset_dir(m, given, cache) == given / "toy-1"
     assert resolve_dataset_dir(m, None, cache) == env / "toy-1"
     assert resolve_dataset_dir(m, tmp_path / "empty", cache) == env / "toy-1"  # falls through
@@ -260,20 +255,20 @@ def test_download_once_then_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     )
     cache = tmp_path / "c"
     calls: list[str] = []
-    real_fetch = ds._fetch
+    real_fetch = download._fetch
 
     def counting_fetch(url: str, dest: Path, label: str) -> tuple[str, str]:
         calls.append(url)
         return real_fetch(url, dest, label)
 
-    monkeypatch.setattr(ds, "_fetch", counting_fetch)
+    monkeypatch.setattr(download, "_fetch", counting_fetch)
     folder = resolve_dataset_dir(m, cache_dir=cache)
     assert folder == cache / "toy-1"
     assert calls == [z.as_uri()]
     assert (folder / "ratings.csv").read_bytes() == RATINGS.encode()
     assert sorted(os.listdir(cache)) == ["toy-1"]  # no temp archive or temp folder left
     # second call: found in the cache, no download
-    monkeypatch.setattr(ds, "_fetch", lambda *a: pytest.fail("downloaded twice"))
+    monkeypatch.setattr(download, "_fetch", lambda *a: pytest.fail("downloaded twice"))
     assert resolve_dataset_dir(m, cache_dir=cache) == folder
 
 
@@ -354,8 +349,8 @@ def test_ml_latest_small_real_data(monkeypatch: pytest.MonkeyPatch) -> None:
         pytest.skip("ml-latest-small not found in ../shared/data or $RATINGBENCH_DATA_DIR")
     m = get_manifest("ml-latest-small")
     folder = data_dir / "ml-latest-small"
-    assert ds.verify_files(m, folder) == ["movies.csv", "ratings.csv", "tags.csv"]
-    monkeypatch.setattr(ds, "_fetch", lambda *a: pytest.fail("must not download"))
+    assert verify_files(m, folder) == ["movies.csv", "ratings.csv", "tags.csv"]
+    monkeypatch.setattr(download, "_fetch", lambda *a: pytest.fail("must not download"))
     raw, catalog = load_dataset("ml-latest-small", data_dir=data_dir, download=False)
     assert len(raw) == 100_836 == m.n_ratings
     assert np.unique(raw.user_id).size == 610

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 import tests.conftest as conftest
-from bench.data import datasets as ds
+from bench.data import download, locate, manifest
 from bench.data.loading import DataSource, load_source
 from bench.data.split import SplitParams
 from bench.errors import DataError
@@ -21,7 +21,7 @@ from bench.results import load_results
 from bench.runner import RunSpec, execute
 from predictors.registry import parse_models
 
-MANIFEST = ds.get_manifest("ml-latest-small")
+MANIFEST = manifest.get_manifest("ml-latest-small")
 
 
 @pytest.fixture
@@ -33,14 +33,14 @@ def nowhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     def offline(*a: object, **k: object) -> None:
         raise OSError("Name or service not known")
 
-    monkeypatch.setattr(ds, "_fetch", offline)
+    monkeypatch.setattr(download, "_fetch", offline)
     return tmp_path / "cache" / "datasets"
 
 
 def test_the_shipped_copy_is_in_the_package_with_its_licence() -> None:
-    archive = ds.shipped_archive(MANIFEST)
+    archive = manifest.shipped_archive(MANIFEST)
     assert archive is not None and archive.stat().st_size < 1_200_000
-    assert ds.sha256_file(archive) == MANIFEST.shipped_sha256
+    assert download.sha256_file(archive) == MANIFEST.shipped_sha256
     with zipfile.ZipFile(archive) as zf:
         names = sorted(zf.namelist())
         readme = zf.read("ml-latest-small/README.txt").decode()
@@ -48,17 +48,17 @@ def test_the_shipped_copy_is_in_the_package_with_its_licence() -> None:
         f"ml-latest-small/{n}"
         for n in ("README.txt", "links.csv", "movies.csv", "ratings.csv", "tags.csv")
     ]
-    beside = (ds.SHIPPED_DIR / "ml-latest-small.README.txt").read_text(encoding="utf-8")
+    beside = (manifest.SHIPPED_DIR / "ml-latest-small.README.txt").read_text(encoding="utf-8")
     assert beside == readme
     assert "may redistribute the data set" in readme
 
 
 @pytest.mark.parametrize("download", [True, False])  # default run, and --offline
 def test_no_copy_and_no_network_uses_the_shipped_copy(nowhere: Path, download: bool) -> None:
-    loc = ds.locate_dataset(MANIFEST, download=download)
+    loc = locate.locate_dataset(MANIFEST, download=download)
     assert loc.origin == "shipped" and loc.folder == nowhere / "shipped" / "ml-latest-small"
     assert loc.verified == ("movies.csv", "ratings.csv", "tags.csv")  # after decompression
-    again = ds.locate_dataset(MANIFEST, download=download)  # found, verified, not re-extracted
+    again = locate.locate_dataset(MANIFEST, download=download)  # found, verified, not re-extracted
     assert again == loc
     loaded = load_source(DataSource(download=download))  # the default source
     assert len(loaded.interactions) == 100_836 == MANIFEST.n_ratings
@@ -68,7 +68,7 @@ def test_no_copy_and_no_network_uses_the_shipped_copy(nowhere: Path, download: b
 
 
 def test_a_local_copy_wins_over_the_shipped_one(nowhere: Path, data_dir: Path) -> None:
-    loc = ds.locate_dataset(MANIFEST, data_dir)
+    loc = locate.locate_dataset(MANIFEST, data_dir)
     assert loc.origin == "data_dir" and loc.folder == (data_dir / "ml-latest-small").absolute()
     assert not (nowhere / "shipped").exists()
 
@@ -76,7 +76,7 @@ def test_a_local_copy_wins_over_the_shipped_one(nowhere: Path, data_dir: Path) -
 def test_a_damaged_shipped_copy_is_refused(
     nowhere: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    src = ds.shipped_archive(MANIFEST)
+    src = manifest.shipped_archive(MANIFEST)
     assert src is not None
     fake = tmp_path / "shipped"
     fake.mkdir()
@@ -86,12 +86,12 @@ def test_a_damaged_shipped_copy_is_refused(
             if info.filename.endswith("ratings.csv"):
                 data = data.replace(b"1,1,4.0,", b"1,1,5.0,", 1)
             zout.writestr(info, data)
-    monkeypatch.setattr(ds, "SHIPPED_DIR", fake)
+    monkeypatch.setattr(manifest, "SHIPPED_DIR", fake)
     with pytest.raises(DataError, match=r"shipped with ratingbench.*sha256 checksum mismatch"):
-        ds.locate_dataset(MANIFEST)
-    unpinned = ds.DatasetManifest(**{**MANIFEST.__dict__, "shipped_sha256": None})
+        locate.locate_dataset(MANIFEST)
+    unpinned = manifest.DatasetManifest(**{**MANIFEST.__dict__, "shipped_sha256": None})
     with pytest.raises(DataError, match=r"ratings\.csv: sha256 checksum mismatch"):
-        ds.locate_dataset(unpinned)  # the per-file checksums, as for a download
+        locate.locate_dataset(unpinned)  # the per-file checksums, as for a download
     assert not (nowhere / "shipped" / "ml-latest-small").exists()  # nothing left behind
 
 
@@ -102,7 +102,7 @@ def test_the_test_data_fixture_falls_back_to_the_shipped_copy(
     monkeypatch.setattr(conftest, "REPO", tmp_path / "clone")  # no ../shared/data beside it
     d = conftest.shared_data_dir()
     assert d is not None and d == Path(tempfile.gettempdir()) / "ratingbench-tests/datasets/shipped"
-    assert ds.verify_files(MANIFEST, d / "ml-latest-small") == [
+    assert download.verify_files(MANIFEST, d / "ml-latest-small") == [
         "movies.csv",
         "ratings.csv",
         "tags.csv",

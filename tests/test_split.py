@@ -157,7 +157,7 @@ def test_split_matches_the_notebook_loop(lens, min_history, samples, data):
 
 
 def test_notebook_protocol_counts_on_ml_latest_small(data_dir):
-    from bench.data.datasets import load_dataset
+    from bench.data.locate import load_dataset
 
     raw, _ = load_dataset("ml-latest-small", data_dir=data_dir, download=False)
     inter = build_interactions(raw, name="ml-latest-small")
@@ -207,7 +207,7 @@ def test_published_order_and_splits_are_unchanged_and_shuffling_changes_nothing(
     """On ml-latest-small (sorted by user, then movie) the content tie-break gives the order
     that a stable sort of the file by (user, timestamp) gave; a shuffled copy gives the same
     dataset hash and the same splits (94 users tie at their last timestamp)."""
-    from bench.data.datasets import load_dataset
+    from bench.data.locate import load_dataset
 
     raw, _ = load_dataset("ml-latest-small", data_dir=data_dir, download=False)
     inter = build_interactions(raw, name="ml-latest-small")
@@ -278,7 +278,7 @@ def test_too_many_test_targets_says_how_many_users_qualify(tiny):
 
 
 def test_default_split_hash_on_ml_latest_small_is_unchanged(data_dir):
-    from bench.data.datasets import load_dataset
+    from bench.data.locate import load_dataset
 
     raw, _ = load_dataset("ml-latest-small", data_dir=data_dir, download=False)
     inter = build_interactions(raw, name="ml-latest-small")

@@ -55,7 +55,7 @@ def check_cmd(models: tuple[str, ...], quick: bool, seed: int) -> None:
 @main.command("list", context_settings=CONTEXT)
 def list_cmd() -> None:
     """Models, datasets, protocols and embeddings, one line each."""
-    from bench.data.datasets import list_datasets
+    from bench.data.manifest import list_datasets
     from bench.data.split import PROTOCOLS
     from predictors.registry import origins
 

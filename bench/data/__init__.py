@@ -6,8 +6,10 @@ One job per module, in the order data flows through them:
   ``Catalog`` (movie metadata), content hashes, timestamp units.
 - ``readers``: any ratings table (.csv/.tsv/.dat/.parquet, with or without a header) and
   movie catalogs, to ``RawRatings`` / ``Catalog``, with errors naming the file and column.
-- ``datasets``: the declarative catalog of datasets (``datasets/*.toml``), download with
-  verified checksums, the local copies.
+- ``manifest``: the declarative catalog of datasets (``datasets/*.toml``), read and
+  validated.
+- ``locate``: a catalog dataset's local copy (or the shipped one), read into ratings and a
+  catalog; ``download`` fetches it on first use, with verified checksums.
 - ``cache``: the verified binary cache of parsed ratings.
 - ``synthetic``: the generator of users with tastes, drift and sessions.
 - ``loading``: ``DataSource`` (where the ratings come from) -> ``Loaded`` (interactions,

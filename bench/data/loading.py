@@ -190,10 +190,12 @@ def load_source(src: DataSource) -> Loaded:
         return Loaded(inter, data.catalog, emb, info)
     if src.dataset is None:
         raise ConfigError("no data given: use --dataset NAME or --ratings FILE")
-    from bench.data import datasets, readers
+    from bench.data import readers
+    from bench.data.locate import load_catalog, locate_dataset
+    from bench.data.manifest import get_manifest
 
-    manifest = datasets.get_manifest(src.dataset)
-    located = datasets.locate_dataset(manifest, src.data_dir, None, src.download)
+    manifest = get_manifest(src.dataset)
+    located = locate_dataset(manifest, src.data_dir, None, src.download)
     folder = located.folder
     rspec = manifest.ratings
     ratings_path = folder / rspec.path
@@ -208,7 +210,7 @@ def load_source(src: DataSource) -> Loaded:
         return build_interactions(readers.read_ratings(ratings_path, **kwargs), name=src.dataset)
 
     inter = _cached(ratings_path, build_ds, {"reader": kwargs, "name": src.dataset}, src.cache)
-    catalog = datasets.load_catalog(manifest, folder)
+    catalog = load_catalog(manifest, folder)
     notes = []
     if located.origin == "shipped":
         notes.append(
