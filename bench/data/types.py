@@ -284,31 +284,54 @@ def build_interactions(raw: RawRatings, *, name: str | None = None) -> Interacti
     ts = np.asarray(raw.timestamp, dtype=np.int64)
     # sorted at the source resolution: events within one second keep their true order
     order = _event_order(user_codes, ts, item_codes, rating)
-    n_users = int(uid.shape[0])
     user_sorted = user_codes[order]
-    counts = np.bincount(user_sorted, minlength=n_users)
-    offsets = np.zeros(n_users + 1, dtype=np.int64)
-    np.cumsum(counts, out=offsets[1:])
-    item_s = item_codes[order]
-    rating_s = rating[order]
     ts_s = ts[order]
     factor = TIME_UNITS[raw.time_unit]
     if factor != 1:
         ts_s //= factor  # floor: whole seconds, also before 1970
-    digest = content_hash(uid, user_sorted, iid, item_s, rating_s, ts_s, raw.scale)
-    time_meta = {"unit": raw.time_unit, **raw.time_info}
-    return Interactions(
-        user=user_sorted,
-        item=item_s,
-        rating=rating_s,
-        timestamp=ts_s,
-        user_offsets=offsets,
+    return _interactions(
         user_ids=uid,
+        user=user_sorted,
         item_ids=iid,
+        item=item_codes[order],
+        rating=rating[order],
+        timestamp=ts_s,
+        counts=np.bincount(user_sorted, minlength=int(uid.shape[0])),
         scale=raw.scale,
         name=name or raw.source,
-        hash=digest,
-        meta={"time_unit": time_meta},
+        meta={"time_unit": {"unit": raw.time_unit, **raw.time_info}},
+    )
+
+
+def _interactions(
+    *,
+    user_ids: NDArray[np.int64],
+    user: NDArray[np.int32],
+    item_ids: NDArray[np.int64],
+    item: NDArray[np.int32],
+    rating: NDArray[np.float32],
+    timestamp: NDArray[np.int64],
+    counts: NDArray[np.int64],
+    scale: RatingScale,
+    name: str,
+    meta: dict[str, Any],
+) -> Interactions:
+    """``Interactions`` of user-grouped columns, with its CSR offsets (from each user's event
+    ``counts``) and its content hash."""
+    offsets = np.zeros(counts.shape[0] + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    return Interactions(
+        user=user,
+        item=item,
+        rating=rating,
+        timestamp=timestamp,
+        user_offsets=offsets,
+        user_ids=user_ids,
+        item_ids=item_ids,
+        scale=scale,
+        name=name,
+        hash=content_hash(user_ids, user, item_ids, item, rating, timestamp, scale),
+        meta=meta,
     )
 
 
@@ -322,29 +345,20 @@ def drop_items(inter: Interactions, drop: NDArray[np.bool_]) -> Interactions:
         raise DataError(f"{inter.name}: no rating is left after dropping the items")
     item_keep = ~drop
     item_code = (np.cumsum(item_keep) - 1).astype(np.int32)  # old code -> new code
-    item = item_code[inter.item[keep_ev]]
     user_old = inter.user[keep_ev]
     counts_old = np.bincount(user_old, minlength=inter.n_users)
     user_keep = counts_old > 0
     user_code = (np.cumsum(user_keep) - 1).astype(np.int32)
-    user = user_code[user_old]
-    counts = counts_old[user_keep]
-    offsets = np.zeros(counts.shape[0] + 1, dtype=np.int64)
-    np.cumsum(counts, out=offsets[1:])
-    user_ids, item_ids = inter.user_ids[user_keep], inter.item_ids[item_keep]
-    rating, ts = inter.rating[keep_ev], inter.timestamp[keep_ev]
-    digest = content_hash(user_ids, user, item_ids, item, rating, ts, inter.scale)
-    return Interactions(
-        user=user,
-        item=item,
-        rating=rating,
-        timestamp=ts,
-        user_offsets=offsets,
-        user_ids=user_ids,
-        item_ids=item_ids,
+    return _interactions(
+        user_ids=inter.user_ids[user_keep],
+        user=user_code[user_old],
+        item_ids=inter.item_ids[item_keep],
+        item=item_code[inter.item[keep_ev]],
+        rating=inter.rating[keep_ev],
+        timestamp=inter.timestamp[keep_ev],
+        counts=counts_old[user_keep],
         scale=inter.scale,
         name=inter.name,
-        hash=digest,
         meta=dict(inter.meta),
     )
 
