@@ -20,11 +20,15 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from predictors.api import TorchSequencePredictor
-from predictors.options import Constraints, Integer, model_options
-from predictors.torch.batches import SeqBatch
-from predictors.torch.trainer import AutoSettings
-from predictors.types import TrainSet
+from predictors.api import (
+    AutoSettings,
+    Integer,
+    SeqBatch,
+    TorchSequencePredictor,
+    TrainSet,
+    model_options,
+    option,
+)
 
 
 class GRUNet(nn.Module):
@@ -60,12 +64,7 @@ class GRURec(TorchSequencePredictor):
     auto_small: ClassVar[AutoSettings] = AutoSettings(batch_size=128, lr=1e-3, patience=None)
     auto_large: ClassVar[AutoSettings] = AutoSettings(batch_size=512, lr=2e-3, patience=10)
 
-    hidden: int = 64
-
-    option_constraints: ClassVar[Constraints] = {
-        **TorchSequencePredictor.option_constraints,
-        "hidden": (Integer(1),),
-    }
+    hidden: int = option(64, Integer(1), help="the GRU's width")
 
     def _build(self, train: TrainSet, emb_dim: int) -> nn.Module:
         return GRUNet(emb_dim, self.hidden, float(self.dropout))

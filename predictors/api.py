@@ -5,13 +5,17 @@
 The containers a model receives (``TrainSet``, ``HistoryBatch``, ``Queries``,
 ``EventStore``, ``RatingScale``, ``ItemEmbeddings``), the run's choices (``RunContext``), what
 a model declares and returns (``Capabilities``, ``FitReport``, ``Prediction``), the protocol
-(``Predictor``) and its convenience base class (``BasePredictor``), and the conformance suite
-(``check_predictor``). ``TorchSequencePredictor`` (the shared torch adapter, with its trainer)
-is imported on first use, so importing this module never imports torch.
+(``Predictor``) and its convenience base class (``BasePredictor``), the option declarations
+(``option``, ``@model_options``, ``Validated`` and the constraints ``Integer``, ``Interval``,
+``OneOf``, ``Boolean``, ``Device``), and the conformance suite (``check_predictor``). The
+torch pieces (``TorchSequencePredictor``, the shared torch adapter with its trainer; its
+``SeqBatch`` and ``AutoSettings``) are imported on first use, so importing this module never
+imports torch.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from predictors.base import BasePredictor, NotFittedError, Predictor
@@ -26,6 +30,19 @@ from predictors.contract import (
     RichProgress,
     RunContext,
 )
+from predictors.options import (
+    Boolean,
+    Device,
+    Integer,
+    Interval,
+    OneOf,
+    Option,
+    Validated,
+    model_options,
+    option,
+    options_of,
+    search_spaces,
+)
 from predictors.testing import CheckReport, CheckResult, check_predictor
 from predictors.types import (
     EventStore,
@@ -38,17 +55,24 @@ from predictors.types import (
 )
 
 __all__ = [
+    "AutoSettings",  # noqa: F822 - imported on first use (__getattr__)
     "BasePredictor",
+    "Boolean",
     "Capabilities",
     "CheckReport",
     "CheckResult",
+    "Device",
     "Distributed",
     "EventStore",
     "FitReport",
     "HistoryBatch",
+    "Integer",
+    "Interval",
     "ItemEmbeddings",
     "NotFittedError",
     "NullProgress",
+    "OneOf",
+    "Option",
     "Prediction",
     "PredictionError",
     "Predictor",
@@ -57,16 +81,27 @@ __all__ = [
     "RatingScale",
     "RichProgress",
     "RunContext",
+    "SeqBatch",  # noqa: F822 - imported on first use (__getattr__)
     "TorchSequencePredictor",  # noqa: F822 - imported on first use (__getattr__)
     "TrainSet",
+    "Validated",
     "check_predictor",
     "gather_ranges",
+    "model_options",
+    "option",
+    "options_of",
+    "search_spaces",
 ]
+
+# name -> the module that holds it; each imports torch, so it is imported on first use
+_TORCH = {
+    "AutoSettings": "predictors.torch.trainer",
+    "SeqBatch": "predictors.torch.batches",
+    "TorchSequencePredictor": "predictors.torch.adapter",
+}
 
 
 def __getattr__(name: str) -> Any:
-    if name == "TorchSequencePredictor":
-        from predictors.torch.adapter import TorchSequencePredictor
-
-        return TorchSequencePredictor
+    if name in _TORCH:
+        return getattr(importlib.import_module(_TORCH[name]), name)
     raise AttributeError(f"module 'predictors.api' has no attribute '{name}'")

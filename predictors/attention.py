@@ -55,7 +55,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from predictors.options import Constraints, Integer, model_options
+from predictors.options import Integer, model_options, option
 from predictors.torch.adapter import TorchSequencePredictor
 from predictors.torch.batches import SeqBatch
 from predictors.torch.trainer import AutoSettings
@@ -130,19 +130,13 @@ class Attention(TorchSequencePredictor):
     run's seed and device) and ``hidden``, the notebook's hidden_dim (even)."""
 
     name = "attention"
-    summary = "the notebook's attention RatingPredictor over item embeddings + ratings"
     needs_history = True
 
     # the notebook's settings, and what "auto" takes once the sample budget binds
     auto_small: ClassVar[AutoSettings] = AutoSettings(batch_size=128, lr=1e-3, patience=None)
     auto_large: ClassVar[AutoSettings] = AutoSettings(batch_size=512, lr=2e-3, patience=10)
 
-    hidden: int = 128
-
-    option_constraints: ClassVar[Constraints] = {
-        **TorchSequencePredictor.option_constraints,
-        "hidden": (Integer(2, even=True),),
-    }
+    hidden: int = option(128, Integer(2, even=True), help="the notebook's hidden_dim (even)")
 
     def _build(self, train: TrainSet, emb_dim: int) -> nn.Module:
         return RatingPredictor(

@@ -16,7 +16,13 @@ from typing import Any, ClassVar, Protocol, Self, runtime_checkable
 import numpy as np
 from numpy.typing import NDArray
 
-from predictors.contract import Capabilities, FitReport, Prediction, finish_prediction
+from predictors.contract import (
+    Capabilities,
+    FitReport,
+    Prediction,
+    SelfChecking,
+    finish_prediction,
+)
 from predictors.types import HistoryBatch, RatingScale, TrainSet
 
 __all__ = ["BasePredictor", "NotFittedError", "Predictor"]
@@ -37,18 +43,20 @@ class Predictor(Protocol):
     def get_config(self) -> dict[str, Any]: ...
 
 
-class BasePredictor:
+class BasePredictor(SelfChecking):
     """Shared plumbing: config from the ``__init__`` signature, fitted checks, the fit report,
     one checked and clipped ``Prediction`` per batch.
 
-    Subclasses declare ``name``, ``summary`` and ``capabilities``, and implement
+    Subclasses declare ``name`` and ``capabilities`` (a plugin also ``summary``, its line in
+    ``bench list``; a built-in's line is its entry in ``predictors.registry.REGISTRY``), and
+    implement
     ``_fit(train) -> FitReport | None`` and ``_predict(batch) -> (pred, fallback)`` where
     ``pred`` is (B,) float and ``fallback`` (B,) bool marks queries answered by the
     fallback. The report ``_fit`` returns is kept as ``fit_report_`` (an empty one for None).
     """
 
     name: ClassVar[str] = ""
-    summary: ClassVar[str] = ""  # one line for `bench list`
+    summary: ClassVar[str] = ""  # a plugin's line in `bench list` (a built-in's: the registry)
     capabilities: ClassVar[Capabilities] = Capabilities()
 
     scale_: RatingScale

@@ -7,7 +7,7 @@ Notation: ``mu`` is the mean of the training events; a query's history is ``r_1.
 from __future__ import annotations
 
 import time
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -15,7 +15,7 @@ from numpy.typing import NDArray
 from predictors.base import BasePredictor
 from predictors.contract import FitReport
 from predictors.numerics import damped_user_bias, history_sums, mean_rating
-from predictors.options import Boolean, Constraints, Integer, Interval, Validated, model_options
+from predictors.options import Boolean, Integer, Interval, Validated, model_options, option
 from predictors.types import EventStore, HistoryBatch, TrainSet, last_k
 
 __all__ = ["Bias", "GlobalMean", "RecentK", "UserMean"]
@@ -34,7 +34,6 @@ class GlobalMean(_TrainMean):
     """``pred = mu``, the mean of all training events. Never falls back."""
 
     name = "global-mean"
-    summary = "mean of all training ratings"
 
     def _predict(self, batch: HistoryBatch) -> tuple[NDArray[np.floating], NDArray[np.bool_]]:
         return np.full(len(batch), self.mean_), np.zeros(len(batch), dtype=bool)
@@ -46,7 +45,6 @@ class UserMean(_TrainMean):
     fallback) when the history is empty."""
 
     name = "user-mean"
-    summary = "mean of the query's whole history"
 
     def _predict(self, batch: HistoryBatch) -> tuple[NDArray[np.floating], NDArray[np.bool_]]:
         n = batch.hist_lengths()
@@ -62,11 +60,8 @@ class RecentK(_TrainMean):
     the history (the notebook's recent-5 baseline for k=5); ``mu`` (flagged) when empty."""
 
     name = "recent-k"
-    summary = "mean of the last k ratings of the history"
 
-    k: int = 5
-
-    option_constraints: ClassVar[Constraints] = {"k": (Integer(1),)}
+    k: int = option(5, Integer(1), help="how many of the newest history ratings to average")
 
     def _predict(self, batch: HistoryBatch) -> tuple[NDArray[np.floating], NDArray[np.bool_]]:
         rows, mask = last_k(batch, self.k)
@@ -101,17 +96,16 @@ class Bias(Validated, BasePredictor):
     """
 
     name = "bias"
-    summary = "global mean + damped user and item biases, damping tuned on validation"
 
-    item_damping: float | None = None
-    user_damping: float | None = None
-    refit: bool = True
-
-    option_constraints: ClassVar[Constraints] = {
-        "item_damping": (None, Interval(0.0)),
-        "user_damping": (None, Interval(0.0)),
-        "refit": (Boolean(),),
-    }
+    item_damping: float | None = option(
+        None, Interval(0.0), help="damping of the item biases; None: tuned on validation"
+    )
+    user_damping: float | None = option(
+        None, Interval(0.0), help="damping of the user biases; None: tuned on validation"
+    )
+    refit: bool = option(
+        True, Boolean(), help="refit the item biases on training + validation events"
+    )
 
     @staticmethod
     def _item_bias(

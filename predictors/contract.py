@@ -4,9 +4,9 @@ A model keeps the predictor protocol (``name``, ``fit(train) -> self``, ``predic
 (B,) array``, ``get_config()``); see docs/ARCHITECTURE.md. This module holds the typed values
 exchanged around that protocol:
 
-- ``RunContext`` (frozen): the run's seed, the resolved device and a progress reporter. The
-  harness puts it in ``TrainSet.context``; a model reads it there, nothing is set on the model
-  from outside.
+- ``RunContext`` (frozen, from ``predictors.context``, re-exported here): the run's seed, the
+  resolved device and a progress reporter. The harness puts it in ``TrainSet.context``; a
+  model reads it there, nothing is set on the model from outside.
 - ``Capabilities`` (declared on the class as ``capabilities``): uses embeddings (the run fits
   it once per ``--embedding``), takes a seed (the run fits it once per ``--seeds`` value),
   needs torch (the harness imports torch and resolves the device first).
@@ -15,21 +15,33 @@ exchanged around that protocol:
   one returned by ``_fit`` as ``fit_report_``.
 - ``Prediction``: predictions in the scale, their fallback flags and how many were clipped,
   made in one place (``finish_prediction``) for every model.
-- ``Harnessed``: how the harness holds any model, a ``BasePredictor`` or a plain class that
-  only keeps the protocol: it fits it and returns the report, and returns a checked
+- ``SelfChecking``: what a model offers beyond the protocol when it checks its own
+  predictions (``predict_detailed``) and keeps its report (``fit_report_``);
+  ``BasePredictor`` is the one implementation.
+- ``Harnessed``: how the harness holds any model, a ``SelfChecking`` one or a plain class
+  that only keeps the protocol: it fits it and returns the report, and returns a checked
   ``Prediction`` for every batch. The runner talks to models only through it.
+
+Imports go one way: ``predictors.context`` <- ``predictors.types`` <- this module <-
+``predictors.base``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
+
+from predictors.context import (
+    Distributed,
+    NullProgress,
+    ProgressReporter,
+    RichProgress,
+    RunContext,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from predictors.types import HistoryBatch, RatingScale, TrainSet
@@ -45,102 +57,13 @@ __all__ = [
     "ProgressReporter",
     "RichProgress",
     "RunContext",
+    "SelfChecking",
     "capabilities_of",
     "finish_prediction",
 ]
 
 
-# -- progress -----------------------------------------------------------------------------
-Step = Callable[..., None]  # step(completed: int, **fields): the bar's position and fields
-
-
-@runtime_checkable
-class ProgressReporter(Protocol):
-    """Where a model shows the progress of a long fit. ``bar`` opens a bar of ``total`` steps;
-    the value it yields is called as ``step(completed, **fields)`` (e.g. ``loss="0.81"``)."""
-
-    def bar(
-        self, description: str, total: int, **fields: Any
-    ) -> contextlib.AbstractContextManager[Step]: ...
-
-
-class NullProgress:
-    """Shows nothing (tests, pipes, the Python API without a terminal)."""
-
-    @contextlib.contextmanager
-    def bar(self, description: str, total: int, **fields: Any) -> Iterator[Step]:
-        yield lambda completed, **kw: None
-
-
-class RichProgress:
-    """A transient rich bar on ``console`` (a ``rich.console.Console``; default stderr). Pass
-    the console that already shows a live display: rich nests live displays of one console.
-    Shows nothing when the console is not a terminal."""
-
-    def __init__(self, console: Any = None) -> None:
-        self.console = console
-
-    @contextlib.contextmanager
-    def bar(self, description: str, total: int, **fields: Any) -> Iterator[Step]:
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
-
-        console = self.console if self.console is not None else Console(stderr=True)
-        if not console.is_terminal:
-            yield lambda completed, **kw: None
-            return
-        columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn()]
-        columns += [TextColumn(f"{k} {{task.fields[{k}]}}") for k in fields]
-        columns.append(TimeElapsedColumn())
-        with Progress(*columns, console=console, transient=True) as progress:
-            task = progress.add_task(description, total=total, **fields)
-
-            def step(completed: int, **kw: Any) -> None:
-                progress.update(task, completed=completed, **kw)
-
-            yield step
-
-
-# -- what a model receives ------------------------------------------------------------------
-@dataclass(frozen=True)
-class Distributed:
-    """This process's place in a data-parallel fit (``bench run --ddp N`` or ``torchrun``):
-    ``world_size`` processes train one model together, each on its shard of every batch; the
-    default ``torch.distributed`` process group is initialised (``backend`` gloo on CPU, nccl
-    on CUDA). Rank 0 alone predicts and writes."""
-
-    rank: int
-    world_size: int
-    backend: str = "gloo"
-    local_rank: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-@dataclass(frozen=True)
-class RunContext:
-    """The run's choices a model may read while fitting (``train.context``).
-
-    ``seed``: the run's seed (one run per ``--seeds`` value); a model's own ``seed`` option,
-    when set, wins. ``device``: ``cpu``, ``cuda``, ``cuda:1``, ``mps``, or ``auto`` when the run
-    did not need to resolve it (no model declared torch). ``progress``: where to show a long
-    fit's progress. ``distributed``: see ``Distributed``."""
-
-    seed: int = 0
-    device: str = "cpu"
-    progress: ProgressReporter = field(default_factory=NullProgress, compare=False)
-    # set on every rank of a data-parallel run, for the models that declare
-    # ``Capabilities(distributed=True)``; None otherwise (and for every other model)
-    distributed: Distributed | None = None
-
-
+# -- what a model declares ------------------------------------------------------------------
 @dataclass(frozen=True)
 class Capabilities:
     """What a model needs from the run; declared on the class as ``capabilities``."""
@@ -273,14 +196,29 @@ def finish_prediction(
     return Prediction(scale.clip(pred), flags, int(out.sum()))
 
 
+class SelfChecking:
+    """A model that checks its own predictions and reports its fit: ``predict_detailed``
+    returns the batch's ``Prediction`` (clipped to the scale, fallbacks flagged, clips
+    counted) and ``fit_report_`` is the ``FitReport`` of the last fit. ``BasePredictor``
+    implements both; ``Harnessed`` uses them for such a model and checks any other itself."""
+
+    fit_report_: FitReport
+
+    def predict_detailed(
+        self, queries: HistoryBatch, /
+    ) -> Prediction:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
 class Harnessed:
     """The harness's handle on one model, whatever it inherits from.
 
     ``fit(train)`` fits and returns the ``FitReport`` (a plain model that keeps only the
     protocol reports nothing beyond its config); ``predict(batch)`` returns a checked
-    ``Prediction``. A ``BasePredictor`` supplies fallback flags and its report, and clips
-    (and counts) predictions outside the scale; any other model must predict inside the
-    scale (a value outside it is an error) and every query counts as a model prediction."""
+    ``Prediction``. A ``SelfChecking`` model (a ``BasePredictor``) supplies fallback flags and
+    its report, and clips (and counts) predictions outside the scale; any other model must
+    predict inside the scale (a value outside it is an error) and every query counts as a
+    model prediction."""
 
     def __init__(self, model: Any) -> None:
         for attr in ("fit", "predict", "get_config"):
@@ -299,22 +237,18 @@ class Harnessed:
         return dict(self.model.get_config())
 
     def fit(self, train: TrainSet) -> FitReport:
-        from predictors.base import BasePredictor
-
         self.scale = train.scale
         out = self.model.fit(train)
         if out is not self.model:
             raise PredictionError(f"{self.name}: fit() must return self, got {type(out).__name__}")
-        if isinstance(self.model, BasePredictor):
+        if isinstance(self.model, SelfChecking):
             return self.model.fit_report_
         return FitReport()
 
     def predict(self, batch: HistoryBatch) -> Prediction:
-        from predictors.base import BasePredictor
-
         if self.scale is None:
             raise RuntimeError(f"{self.name}: predict() before fit()")
-        if isinstance(self.model, BasePredictor):
+        if isinstance(self.model, SelfChecking):
             return self.model.predict_detailed(batch)
         raw = self.model.predict(batch)
         return finish_prediction(self.name, raw, len(batch), self.scale, strict=True)

@@ -45,12 +45,12 @@ from predictors.contract import Capabilities, FitReport
 from predictors.numerics import damped_user_bias, history_sums, rmse
 from predictors.options import (
     Boolean,
-    Constraints,
     Integer,
     Interval,
     OneOf,
     Validated,
     model_options,
+    option,
 )
 from predictors.tuning import query_subset
 from predictors.types import HistoryBatch, TrainSet, gather_ranges
@@ -90,26 +90,23 @@ class KNN(Validated, BasePredictor):
     """
 
     name = "knn"
-    summary = "similarity-weighted kNN over item embeddings (k, alpha, shrink tuned)"
     capabilities: ClassVar[Capabilities] = Capabilities(embeddings=True)
 
-    k: int | None = None
-    alpha: float | None = None
-    shrink: float | None = None
-    baseline: str | None = None
-    window: int = 200
-    refit: bool = True
-    tune_queries: int = 20_000
-
-    option_constraints: ClassVar[Constraints] = {
-        "k": (None, Integer(1)),
-        "alpha": (None, Interval(0.0, closed="neither")),
-        "shrink": (None, Interval(0.0)),
-        "baseline": (None, OneOf(*_BASELINES)),
-        "window": (Integer(1),),
-        "refit": (Boolean(),),
-        "tune_queries": (Integer(1),),
-    }
+    k: int | None = option(None, Integer(1), help="neighbours per query; None: tuned")
+    alpha: float | None = option(
+        None, Interval(0.0, closed="neither"), help="similarity exponent; None: tuned"
+    )
+    shrink: float | None = option(
+        None, Interval(0.0), help="shrinkage of the weighted mean; None: tuned"
+    )
+    baseline: str | None = option(
+        None, OneOf(*_BASELINES), help="what the neighbours' deviations add to; None: tuned"
+    )
+    window: int = option(200, Integer(1), help="newest history events that can be neighbours")
+    refit: bool = option(True, Boolean(), help="refit on training + validation events")
+    tune_queries: int = option(
+        20_000, Integer(1), help="validation queries the tuning grid runs on, at most"
+    )
 
     # ------------------------------------------------------------------------- pieces
     def _neighbours(self, batch: HistoryBatch, k: int) -> _Neighbours:

@@ -54,13 +54,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
 
 from predictors.numerics import damped_user_bias, known, rmse
-from predictors.options import Constraints, Interval, model_options
+from predictors.options import Interval, model_options, option
 from predictors.tuning import FactorModel
 from predictors.types import EventStore, HistoryBatch, Queries, gather_ranges
 
@@ -368,17 +367,15 @@ class MF(FactorModel[ALSParams]):
     """
 
     name = "mf"
-    summary = "biased matrix factorisation (ALS), factors/reg/sweeps tuned on validation"
 
     factor_grid = _FACTOR_GRID
     reg_grid = _REG_GRID
     refit_epochs = _REFIT_SWEEPS
     epoch_word = "sweeps"
 
-    option_constraints: ClassVar[Constraints] = {
-        **FactorModel.option_constraints,
-        "reg": (None, Interval(0.0, closed="neither")),
-    }
+    reg: float | None = option(
+        None, Interval(0.0, closed="neither"), help="count-weighted L2 on the factors; None: tuned"
+    )
 
     # hooks -------------------------------------------------------------------------------
     def _solver(self) -> Callable[..., ALSParams]:

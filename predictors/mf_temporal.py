@@ -38,7 +38,7 @@ offset grid are on the queries the offset was tuned on.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -46,7 +46,7 @@ from numpy.typing import NDArray
 from predictors.contract import FitReport
 from predictors.mf import MF, ALSParams
 from predictors.numerics import known, rmse
-from predictors.options import Constraints, Integer, Interval, model_options
+from predictors.options import Integer, Interval, model_options, option
 from predictors.types import HistoryBatch, Queries, TrainSet, last_k
 
 __all__ = ["MFTemporal"]
@@ -79,28 +79,25 @@ class MFTemporal(MF):
     """
 
     name = "mf-temporal"
-    summary = "timeSVD-style MF: drifting user bias + recency-weighted session offset"
 
-    beta: float = 0.4
-    reg_drift: float = 300.0
-    session_gap: float = 3600.0
-    reg_session: float = 3.0
-    window: int = 100
-    tau: float | None = None
-    decay: float | None = None
-    shrink: float | None = None
-
-    option_constraints: ClassVar[Constraints] = {
-        **MF.option_constraints,
-        "beta": (Interval(0.0, closed="neither"),),
-        "reg_drift": (Interval(0.0),),
-        "session_gap": (Interval(0.0),),
-        "reg_session": (Interval(0.0),),
-        "window": (Integer(1),),
-        "tau": (None, Interval(0.0, closed="neither", inf=True, unit="hours")),
-        "decay": (None, Interval(0.0, 1.0, closed="right")),
-        "shrink": (None, Interval(0.0)),
-    }
+    beta: float = option(0.4, Interval(0.0, closed="neither"), help="exponent of dev_u(t)")
+    reg_drift: float = option(300.0, Interval(0.0), help="L2 on the user bias drift")
+    session_gap: float = option(
+        3600.0, Interval(0.0), help="seconds between sessions; 0: no training sessions"
+    )
+    reg_session: float = option(3.0, Interval(0.0), help="L2 on the training session biases")
+    window: int = option(100, Integer(1), help="history events the session offset looks at")
+    tau: float | None = option(
+        None,
+        Interval(0.0, closed="neither", inf=True, unit="hours"),
+        help="time decay of the session offset (inf: none); None: tuned",
+    )
+    decay: float | None = option(
+        None, Interval(0.0, 1.0, closed="right"), help="rank decay of the offset; None: tuned"
+    )
+    shrink: float | None = option(
+        None, Interval(0.0), help="shrinkage of the session offset; None: tuned"
+    )
 
     # ------------------------------------------------------------------------- MF hooks
     def _solver_options(self) -> dict[str, Any]:

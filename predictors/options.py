@@ -1,35 +1,48 @@
-"""Declared option constraints and the one function that checks them.
+"""Model options, each declared once: its default, what it accepts, its help, its search space.
 
-In the spirit of scikit-learn's ``_parameter_constraints``: a model class declares, in one
-ClassVar ``option_constraints``, what each option accepts, as a tuple of alternatives::
+A model class declares each option as a dataclass field made by ``option``::
 
-    option_constraints = {
-        "k": (None, Integer(1)),              # None (tuned) or an integer >= 1
-        "lr": ("auto", Interval(1e-12, 10)),  # the string "auto" or a number in [1e-12, 10]
-        "baseline": (None, OneOf("bias", "user-mean")),
-        "refit": (Boolean(),),
-    }
+    @model_options
+    class KNN(Validated, BasePredictor):
+        k: int | None = option(None, Integer(1), help="neighbours; None: tuned")
+        lr: float | str = option("auto", Interval(1e-12, 10), help="learning rate or 'auto'")
+        baseline: str | None = option(None, OneOf("bias", "user-mean"), help="...")
+        refit: bool = option(True, Boolean(), help="refit on training + validation events")
 
-An alternative is ``None`` (the value None), a string (that exact string), or a constraint
-object (``Integer``, ``Interval``, ``OneOf``, ``Boolean``, ``Device``). ``check_options``
-checks every declared option of an instance and raises ValueError in one form::
+``option(default, *accepts, help, space)``: ``accepts`` are the alternatives the value may
+match: ``None`` (the value None), a string (that exact string), or a constraint object
+(``Integer``, ``Interval``, ``OneOf``, ``Boolean``, ``Device``). The default is always
+accepted: a default of None, or a string that no alternative names, is put first among the
+alternatives (so ``option(None, Integer(1))`` accepts None or an integer >= 1, and
+``option("auto", Interval(0, 1))`` accepts "auto" or a number). ``space`` is the option's
+search space for tuning (None: not tuned); ``search_spaces(cls)`` lists them.
+
+Options are inherited like any dataclass field: a subclass's options are its own plus its
+bases', each checked with the constraint it was declared with. A subclass that redeclares an
+inherited option with a plain default (``epochs: int = 20``) changes only the default; one
+that redeclares it with ``option(...)`` restates what it accepts, and keeps the inherited
+help and space unless it gives its own.
+
+``check_options`` checks every option of an instance and raises ValueError in one form::
 
     "<model>: option <key> must be <what>, got <value>"
 
 where ``<what>`` names the constraint objects and the accepted strings (``None`` is not
-named: it always means "tune it" or "take the run's value", and the model's docstring says
+named: it always means "tune it" or "take the run's value", and the option's help says
 which). ``@model_options`` makes a class an options dataclass (keyword-only fields, the
-``__init__`` that stores them, identity equality) whose ``__post_init__`` runs
-``check_options``; option blocks shared by several models are declared once in a base class
-decorated the same way.
+``__init__`` that stores them, identity equality) whose ``__post_init__`` (from
+``Validated``) runs ``check_options``; option blocks shared by several models are declared
+once in a base class decorated the same way.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar, dataclass_transform
+from typing import Any, TypeVar, dataclass_transform
 
 import numpy as np
 
@@ -42,10 +55,15 @@ __all__ = [
     "Integer",
     "Interval",
     "OneOf",
+    "Option",
     "Validated",
     "check_options",
+    "constraints_of",
     "model_options",
+    "option",
     "option_error",
+    "options_of",
+    "search_spaces",
 ]
 
 
@@ -195,11 +213,72 @@ def option_error(
     return f"option {key} must be {' or '.join(named)}, got {value!r}{tail}"
 
 
+OPTION = "ratingbench.option"  # the key of an option's declaration in its field's metadata
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option's declaration (kept in its dataclass field's metadata): the alternatives its
+    value may match, one line of help, and its search space for tuning (None: not tuned)."""
+
+    accepts: tuple[Alternative, ...]
+    help: str = ""
+    space: Any = None
+
+
+def _names(alternatives: tuple[Alternative, ...], value: Any) -> bool:
+    """True when one of ``alternatives`` is ``value`` itself (None, or an accepted string)."""
+    for alt in alternatives:
+        if value is None and alt is None:
+            return True
+        if isinstance(value, str) and (
+            (isinstance(alt, str) and alt == value)
+            or (isinstance(alt, OneOf) and value in alt.values)
+        ):
+            return True
+    return False
+
+
+def option(default: Any, *accepts: Alternative, help: str = "", space: Any = None) -> Any:
+    """Declare a model option: a keyword-only dataclass field with ``default``, that accepts
+    ``accepts`` (alternatives, see the module docstring) and the default; ``help`` is one line
+    on what it does, ``space`` its search space for tuning (None: not tuned; see
+    ``search_spaces``). A default of None, or a string no alternative names, is accepted
+    first. Raises TypeError when nothing is accepted but a default that is not None or a
+    string."""
+    alternatives = tuple(accepts)
+    if (default is None or isinstance(default, str)) and not _names(alternatives, default):
+        alternatives = (default, *alternatives)
+    if not alternatives:
+        raise TypeError(f"option({default!r}): give the constraint its value must satisfy")
+    declared = Option(accepts=alternatives, help=help, space=space)
+    return dataclasses.field(default=default, metadata={OPTION: declared})
+
+
+def options_of(cls: type) -> dict[str, Option]:
+    """Every option ``cls`` declares or inherits, in field order (name -> ``Option``); empty
+    for a class that is not an options dataclass (a plain model checks its own options)."""
+    if not dataclasses.is_dataclass(cls):
+        return {}
+    return {f.name: f.metadata[OPTION] for f in dataclasses.fields(cls) if OPTION in f.metadata}
+
+
+def constraints_of(cls: type) -> dict[str, tuple[Alternative, ...]]:
+    """name -> the alternatives its value may match, for every option of ``cls``."""
+    return {name: opt.accepts for name, opt in options_of(cls).items()}
+
+
+def search_spaces(cls: type) -> dict[str, Any]:
+    """name -> search space, for every option of ``cls`` that declares one (tuning code lists
+    a model's spaces with it; an empty dict: nothing to tune)."""
+    return {name: opt.space for name, opt in options_of(cls).items() if opt.space is not None}
+
+
 def check_options(model: Any) -> None:
-    """Check every option ``type(model).option_constraints`` declares against its value on
-    ``model``. Raises ValueError ``"<name>: option <key> must be ..., got <value>"``."""
+    """Check every option ``type(model)`` declares (its own and its bases') against its value
+    on ``model``. Raises ValueError ``"<name>: option <key> must be ..., got <value>"``."""
     cls = type(model)
-    constraints: Constraints = getattr(cls, "option_constraints", {})
+    constraints = constraints_of(cls)
     values = {key: getattr(model, key) for key in constraints}
     name = getattr(cls, "name", "") or cls.__name__
     for key, alternatives in constraints.items():
@@ -211,8 +290,6 @@ def check_options(model: Any) -> None:
 class Validated:
     """Base of the options dataclasses: ``__post_init__`` checks the declared options."""
 
-    option_constraints: ClassVar[Constraints] = {}
-
     def __post_init__(self) -> None:
         check_options(self)
 
@@ -220,11 +297,45 @@ class Validated:
 T = TypeVar("T")
 
 
+def _inherit_redeclared(cls: type) -> None:
+    """Give each inherited option that ``cls`` redeclares its base's declaration: with a plain
+    default, the whole declaration; with ``option(...)``, the help and space it leaves out."""
+    inherited: dict[str, Option] = {}
+    for base in cls.__mro__[1:]:
+        for name, opt in options_of(base).items():
+            inherited.setdefault(name, opt)
+    for name in inspect.get_annotations(cls):
+        parent = inherited.get(name)
+        value = cls.__dict__.get(name, dataclasses.MISSING)
+        if parent is None or value is dataclasses.MISSING:
+            continue
+        if isinstance(value, dataclasses.Field):
+            own = value.metadata.get(OPTION)
+            if own is None:
+                continue
+            merged = dataclasses.replace(
+                own,
+                help=own.help or parent.help,
+                space=own.space if own.space is not None else parent.space,
+            )
+            setattr(cls, name, dataclasses.field(default=value.default, metadata={OPTION: merged}))
+        else:
+            setattr(cls, name, dataclasses.field(default=value, metadata={OPTION: parent}))
+
+
 @dataclass_transform(kw_only_default=True, eq_default=False)
 def model_options(cls: type[T]) -> type[T]:
     """Make ``cls`` an options dataclass: keyword-only fields stored by the generated
     ``__init__`` (whose signature is the model's config and the options the registry
     accepts), identity equality, the class's own ``__repr__``; ``__post_init__`` (from
-    ``Validated``) checks ``option_constraints``."""
+    ``Validated``) checks every option declared with ``option`` here or in a base. Raises
+    TypeError for a class that still spells its constraints in an ``option_constraints``
+    dict (declare each with ``option(...)`` instead)."""
+    if "option_constraints" in cls.__dict__:
+        raise TypeError(
+            f"{cls.__name__}: declare each option with option(default, constraint, help=...) "
+            "instead of an option_constraints dict"
+        )
+    _inherit_redeclared(cls)
     out: Callable[[type[T]], type[T]] = dataclass(kw_only=True, eq=False, repr=False)
     return out(cls)

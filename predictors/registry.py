@@ -18,7 +18,7 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
-from predictors import plugins
+import predictors.plugins as plugins
 from predictors.plugins import PluginError, PluginSource
 
 __all__ = [

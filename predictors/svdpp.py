@@ -98,7 +98,7 @@ from numpy.typing import NDArray
 from predictors.contract import Capabilities, FitReport
 from predictors.mf import check_param_memory
 from predictors.numerics import damped_user_bias, known, rmse
-from predictors.options import Constraints, Integer, Interval, model_options
+from predictors.options import Integer, Interval, model_options, option
 from predictors.tuning import FactorModel
 from predictors.types import EventStore, HistoryBatch, Queries, TrainSet, gather_ranges
 
@@ -348,7 +348,6 @@ class SVDpp(FactorModel[SVDppParams]):
     """
 
     name = "svdpp"
-    summary = "SVD++: biased MF + implicit feedback from the history, Adam, tuned on validation"
     capabilities: ClassVar[Capabilities] = Capabilities(seeded=True, torch=True)
 
     factor_grid = _FACTOR_GRID
@@ -356,18 +355,14 @@ class SVDpp(FactorModel[SVDppParams]):
     refit_epochs = _REFIT_EPOCHS
 
     max_epochs: int = 40
-    lr: float = 0.005
-    batch_events: int = 4096
-    init_std: float = 0.05
-    optimizer: str = "auto"  # "adam", "lazy-adam" or "auto" (see optimizer_for)
-
-    option_constraints: ClassVar[Constraints] = {
-        **FactorModel.option_constraints,
-        "lr": (Interval(0.0, closed="neither"),),
-        "batch_events": (Integer(1),),
-        "init_std": (Interval(0.0, closed="neither"),),
-        "optimizer": ("auto", "adam", "lazy-adam"),
-    }
+    lr: float = option(0.005, Interval(0.0, closed="neither"), help="Adam learning rate")
+    batch_events: int = option(4096, Integer(1), help="events per mini-batch (whole users)")
+    init_std: float = option(
+        0.05, Interval(0.0, closed="neither"), help="standard deviation of the initial factors"
+    )
+    optimizer: str = option(
+        "auto", "adam", "lazy-adam", help="dense or lazy Adam; auto: by size (optimizer_for)"
+    )
 
     def optimizer_for(self, n_users: int, n_items: int) -> str:
         """The optimizer of a fit with ``n_users`` and ``n_items`` parameter rows: the option,

@@ -77,7 +77,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from predictors.options import Boolean, Constraints, Integer, Interval, OneOf, model_options
+from predictors.options import Boolean, Integer, Interval, OneOf, model_options, option
 from predictors.torch.adapter import TorchSequencePredictor
 from predictors.torch.batches import SeqBatch
 from predictors.torch.trainer import AutoSettings
@@ -222,7 +222,6 @@ class Transformer(TorchSequencePredictor):
     (None: all)."""
 
     name = "transformer"
-    summary = "Transformer encoder over history + query cross-attention + biases + session offset"
     needs_history = False
 
     # the defaults chosen at notebook size, and what "auto" takes once the budget binds
@@ -230,28 +229,20 @@ class Transformer(TorchSequencePredictor):
     auto_large: ClassVar[AutoSettings] = AutoSettings(batch_size=256, lr=1e-3, patience=7)
 
     epochs: int = 20
-    layers: int = 1
-    heads: int = 4
-    d_model: int = 32
-    user_damping: float = 5.0
-    item_damping: float = 10.0
-    time_features: bool = False
-    session: bool = True
-    targets: str = "split"
-    epoch_size: int | None = None
-
-    option_constraints: ClassVar[Constraints] = {
-        **TorchSequencePredictor.option_constraints,
-        "layers": (Integer(1),),
-        "heads": (Integer(1),),
-        "d_model": (Integer(1, multiple_of="heads"),),
-        "user_damping": (Interval(0.0, closed="neither"),),  # > 0: empty histories divide by it
-        "item_damping": (Interval(0.0),),
-        "time_features": (Boolean(),),
-        "session": (Boolean(),),
-        "targets": (OneOf("split", "all"),),
-        "epoch_size": (None, Integer(1)),
-    }
+    layers: int = option(1, Integer(1), help="encoder layers")
+    heads: int = option(4, Integer(1), help="attention heads")
+    d_model: int = option(32, Integer(1, multiple_of="heads"), help="model width")
+    # > 0: empty histories divide by it
+    user_damping: float = option(
+        5.0, Interval(0.0, closed="neither"), help="damping of the user bias"
+    )
+    item_damping: float = option(10.0, Interval(0.0), help="damping of the item bias")
+    time_features: bool = option(False, Boolean(), help="time-gap encodings on the history")
+    session: bool = option(True, Boolean(), help="the recency-weighted session offset")
+    targets: str = option(
+        "split", OneOf("split", "all"), help="training targets: the split's, or every event"
+    )
+    epoch_size: int | None = option(None, Integer(1), help="targets per epoch; None: all")
 
     def _targets(self) -> str:
         return self.targets

@@ -28,11 +28,11 @@ from predictors.base import BasePredictor
 from predictors.contract import Capabilities, FitReport
 from predictors.options import (
     Boolean,
-    Constraints,
     Integer,
     Interval,
     Validated,
     model_options,
+    option,
     option_error,
 )
 from predictors.types import EventStore, Queries, TrainSet, gather_ranges
@@ -425,8 +425,8 @@ class FactorModel(Validated, BasePredictor, Generic[P]):
     over ``reg_grid``), ``reg_bias`` (>= 0) damping of the biases, ``epochs`` (int >= 1;
     None: the best epoch up to ``max_epochs``), ``refit``, ``seed`` (int >= 0; None: the
     run's seed, ``train.context.seed``), ``tune_events`` (int >= 1; see the module
-    docstring). A subclass redeclares a field to change its default and extends
-    ``option_constraints``; it implements ``_solver`` and ``_val_score``.
+    docstring). A subclass redeclares a field to change its default (or with ``option`` to
+    change what it accepts); it implements ``_solver`` and ``_val_score``.
     """
 
     capabilities: ClassVar[Capabilities] = Capabilities(seeded=True)
@@ -435,25 +435,18 @@ class FactorModel(Validated, BasePredictor, Generic[P]):
     refit_epochs: ClassVar[int] = 1  # large data: epochs of the warm refit
     epoch_word: ClassVar[str] = "epochs"  # what the refit record calls them
 
-    factors: int | None = None
-    reg: float | None = None
-    reg_bias: float = 5.0
-    epochs: int | None = None
-    max_epochs: int = 20
-    refit: bool = True
-    seed: int | None = None
-    tune_events: int = TUNE_EVENTS
-
-    option_constraints: ClassVar[Constraints] = {
-        "factors": (None, Integer(1)),
-        "reg": (None, Interval(0.0)),
-        "reg_bias": (Interval(0.0),),
-        "epochs": (None, Integer(1)),
-        "max_epochs": (Integer(1),),
-        "refit": (Boolean(),),
-        "seed": (None, Integer(0)),
-        "tune_events": (Integer(1),),
-    }
+    factors: int | None = option(None, Integer(1), help="latent dimension; None: tuned")
+    reg: float | None = option(None, Interval(0.0), help="L2 on the factors; None: tuned")
+    reg_bias: float = option(5.0, Interval(0.0), help="damping of the user and item biases")
+    epochs: int | None = option(
+        None, Integer(1), help="training epochs; None: the best on validation, to max_epochs"
+    )
+    max_epochs: int = option(20, Integer(1), help="most epochs tried when epochs is None")
+    refit: bool = option(True, Boolean(), help="refit on training + validation events")
+    seed: int | None = option(None, Integer(0), help="seed of the fit; None: the run's seed")
+    tune_events: int = option(
+        TUNE_EVENTS, Integer(1), help="tune on all events up to this many, else a subsample"
+    )
 
     # hooks ---------------------------------------------------------------------------------
     def _solver(self) -> Callable[..., P]:  # pragma: no cover - abstract

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from predictors.contract import RunContext
+from predictors.context import RunContext
 
 __all__ = [
     "EventStore",

@@ -1,4 +1,5 @@
-"""``predictors.options``: declared constraints, one checker, messages of one form."""
+"""``predictors.options``: options declared once (default, constraint, help, search space),
+inherited constraints, one checker, messages of one form."""
 
 from __future__ import annotations
 
@@ -11,15 +12,18 @@ import pytest
 
 from predictors.options import (
     Boolean,
-    Constraints,
     Device,
     Integer,
     Interval,
     OneOf,
     Validated,
     check_options,
+    constraints_of,
     model_options,
+    option,
     option_error,
+    options_of,
+    search_spaces,
 )
 from predictors.registry import REGISTRY, get_class
 
@@ -28,27 +32,15 @@ from predictors.registry import REGISTRY, get_class
 class _Toy(Validated):
     name: ClassVar[str] = "toy"
 
-    k: int | None = None
-    lr: float | str = "auto"
-    heads: int = 2
-    width: int = 8
-    frac: float = 0.5
-    tau: float | None = None
-    mode: str = "a"
-    flag: bool = True
-    device: str | None = None
-
-    option_constraints: ClassVar[Constraints] = {
-        "k": (None, Integer(1)),
-        "lr": ("auto", Interval(0.0, 10.0, closed="right")),
-        "heads": (Integer(1),),
-        "width": (Integer(2, even=True, multiple_of="heads"),),
-        "frac": (Interval(0.0, 1.0, closed="left"),),
-        "tau": (None, Interval(0.0, closed="neither", inf=True, unit="hours")),
-        "mode": (OneOf("a", "b"),),
-        "flag": (Boolean(),),
-        "device": (None, Device()),
-    }
+    k: int | None = option(None, Integer(1), help="neighbours", space=(1, 100))
+    lr: float | str = option("auto", Interval(0.0, 10.0, closed="right"))
+    heads: int = option(2, Integer(1))
+    width: int = option(8, Integer(2, even=True, multiple_of="heads"))
+    frac: float = option(0.5, Interval(0.0, 1.0, closed="left"))
+    tau: float | None = option(None, Interval(0.0, closed="neither", inf=True, unit="hours"))
+    mode: str = option("a", OneOf("a", "b"))
+    flag: bool = option(True, Boolean())
+    device: str | None = option(None, Device())
 
 
 def test_defaults_and_accepted_values_pass() -> None:
@@ -100,11 +92,70 @@ def test_check_options_sees_later_changes_and_option_error_has_no_prefix() -> No
 
 
 def test_every_registered_model_declares_its_options() -> None:
-    """Every option of a built-in model has a declared constraint and its default passes."""
+    """Every option of a built-in model is declared with option(...), with help, and its
+    default passes."""
     for name in REGISTRY:
         if not REGISTRY[name][0].startswith("predictors."):
             continue
         cls = get_class(name)
         model = cls()
-        declared = set(getattr(cls, "option_constraints", {}))
-        assert declared == set(model.get_config()), name
+        declared = options_of(cls)
+        assert set(declared) == set(model.get_config()), name
+        assert all(opt.help for opt in declared.values()), name
+
+
+def test_the_default_is_accepted_first_and_the_alternatives_keep_their_order() -> None:
+    assert constraints_of(_Toy)["k"] == (None, Integer(1))
+    assert constraints_of(_Toy)["lr"] == ("auto", Interval(0.0, 10.0, closed="right"))
+    assert constraints_of(_Toy)["mode"] == (OneOf("a", "b"),)  # "a" is named by OneOf
+    assert option(3, None, Integer(1)).metadata  # a numeric default is not prepended
+    with pytest.raises(TypeError, match="give the constraint"):
+        option(3)
+
+
+def test_search_spaces_list_the_declared_ones() -> None:
+    assert search_spaces(_Toy) == {"k": (1, 100)}
+    assert options_of(_Toy)["k"].help == "neighbours"
+    assert options_of(_Toy)["heads"].space is None
+
+    class Plain:
+        pass
+
+    assert search_spaces(Plain) == {} and options_of(Plain) == {}
+
+
+@model_options
+class _Child(_Toy):
+    """Inherits every option of _Toy, changes one default, restates one constraint and adds
+    one option: no constraint is spread by hand."""
+
+    heads: int = 4
+    k: int | None = option(None, Integer(5))
+    extra: int = option(1, Integer(0, 3), help="an option of its own")
+
+
+def test_inherited_options_are_checked_without_spreading() -> None:
+    assert list(options_of(_Child))[-1] == "extra"
+    assert set(options_of(_Child)) == set(options_of(_Toy)) | {"extra"}
+    assert _Child().heads == 4
+    with pytest.raises(ValueError, match=re.escape("toy: option frac must be a number in [0, 1)")):
+        _Child(frac=2.0)
+    with pytest.raises(ValueError, match=re.escape("toy: option width must be an even integer")):
+        _Child(width=6)  # heads=4 (the child's default) must divide it
+    with pytest.raises(ValueError, match=re.escape("toy: option k must be an integer >= 5")):
+        _Child(k=2)
+    with pytest.raises(ValueError, match=re.escape("toy: option extra must be an integer in")):
+        _Child(extra=9)
+    # a redeclaration keeps the help and space it does not restate
+    assert options_of(_Child)["k"].help == "neighbours"
+    assert search_spaces(_Child) == {"k": (1, 100)}
+    assert options_of(_Child)["heads"] == options_of(_Toy)["heads"]
+
+
+def test_a_hand_written_constraints_dict_is_refused() -> None:
+    with pytest.raises(TypeError, match="declare each option with option"):
+
+        @model_options
+        class _Old(Validated):
+            k: int = 1
+            option_constraints: ClassVar[dict] = {"k": (Integer(1),)}

@@ -54,3 +54,25 @@ def test_registry_imports_no_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_the_registry_is_the_one_summary_of_a_built_in():
+    """A built-in's line in `bench list` is its registry entry, never also on its class
+    (two copies drift); listing them imports no model module."""
+    import subprocess
+
+    from predictors.registry import describe, get_class
+
+    assert [name for name, _ in describe()] == list(REGISTRY)
+    assert all(summary for _, summary in describe())
+    for name in REGISTRY:
+        cls = get_class(name)
+        assert "summary" not in vars(cls), name
+    code = (
+        "import sys, predictors.registry as r; r.describe(); r.origins(); "
+        "print(sorted(m for m in sys.modules if m.startswith('predictors.') and "
+        "m.rpartition('.')[2] in ('baselines', 'knn', 'mf', 'attention', 'transformer')), "
+        "'torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[] False"

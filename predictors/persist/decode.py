@@ -198,7 +198,7 @@ def _rebuild(model: Any, attr: str) -> Any:
 def _stand_in(model: Any) -> Any:
     """A one-event training set with what a ``TorchSequencePredictor._build`` reads: the item
     count, the scale, the window (``meta["max_history"]``)."""
-    from predictors.contract import RunContext
+    from predictors.context import RunContext
     from predictors.types import EventStore, HistoryBatch, Queries, TrainSet
 
     scale = model.scale_

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from predictors.contract import RunContext
+from predictors.context import RunContext
 from predictors.testing.world import SyntheticWorld, synthetic_world
 from predictors.types import HistoryBatch, TrainSet
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from predictors.contract import RunContext
+from predictors.context import RunContext
 from predictors.types import (
     EventStore,
     HistoryBatch,

@@ -28,12 +28,12 @@ from predictors.base import BasePredictor
 from predictors.contract import Capabilities, FitReport
 from predictors.options import (
     Boolean,
-    Constraints,
     Device,
     Integer,
     Interval,
     Validated,
     model_options,
+    option,
 )
 from predictors.torch.batches import SeqBatch, SequenceData, history_batch, normalised_embeddings
 from predictors.torch.device import seeded, torch_device
@@ -61,11 +61,12 @@ class TorchSequencePredictor(Validated, BasePredictor):
     options they share (the fields below; a subclass redeclares a field to change its
     default, e.g. ``epochs``).
 
-    Subclasses are decorated with ``@model_options`` (``predictors.options``) so that their
-    own options are fields too; they extend ``option_constraints``, and
-    implement ``_build(train, emb_dim)`` -> module and ``_forward(module, emb, batch)`` ->
-    (B,) predictions in [0, 1] units. ``needs_history``: queries with an empty (embedded)
-    history cannot be predicted and fall back. The fallback is the mean of the training
+    Subclasses are decorated with ``@model_options`` (``predictors.options``) and declare
+    their own options with ``option(...)``; these options are theirs too, checked as declared
+    here. They implement ``_build(train, emb_dim)`` -> module and
+    ``_forward(module, emb, batch)`` -> (B,) predictions in [0, 1] units.
+    ``needs_history``: queries with an empty (embedded) history cannot be predicted and fall
+    back. The fallback is the mean of the training
     events (``mean_``); a target item without an embedding always falls back.
     """
 
@@ -77,39 +78,27 @@ class TorchSequencePredictor(Validated, BasePredictor):
     auto_small: ClassVar[AutoSettings]
     auto_large: ClassVar[AutoSettings]
 
-    epochs: int = 30
-    lr: float | str = "auto"  # a number or "auto"
-    weight_decay: float = 0.01
-    batch_size: int | str = "auto"  # an integer or "auto"
-    dropout: float = 0.1
-    patience: int | str | None = "auto"  # an integer, None (no early stopping) or "auto"
-    max_samples: int | None = 2_000_000  # budget of training samples (see resolve_schedule)
-    val_max: int | None = 10_000  # validation queries used for model selection, at most
-    window: int | None = None  # None: the split's max_history
-    eta_min: float = 1e-5
-    clip: float | None = 1.0
-    seed: int | None = None  # None: the run's seed (train.context.seed)
-    device: str | None = None  # None: the run's device (train.context.device)
-    bf16: bool = False
-    progress: bool = True  # show the training bar on the run's progress reporter
-
-    option_constraints: ClassVar[Constraints] = {
-        "epochs": (Integer(1),),
-        "lr": ("auto", Interval(1e-12, 10.0)),
-        "weight_decay": (Interval(0.0),),
-        "batch_size": ("auto", Integer(1)),
-        "dropout": (Interval(0.0, 0.99),),
-        "patience": ("auto", None, Integer(1)),
-        "max_samples": (None, Integer(1)),
-        "val_max": (None, Integer(1)),
-        "window": (None, Integer(1)),
-        "eta_min": (Interval(0.0),),
-        "clip": (None, Interval(1e-12)),
-        "seed": (None, Integer(0)),
-        "device": (None, Device()),
-        "bf16": (Boolean(),),
-        "progress": (Boolean(),),
-    }
+    epochs: int = option(30, Integer(1), help="most training epochs")
+    lr: float | str = option("auto", Interval(1e-12, 10.0), help="AdamW learning rate, or auto")
+    weight_decay: float = option(0.01, Interval(0.0), help="AdamW weight decay")
+    batch_size: int | str = option("auto", Integer(1), help="training batch size, or auto")
+    dropout: float = option(0.1, Interval(0.0, 0.99), help="dropout rate")
+    patience: int | str | None = option(
+        "auto", None, Integer(1), help="epochs without gain before stopping (None: never), auto"
+    )
+    max_samples: int | None = option(
+        2_000_000, None, Integer(1), help="budget of training samples (see resolve_schedule)"
+    )
+    val_max: int | None = option(
+        10_000, None, Integer(1), help="validation queries used for model selection, at most"
+    )
+    window: int | None = option(None, Integer(1), help="history window; None: the split's")
+    eta_min: float = option(1e-5, Interval(0.0), help="final learning rate of the cosine decay")
+    clip: float | None = option(1.0, None, Interval(1e-12), help="gradient norm clip; None: off")
+    seed: int | None = option(None, Integer(0), help="seed of the fit; None: the run's seed")
+    device: str | None = option(None, Device(), help="device to train on; None: the run's")
+    bf16: bool = option(False, Boolean(), help="train in bfloat16 autocast")
+    progress: bool = option(True, Boolean(), help="show the training bar of the run's progress")
 
     # -- hooks -------------------------------------------------------------------------
     def _build(self, train: TrainSet, emb_dim: int) -> nn.Module:  # pragma: no cover

@@ -41,7 +41,7 @@ import torch
 from numpy.typing import NDArray
 from torch import Tensor, nn
 
-from predictors.contract import Distributed, NullProgress, ProgressReporter
+from predictors.context import Distributed, NullProgress, ProgressReporter
 from predictors.numerics import rmse
 from predictors.torch.batches import SeqBatch, SequenceData
 from predictors.types import RatingScale
