@@ -135,6 +135,20 @@ def _first_seen_codes(codes: NDArray[np.integer], size: int) -> tuple[NDArray[np
     return inner, int(in_order.size)
 
 
+def _grouped(
+    key: NDArray[np.int64], other: NDArray[np.int64], rating: list[float], n: int
+) -> defaultdict[int, list[tuple[int, float]]]:
+    """Inner id ``0..n-1`` of ``key`` -> its ``(other, rating)`` pairs in event order (a stable
+    sort groups the events by key; one slice per key, not per rating)."""
+    order = np.argsort(key, kind="stable")
+    pairs = list(zip(other[order].tolist(), [rating[k] for k in order.tolist()], strict=True))
+    off = np.concatenate([[0], np.cumsum(np.bincount(key, minlength=n))]).tolist()
+    out: defaultdict[int, list[tuple[int, float]]] = defaultdict(list)
+    for g in range(n):
+        out[g] = pairs[off[g] : off[g + 1]]
+    return out
+
+
 def build_trainset(
     surprise: ModuleType, store: EventStore, n_items: int, scale: RatingScale
 ) -> tuple[Any, NDArray[np.int64], NDArray[np.int64]]:
@@ -151,19 +165,8 @@ def build_trainset(
     ev_u = inner_u[user]
     ev_i = inner_i[store.item]
     rating = store.rating.astype(np.float64).tolist()
-    # ur: each user's (inner item, rating) in event order; a stable sort groups by user
-    by_u = np.argsort(ev_u, kind="stable")
-    pairs_u = list(zip(ev_i[by_u].tolist(), [rating[k] for k in by_u.tolist()], strict=True))
-    off_u = np.concatenate([[0], np.cumsum(np.bincount(ev_u, minlength=n_u))]).tolist()
-    ur: defaultdict[int, list[tuple[int, float]]] = defaultdict(list)
-    for u in range(n_u):
-        ur[u] = pairs_u[off_u[u] : off_u[u + 1]]
-    by_i = np.argsort(ev_i, kind="stable")
-    pairs_i = list(zip(ev_u[by_i].tolist(), [rating[k] for k in by_i.tolist()], strict=True))
-    off_i = np.concatenate([[0], np.cumsum(np.bincount(ev_i, minlength=n_i))]).tolist()
-    ir: defaultdict[int, list[tuple[int, float]]] = defaultdict(list)
-    for i in range(n_i):
-        ir[i] = pairs_i[off_i[i] : off_i[i + 1]]
+    ur = _grouped(ev_u, ev_i, rating, n_u)  # each user's (inner item, rating)
+    ir = _grouped(ev_i, ev_u, rating, n_i)  # each item's (inner user, rating)
     u_codes = np.flatnonzero(inner_u >= 0)
     i_codes = np.flatnonzero(inner_i >= 0)
     trainset = surprise.Trainset(
