@@ -42,7 +42,7 @@ import inspect
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar, dataclass_transform
+from typing import Any, ClassVar, TypeVar, dataclass_transform
 
 import numpy as np
 
@@ -287,8 +287,18 @@ def check_options(model: Any) -> None:
             raise ValueError(f"{name}: {msg}")
 
 
+class _Derived:
+    """``cls.option_constraints``, read-only: ``constraints_of(cls)`` (for code that reads the
+    constraints by their former name; a class that writes its own dict is refused)."""
+
+    def __get__(self, obj: Any, owner: type) -> dict[str, tuple[Alternative, ...]]:
+        return constraints_of(owner)
+
+
 class Validated:
     """Base of the options dataclasses: ``__post_init__`` checks the declared options."""
+
+    option_constraints: ClassVar[_Derived] = _Derived()
 
     def __post_init__(self) -> None:
         check_options(self)

@@ -51,3 +51,16 @@ def test_examples_run_next_to_the_built_ins(tmp_path: Path):
         assert by[name]["vs_reference"]["rmse"]["verdict"]
     assert by["gru-rec"]["learning_curve"] and len(by["gru-rec"]["learning_curve"]) == 2
     assert by["gru-rec"]["embedding"] == "synthetic"
+
+
+def test_examples_import_from_predictors_api_only():
+    """What a model author needs comes from one module: the examples import nothing else of
+    ``predictors`` (and nothing of ``bench``)."""
+    import ast
+
+    for example in ("decayed_bias.py", "gru_rec.py"):
+        tree = ast.parse((REPO / "examples" / example).read_text())
+        modules = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        modules |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+        ours = {m for m in modules if m.split(".")[0] in ("predictors", "bench")}
+        assert ours <= {"predictors.api"}, (example, ours)

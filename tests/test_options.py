@@ -153,9 +153,14 @@ def test_inherited_options_are_checked_without_spreading() -> None:
 
 
 def test_a_hand_written_constraints_dict_is_refused() -> None:
+    """The former spelling fails loudly, pointing at option(...); reading it still works."""
+    assert _Child.option_constraints == constraints_of(_Child)
     with pytest.raises(TypeError, match="declare each option with option"):
 
         @model_options
-        class _Old(Validated):
-            k: int = 1
-            option_constraints: ClassVar[dict] = {"k": (Integer(1),)}
+        class _Old(_Toy):
+            extra: int = 1
+            option_constraints: ClassVar[dict] = {
+                **_Toy.option_constraints,
+                "extra": (Integer(1),),
+            }
