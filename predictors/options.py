@@ -49,6 +49,7 @@ import numpy as np
 from predictors.device import resolve_device
 
 __all__ = [
+    "Alternative",
     "Boolean",
     "Constraints",
     "Device",
