@@ -37,7 +37,8 @@ from predictors.plugins import PluginError, PluginSource
 
 if TYPE_CHECKING:
     from bench.data.loading import Loaded
-    from bench.plan import ModelRun, Prepared
+    from bench.jobs import FitResult
+    from bench.plan import Prepared
     from predictors.types import ItemEmbeddings
 
 __all__ = [
@@ -111,7 +112,7 @@ class CheckpointTarget:
 
 
 def checkpoint_meta(
-    run: ModelRun, target: CheckpointTarget, embedding: ItemEmbeddings | None
+    run: FitResult, target: CheckpointTarget, embedding: ItemEmbeddings | None
 ) -> dict[str, Any]:
     """What a checkpoint records besides the model (``embedding``: the one in the job's
     TrainSet)."""
@@ -133,20 +134,21 @@ def checkpoint_meta(
         "fit_info": run.fit_info,
         "val_rmse": run.val_rmse,
         "refit": run.refit,
-        "learning_curve": run.learning_curve,
+        "learning_curve": None if run.learning_curve is None else list(run.learning_curve),
         "saved": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
 
 
 def save_checkpoint(
-    run: ModelRun,
+    run: FitResult,
     model: Any,
     target: CheckpointTarget,
     *,
     embedding: ItemEmbeddings | None = None,
 ) -> str | None:
-    """Save the fitted ``model`` of job ``run`` (the model or its ``Harnessed`` handle), once
-    its test predictions are made, into ``checkpoint_dir(target.results, run.run_key)``.
+    """Save the fitted ``model`` of the job of result ``run`` (the model or its
+    ``Harnessed`` handle), once its test predictions are made, into
+    ``checkpoint_dir(target.results, run.run_key)``.
     ``embedding``: the one the job's TrainSet carried. Returns None when saved, else the
     note to record on the run (``"model not saved: ..."``); it never raises for the model's
     sake, so that a model without a safe saved form does not fail the run."""
@@ -291,20 +293,22 @@ def run_data(doc: ResultsDoc, *, data_dir: Path | None = None) -> Loaded:
     if data_dir is not None:
         src = dataclasses.replace(src, data_dir=Path(data_dir))
     loaded = load_source(src)
-    spec = doc.run_spec or {}
-    names = list(spec.get("embeddings") or [])
-    if loaded.interactions.hash != doc.dataset_hash and names:
-        if spec.get("missing_embedding", "drop") == "drop":
-            from bench import embeddings as E
-            from bench.data.split import SplitParams
+    from bench.declare import section_from_record
+    from bench.spec import RunSpec
 
-            ed = spec.get("embedding_dir")
+    recorded = doc.run_spec or {}
+    emb = section_from_record(RunSpec, recorded, "embedding")
+    names = list(emb.embeddings)
+    if loaded.interactions.hash != doc.dataset_hash and names:
+        if emb.missing_embedding == "drop":
+            from bench import embeddings as E
+
             loaded, _, _ = E.prepare(
                 loaded,
                 names,
                 policy="drop",
-                embedding_dir=None if ed is None else Path(ed),
-                split_params=SplitParams(**spec["split"]),
+                embedding_dir=emb.embedding_dir,
+                split_params=section_from_record(RunSpec, recorded, "split"),
                 need=True,
                 notify=lambda line: None,
             )

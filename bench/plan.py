@@ -1,12 +1,13 @@
-"""A run's plan: the jobs (one ``ModelRun`` per model, embedding and seed), what the data gives
-them (``Prepared``: the loaded data, the split, the test batches, the embeddings) and the
-validation queries of the sanity flag (``ValCheck``)."""
+"""A run's plan: the jobs (one ``FitJob`` per model, embedding and seed), what the data gives
+them (``Prepared``: the loaded data, the split, the embeddings; ``TestBatches``: the test
+queries in chunks, built in this one place) and the validation queries of the sanity flag
+(``ValCheck``)."""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from bench import memory
 from bench.data.loading import Loaded
 from bench.data.split import Split
 from bench.data.types import Interactions
+from bench.jobs import FitJob, FitResult, Status
 from bench.runkey import RunKey
 from bench.spec import RunSpec
 from predictors.contract import (
@@ -30,111 +32,40 @@ from predictors.registry import (
 )
 from predictors.types import HistoryBatch, ItemEmbeddings, TrainSet, gather_ranges
 
-__all__ = ["ModelRun", "Prepared", "RunOutcome", "ValCheck", "plan_runs"]
+__all__ = [
+    "Prepared",
+    "RunOutcome",
+    "TestBatches",
+    "ValCheck",
+    "plan_jobs",
+    "predicted",
+    "predictions_frame",
+    "refused_results",
+]
 
 # Test batches are built once and shared by every model up to this size of their histories
 # (13.4M history events at the notebook's full scale are 214 MB); larger, once per model.
 TEST_CACHE_BYTES = 768 * 2**20
 
 
-@dataclass
-class ModelRun:
-    """One job of the plan: a model spec on one embedding with one seed."""
-
-    run_key: RunKey
-    spec: ModelSpec
-    seed: int
-    embedding: str | None = None
-    status: str = "pending"  # ok | failed | not run
-    error: str | None = None
-    traceback: str | None = None
-    config: dict[str, Any] = field(default_factory=dict)
-    fit_info: dict[str, Any] = field(default_factory=dict)
-    refit: bool = False
-    learning_curve: list[dict[str, Any]] | None = None
-    fit_s: float = 0.0
-    predict_s: float = 0.0
-    peak_rss_mb: float | None = None
-    rss_delta_mb: float | None = None
-    val_rmse: float | None = None
-    n_clipped: int | None = None
-    flags: list[str] = field(default_factory=list)  # warnings a reader must see
-    notes: list[str] = field(default_factory=list)  # facts worth a line (clipping)
-    pred: NDArray[np.float32] | None = None
-    fallback: NDArray[np.bool_] | None = None
-    metrics: dict[str, Any] | None = None
-    vs_reference: dict[str, Any] | None = None
-
-    @property
-    def key(self) -> str:
-        """The text form of ``run_key``: the name of the run in tables and sidecar columns."""
-        return str(self.run_key)
-
-    @property
-    def group(self) -> str:
-        """The key without the seed: the runs of one model on several seeds."""
-        return str(self.run_key.group)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "key": self.key,
-            "run_key": self.run_key.to_dict(),
-            "label": self.spec.label,
-            "name": self.spec.name,
-            "options": dict(self.spec.options),
-            # where a plugin's code came from (file hash, or package and version)
-            "source": None if self.spec.source is None else self.spec.source.to_dict(),
-            "seed": self.seed,
-            "embedding": self.embedding,
-            "group": self.group,
-            "status": self.status,
-            "error": self.error,
-            "traceback": self.traceback,
-            "config": self.config,
-            "fit_info": self.fit_info,
-            "refit": self.refit,
-            "learning_curve": self.learning_curve,
-            "timings": {"fit_s": self.fit_s, "predict_s": self.predict_s},
-            "memory": {"peak_rss_mb": self.peak_rss_mb, "rss_delta_mb": self.rss_delta_mb},
-            "val_rmse": self.val_rmse,
-            "n_fallback": None if self.fallback is None else int(self.fallback.sum()),
-            "n_clipped": self.n_clipped,
-            "flags": self.flags,
-            "notes": self.notes,
-            "metrics": self.metrics,
-            "vs_reference": self.vs_reference,
-        }
-
-    def restore(
-        self, d: dict[str, Any], pred: NDArray[np.float32], fallback: NDArray[np.bool_]
-    ) -> None:
-        """Take back a finished model from a results file (``--resume``)."""
-        self.status = "ok"
-        self.config = d.get("config") or {}
-        self.fit_info = d.get("fit_info") or {}
-        self.refit = bool(d.get("refit"))
-        self.learning_curve = d.get("learning_curve")
-        self.fit_s = (d.get("timings") or {}).get("fit_s", 0.0)
-        self.predict_s = (d.get("timings") or {}).get("predict_s", 0.0)
-        mem = d.get("memory") or {}
-        self.peak_rss_mb, self.rss_delta_mb = mem.get("peak_rss_mb"), mem.get("rss_delta_mb")
-        self.val_rmse = d.get("val_rmse")
-        self.n_clipped = d.get("n_clipped")
-        self.flags = list(d.get("flags") or [])
-        self.notes = list(d.get("notes") or [])
-        self.pred, self.fallback = pred, fallback
-
-
-@dataclass
+@dataclass(frozen=True)
 class RunOutcome:
+    """What a run leaves: its results file, the document written, every job's result in the
+    plan's order, and whether it was interrupted."""
+
     path: Path | None  # None on a rank > 0 of a data-parallel run: it writes nothing
     doc: dict[str, Any]
-    runs: list[ModelRun]
+    results: tuple[FitResult, ...]
     interrupted: bool = False
 
     @property
-    def failed(self) -> list[ModelRun]:
-        return [r for r in self.runs if r.status != "ok"]
+    def runs(self) -> tuple[FitResult, ...]:
+        """``results`` (the name callers of the mutable records knew)."""
+        return self.results
+
+    @property
+    def failed(self) -> list[FitResult]:
+        return [r for r in self.results if r.status is not Status.OK]
 
 
 # The sanity flag "validation RMSE worse than global-mean's" is read on at most this many
@@ -164,52 +95,73 @@ class ValCheck:
         return cls(batch=batch, truth=truth, global_mean_rmse=gm_rmse)
 
 
-@dataclass
+def test_history_rows(inter: Interactions, split: Split) -> int:
+    """The history events of every test query together."""
+    starts = inter.user_offsets[split.test_user]
+    return int((split.test_pos - starts).sum())
+
+
+def keeps_test_batches(inter: Interactions, split: Split) -> bool:
+    """Whether the test batches are built once and kept (``TEST_CACHE_BYTES``)."""
+    return test_history_rows(inter, split) * memory.HISTORY_ROW_BYTES <= TEST_CACHE_BYTES
+
+
+@dataclass(frozen=True)
+class TestBatches:
+    """The test queries in chunks of ``chunk``, in the split's order: the one place they are
+    built. Built once and kept read-only when their histories fit in ``TEST_CACHE_BYTES``
+    (every model predicts the same batches; a model that writes into one fails instead of
+    changing the next model's input), else built again on every iteration (by every job,
+    wherever it runs), so that memory stays bounded."""
+
+    __test__ = False  # not a pytest class
+
+    chunk: int
+    kept: tuple[HistoryBatch, ...] | None  # the batches, when small enough to keep
+    source: tuple[Interactions, Split] | None  # else what builds them again
+
+    @classmethod
+    def of(cls, inter: Interactions, split: Split, chunk: int) -> TestBatches:
+        if not keeps_test_batches(inter, split):
+            return cls(chunk, None, (inter, split))
+        out = cls(chunk, tuple(b for _, b in split.test_batches(inter, chunk)), None)
+        out.freeze()
+        return out
+
+    def __iter__(self) -> Iterator[HistoryBatch]:
+        if self.kept is not None:
+            return iter(self.kept)
+        assert self.source is not None
+        inter, split = self.source
+        return (b for _, b in split.test_batches(inter, self.chunk))
+
+    def freeze(self) -> None:
+        """Make the kept batches read-only (again after they travelled to a worker)."""
+        for b in self.kept or ():
+            for f in dataclasses.fields(b):
+                getattr(b, f.name).flags.writeable = False
+
+
+@dataclass(frozen=True)
 class Prepared:
     """Everything derived from the spec and the data before any model runs."""
 
     loaded: Loaded
     split: Split
-    truth: NDArray[np.float32]
+    truth: NDArray[np.float32]  # (K,) the test ratings: read by the scoring only
     embeddings: dict[str, ItemEmbeddings]
     embedding_info: dict[str, Any]
-    runs: list[ModelRun]
-    ref_key: str | None
-    timings: dict[str, float]
-    stats_method: str | None = None  # the CI method ``stats.evaluate`` resolved
-    stats_units: int | None = None  # test users resampled
-    table: list[dict[str, Any]] = field(default_factory=list)  # one row per model over seeds
-    test_cache: list[HistoryBatch] | None = None  # the test batches, kept when small
-
-    def test_batches(self, chunk: int) -> Iterable[HistoryBatch]:
-        """The test queries in chunks of ``chunk``. Built once and kept read-only when
-        their histories fit in ``TEST_CACHE_BYTES`` (every model predicts the same batches;
-        a model that writes into one fails instead of changing the next model's input),
-        built again for every model otherwise, so that memory stays bounded."""
-        if self.test_cache is not None:
-            return self.test_cache
-        inter = self.loaded.interactions
-        if not self._cache_tests():
-            return (b for _, b in self.split.test_batches(inter, chunk))
-        batches = [b for _, b in self.split.test_batches(inter, chunk)]
-        for b in batches:
-            for f in dataclasses.fields(b):
-                getattr(b, f.name).flags.writeable = False
-        self.test_cache = batches
-        return batches
-
-    def _test_history_rows(self) -> int:
-        starts = self.loaded.interactions.user_offsets[self.split.test_user]
-        return int((self.split.test_pos - starts).sum())
-
-    def _cache_tests(self) -> bool:
-        return self._test_history_rows() * memory.HISTORY_ROW_BYTES <= TEST_CACHE_BYTES
+    jobs: tuple[FitJob, ...]  # the plan, the reference first
+    refused: dict[RunKey, FitResult]  # jobs failed before running (a plugin not built)
+    ref_key: RunKey | None  # the reference's job
+    timings: dict[str, float]  # load, embeddings, split (seconds)
 
     def memory_needs(self, chunk: int) -> list[memory.Need]:
         """What the runner will build beside the loaded data, each with its option."""
         row = memory.HISTORY_ROW_BYTES
+        inter = self.loaded.interactions
         n_test = max(1, int(self.split.test_pos.shape[0]))
-        n_hist = self._test_history_rows()
+        n_hist = test_history_rows(inter, self.split)
         per_chunk = n_hist * min(chunk, n_test) // n_test
         return [
             memory.Need(
@@ -224,7 +176,7 @@ class Prepared:
             ),
             memory.Need(
                 "the test batches",
-                n_hist * row if self._cache_tests() else 2 * per_chunk * row,
+                n_hist * row if keeps_test_batches(inter, self.split) else 2 * per_chunk * row,
                 "--chunk-size",
             ),
         ]
@@ -234,26 +186,24 @@ def capabilities(m: ModelSpec) -> Capabilities:
     return capabilities_of(class_of(m))
 
 
-def plan_runs(
+def plan_jobs(
     spec: RunSpec,
     models: list[ModelSpec],
     ref_label: str,
     emb_names: list[str],
     broken: dict[str, str] | None = None,
-) -> list[ModelRun]:
+) -> list[FitJob]:
     """Every (model, embedding, seed) job, the reference first. A model that declares
     ``embeddings`` runs once per embedding, one that declares ``seeded`` once per seed (an
     automatically added reference once); the key names the embedding when the run has
     several, and the seed when the model runs on several. A plugin that could not be built
-    (``broken``: label -> error) is one job, already failed."""
+    (``broken``: label -> error) is one job (``refused_results`` fails it)."""
     requested = {m.label for m in spec.models}
     ordered = sorted(models, key=lambda m: m.label != ref_label)  # stable: reference first
-    runs: list[ModelRun] = []
+    jobs: list[FitJob] = []
     for m in ordered:
         if broken and m.label in broken:
-            run = ModelRun(run_key=RunKey(m.label), spec=m, seed=spec.seeds[0])
-            run.status, run.error = "failed", f"PluginError: {broken[m.label]}"
-            runs.append(run)
+            jobs.append(FitJob(run_key=RunKey(m.label), spec=m, seed=spec.seeds[0]))
             continue
         caps = capabilities(m)
         embs: list[str | None] = list(emb_names) if (caps.embeddings and emb_names) else [None]
@@ -262,8 +212,17 @@ def plan_runs(
             shown_emb = e if e is not None and len(emb_names) > 1 else None
             for s in seeds:
                 key = RunKey(m.label, shown_emb, s if len(seeds) > 1 else None)
-                runs.append(ModelRun(run_key=key, spec=m, seed=s, embedding=e))
-    return runs
+                jobs.append(FitJob(run_key=key, spec=m, seed=s, embedding=e))
+    return jobs
+
+
+def refused_results(jobs: Iterable[FitJob], broken: dict[str, str]) -> dict[RunKey, FitResult]:
+    """The results of the jobs of plugins that could not be built: failed, never run."""
+    return {
+        j.run_key: j.failed(f"PluginError: {broken[j.spec.label]}")
+        for j in jobs
+        if j.spec.label in broken
+    }
 
 
 def fit_rows(split: Split, inter: Interactions) -> NDArray[np.int64]:
@@ -275,14 +234,15 @@ def fit_rows(split: Split, inter: Interactions) -> NDArray[np.int64]:
     return idx
 
 
-def predicted_runs(prep: Prepared) -> list[ModelRun]:
-    """The runs whose predictions the sidecar holds: finished, with predictions."""
-    return [
-        r for r in prep.runs if r.status == "ok" and r.pred is not None and r.fallback is not None
-    ]
+def predicted(jobs: Iterable[FitJob], results: Mapping[RunKey, FitResult]) -> list[FitResult]:
+    """The results the sidecar holds, in the plan's order: finished, with predictions."""
+    out = (results.get(j.run_key) for j in jobs)
+    return [r for r in out if r is not None and r.predicted]
 
 
-def predictions_frame(prep: Prepared) -> pd.DataFrame:
+def predictions_frame(prep: Prepared, results: Mapping[RunKey, FitResult]) -> pd.DataFrame:
+    """The sidecar: one row per test query (ids, time, truth), then ``pred:KEY`` and
+    ``fallback:KEY`` of every result that has predictions."""
     inter = prep.loaded.interactions
     split = prep.split
     cols: dict[str, Any] = {
@@ -291,7 +251,7 @@ def predictions_frame(prep: Prepared) -> pd.DataFrame:
         "target_time": inter.timestamp[split.test_pos],
         "truth": prep.truth,
     }
-    for r in predicted_runs(prep):
+    for r in predicted(prep.jobs, results):
         cols[f"pred:{r.key}"] = r.pred
         cols[f"fallback:{r.key}"] = r.fallback
     return pd.DataFrame(cols)

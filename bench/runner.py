@@ -33,28 +33,25 @@ from bench.data.split import make_split
 from bench.data.types import time_unit_note
 from bench.errors import ConfigError
 from bench.executors import Executor, JobInputs, make_executor, torch_threads
+from bench.jobs import FitJob, FitResult, Status
 from bench.plan import (
-    ModelRun,
     Prepared,
     RunOutcome,
+    TestBatches,
     ValCheck,
     capabilities,
     fit_rows,
-    plan_runs,
-    predicted_runs,
+    plan_jobs,
+    predicted,
     predictions_frame,
+    refused_results,
 )
 from bench.provenance import PeakRSS
 from bench.provenance import provenance as where_it_runs
-from bench.results import (
-    SCHEMA,
-    SCHEMA_VERSION,
-    new_results_path,
-    new_run_id,
-    resume_results,
-    write_results,
-)
-from bench.scoring import score_all, seed_summary
+from bench.results import ResultsWriter, new_run_id, resume_results
+from bench.results.schema import document, record_of, statistics_section
+from bench.runkey import RunKey
+from bench.scoring import Scores, score
 from bench.spec import CHECK_LEVELS, RunSpec
 from predictors.contract import (
     Harnessed,
@@ -74,7 +71,8 @@ from predictors.types import TrainSet
 
 __all__ = [
     "CHECK_LEVELS",
-    "ModelRun",
+    "FitJob",
+    "FitResult",
     "PeakRSS",
     "RunOutcome",
     "RunSpec",
@@ -176,15 +174,16 @@ def prepare(spec: RunSpec, console: Console) -> Prepared:
         test_items = inter.item[split.test_pos]
         hist_items = inter.item[fit_rows(split, inter)]
         emb_info["coverage"] = {n: E.coverage(e, hist_items, test_items) for n, e in embs.items()}
-    runs = plan_runs(spec, models, ref_spec.label, list(embs) if need_emb else [], broken)
-    ref_key = next((r.key for r in runs if r.spec.label == ref_spec.label), None)
+    jobs = plan_jobs(spec, models, ref_spec.label, list(embs) if need_emb else [], broken)
+    ref_key = next((j.run_key for j in jobs if j.spec.label == ref_spec.label), None)
     return Prepared(
         loaded=loaded,
         split=split,
         truth=split.test_truth(inter),
         embeddings=embs,
         embedding_info=emb_info,
-        runs=runs,
+        jobs=tuple(jobs),
+        refused=refused_results(jobs, broken),
         ref_key=ref_key,
         timings=timings,
     )
@@ -207,27 +206,34 @@ def _check_plugin(m: ModelSpec, level: str, console: Console) -> str | None:
     )
 
 
-def run_job(run: ModelRun, inputs: JobInputs, console: Console | None = None) -> ModelRun:
+def run_job(job: FitJob, inputs: JobInputs, console: Console | None = None) -> FitResult:
     """One job, wherever its executor runs it (``bench.executors``): ``_fit_predict`` with the
-    run's torch threads; a failure of the model's own is recorded on ``run`` (status
-    ``failed``, the error and its traceback), not raised. Returns ``run``."""
+    run's torch threads. Returns its result: ``ok``, or ``failed`` with the error and its
+    traceback (and what the job had learned before it failed) when the model raised."""
+    got: dict[str, Any] = {}  # what the job learned so far, kept when the model fails
     try:
         with torch_threads(inputs.torch_threads):
-            _fit_predict(run, inputs, console)
+            return _fit_predict(job, inputs, console, got)
     except KeyboardInterrupt:
         raise
     except Exception as e:  # a failed model is recorded; the run goes on
-        run.status = "failed"
-        run.error = f"{type(e).__name__}: {e}"
-        run.traceback = traceback.format_exc(limit=8)
-    return run
+        return FitResult(
+            job,
+            Status.FAILED,
+            error=f"{type(e).__name__}: {e}",
+            traceback=traceback.format_exc(limit=8),
+            **got,
+        )
 
 
-def _fit_predict(run: ModelRun, inputs: JobInputs, console: Console | None = None) -> None:
+def _fit_predict(
+    job: FitJob, inputs: JobInputs, console: Console | None, got: dict[str, Any]
+) -> FitResult:
     """Fit one job's model and predict the test queries, through the model contract: the
     model gets a ``RunContext`` in its TrainSet, returns a ``FitReport``, and every batch
     comes back as a checked ``Prediction`` (``predictors.contract``). ``inputs``: the
-    TrainSets, validation check and test batches every job shares."""
+    TrainSets, validation check and test batches every job shares. ``got`` collects the
+    result's fields as they are learned (the caller keeps them when the model fails)."""
     spec, val_check = inputs.spec, inputs.val_check
     # Small batched solves are fastest on one BLAS thread, and several threads on a busy
     # machine can be 10-100x slower (oversubscription): limit them while the model runs.
@@ -237,102 +243,119 @@ def _fit_predict(run: ModelRun, inputs: JobInputs, console: Console | None = Non
         else contextlib.nullcontext()
     )
     with PeakRSS() as mem, limits:
-        model = Harnessed(create(run.spec))
-        run.config = model.config()
-        together = inputs.distributed is not None and capabilities(run.spec).distributed
+        model = Harnessed(create(job.spec))
+        got["config"] = model.config()
+        together = inputs.distributed is not None and job.capabilities.distributed
         context = RunContext(
-            seed=run.seed,
+            seed=job.seed,
             device=inputs.device,
             progress=RichProgress(console) if console is not None else NullProgress(),
             distributed=inputs.distributed if together else None,
         )
-        train = dataclasses.replace(inputs.trains[run.embedding], context=context)
+        train = dataclasses.replace(inputs.trains[job.embedding], context=context)
         t0 = time.perf_counter()
         report = model.fit(train)
-        run.fit_s = time.perf_counter() - t0
+        got["fit_s"] = time.perf_counter() - t0
         if inputs.fit_only:  # a rank > 0 of a data-parallel fit: rank 0 does the rest
-            run.status = "ok"
-            return
-        run.fit_info = dict(report.settings)
-        run.refit = report.refit
+            return FitResult(job, Status.OK, **got)
+        got["fit_info"] = dict(report.settings)
+        got["refit"] = report.refit
         # validation RMSE for the table's sanity flag; a model that refit on the validation
         # targets reports the figure it chose its settings on instead
         if not report.refit and len(val_check.batch):
             vp = model.predict(val_check.batch).values.astype(np.float64)
-            run.val_rmse = float(np.sqrt(np.mean((vp - val_check.truth) ** 2)))
+            got["val_rmse"] = float(np.sqrt(np.mean((vp - val_check.truth) ** 2)))
         else:
-            run.val_rmse = report.val_rmse
+            got["val_rmse"] = report.val_rmse
         t0 = time.perf_counter()
-        out = Prediction.concat([model.predict(b) for b in inputs.test_batches()])
-        run.predict_s = time.perf_counter() - t0
-    run.pred, run.fallback, run.n_clipped = out.values, out.fallback, out.n_clipped
-    curve = report.learning_curve
-    run.learning_curve = None if curve is None else [dict(c) for c in curve]
-    run.peak_rss_mb = mem.peak
-    run.rss_delta_mb = None if mem.start is None or mem.peak is None else mem.peak - mem.start
-    run.flags, run.notes = [], []
-    if run.val_rmse is not None and run.val_rmse > val_check.global_mean_rmse + 1e-6:
-        run.flags.append(
-            f"validation RMSE {run.val_rmse:.4f} is worse than global-mean's "
+        out = Prediction.concat([model.predict(b) for b in inputs.tests])
+        got["predict_s"] = time.perf_counter() - t0
+    val_rmse: float | None = got["val_rmse"]
+    flags: list[str] = []
+    if val_rmse is not None and val_rmse > val_check.global_mean_rmse + 1e-6:
+        flags.append(
+            f"validation RMSE {val_rmse:.4f} is worse than global-mean's "
             f"{val_check.global_mean_rmse:.4f}"
         )
-    if run.n_clipped:
-        run.notes.append(f"{run.n_clipped} prediction(s) outside the scale were clipped")
-    run.status = "ok"
+    notes: list[str] = []
+    if out.n_clipped:
+        notes.append(f"{out.n_clipped} prediction(s) outside the scale were clipped")
+    curve = report.learning_curve
+    result = FitResult(
+        job,
+        Status.OK,
+        learning_curve=None if curve is None else tuple(dict(c) for c in curve),
+        peak_rss_mb=mem.peak,
+        rss_delta_mb=None if mem.start is None or mem.peak is None else mem.peak - mem.start,
+        pred=out.values,
+        fallback=out.fallback,
+        n_clipped=out.n_clipped,
+        flags=tuple(flags),
+        notes=tuple(notes),
+        **got,
+    )
     if inputs.checkpoints is not None:
-        note = save_checkpoint(run, model.model, inputs.checkpoints, embedding=train.embeddings)
+        note = save_checkpoint(result, model.model, inputs.checkpoints, embedding=train.embeddings)
         if note is not None:
-            run.notes.append(note)
+            result = dataclasses.replace(result, notes=(*result.notes, note))
+    return result
 
 
 def _document(
     spec: RunSpec,
     prep: Prepared,
-    device: str,
+    results: dict[RunKey, FitResult],
+    scores: Scores,
     status: str,
     started: str,
     provenance: dict[str, Any],
-    executor: dict[str, Any] | None = None,
+    device: str,
+    executor: Executor,
+    timings: dict[str, float],
 ) -> dict[str, Any]:
-    return {
-        "schema": SCHEMA,
-        "schema_version": SCHEMA_VERSION,
-        "status": status,
-        "created": started,
-        "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "command": spec.command,
-        "run_spec": spec.to_dict(),
-        "protocol": spec.protocol,
-        **provenance,
-        "device": device,
-        "executor": executor,  # where the jobs ran (the results do not depend on it)
-        "seeds": spec.seeds,
-        "dataset": {**prep.loaded.interactions.summary(), **prep.loaded.info},
-        "split": prep.split.summary(),
-        "embeddings": prep.embedding_info or None,
-        "statistics": {
-            "metric_ci": "bootstrap over test queries",
-            "difference_ci": "paired bootstrap over the same resampled queries",
-            "resampling": "one resampling of the test users shared by every model "
-            "(a user's test targets stay together)",
-            "method": prep.stats_method,
-            "units": "users",
-            "n_units": prep.stats_units,
-            "metrics": list(stats.METRICS),
-            "multiplicity": "p-values Holm-adjusted across the comparisons with the reference; "
-            "verdicts read the adjusted p-value",
-            "min_test_users": spec.min_test_users,
-            "per_seed": spec.per_seed,
-            "table": prep.table or None,
-            "n_resamples": spec.n_resamples,
-            "confidence": spec.confidence,
-            "seed": spec.stats_seed,
-            "reference": prep.ref_key,
-        },
-        "timings": prep.timings,
-        "models": [r.to_dict() for r in prep.runs],
-        "seed_summary": seed_summary(prep.runs),
-    }
+    """The results document of the run as it stands: every job of the plan, each with its
+    result (pending when it has none yet) and scores."""
+    jobs: dict[str, dict[str, Any]] = {}  # where this run's executor ran each job
+    for r in results.values():
+        if r.worker is not None:
+            jobs[r.key] = {"worker": r.worker}
+            if r.attempts is not None:
+                jobs[r.key]["attempts"] = r.attempts
+    models = []
+    for j in prep.jobs:
+        r = results.get(j.run_key) or j.pending()
+        s = scores.runs.get(j.run_key)
+        models.append(record_of(r, *((s.metrics, s.vs_reference) if s else (None, None))))
+    return document(
+        status=status,
+        created=started,
+        finished=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        command=spec.command,
+        run_spec=spec.to_dict(),
+        protocol=spec.protocol,
+        provenance=provenance,
+        device=device,
+        executor=executor.record(jobs),  # where the jobs ran (the results do not depend on it)
+        seeds=spec.seeds,
+        dataset={**prep.loaded.interactions.summary(), **prep.loaded.info},
+        split=prep.split.summary(),
+        embeddings=prep.embedding_info or None,
+        statistics=statistics_section(
+            method=scores.method,
+            n_units=scores.n_units,
+            metrics=list(stats.METRICS),
+            table=list(scores.table) or None,
+            reference=None if prep.ref_key is None else str(prep.ref_key),
+            min_test_users=spec.min_test_users,
+            per_seed=spec.per_seed,
+            n_resamples=spec.n_resamples,
+            confidence=spec.confidence,
+            seed=spec.stats_seed,
+        ),
+        timings=timings,
+        models=models,
+        seed_summary=scores.seed_summary,
+    )
 
 
 def job_inputs(spec: RunSpec, prep: Prepared, device: str, need_torch: bool) -> JobInputs:
@@ -344,17 +367,15 @@ def job_inputs(spec: RunSpec, prep: Prepared, device: str, need_torch: bool) -> 
     trains: dict[str | None, TrainSet] = {None: base}
     for name, emb in prep.embeddings.items():
         trains[name] = dataclasses.replace(base, embeddings=emb)
-    if prep.embeddings and not any(r.embedding for r in prep.runs):
+    if prep.embeddings and not any(j.embedding for j in prep.jobs):
         trains[None] = dataclasses.replace(base, embeddings=next(iter(prep.embeddings.values())))
-    batches = prep.test_batches(spec.chunk_size)  # built once and kept when small enough
     return JobInputs(
         spec=spec,
         device=device,
         torch_threads=_torch_threads(spec, need_torch),
         trains=trains,
         val_check=ValCheck.of(base),
-        test_cache=None if prep.test_cache is None else tuple(batches),
-        test_source=None if prep.test_cache is not None else (inter, prep.split),
+        tests=TestBatches.of(inter, prep.split, spec.chunk_size),
     )
 
 
@@ -411,11 +432,17 @@ def _execute(
     _check_out_dir(out_dir)
     prep = prepare(spec, console)
     memory.check_fits(prep.memory_needs(spec.chunk_size), memory.available_bytes(), executor.copies)
+    # the driver's results by run key: refused plugins, models taken back (--resume), then
+    # every job as it finishes; a job without a result is pending
+    results: dict[RunKey, FitResult] = dict(prep.refused)
     # torch is imported (and the device resolved) only when a torch model runs
-    need_torch = any(capabilities(r.spec).torch for r in prep.runs if r.status == "pending")
+    need_torch = any(j.capabilities.torch for j in prep.jobs if j.run_key not in results)
     if need_torch:
         import torch  # noqa: F401
-    device = executor.place(resolve_device(spec.device))
+    ranks = executor.ranks  # several processes plan this run (ddp): they coordinate
+    device = resolve_device(spec.device)
+    if ranks is not None:
+        device = ranks.place(device)
     inter = prep.loaded.interactions
 
     if resume is not None:
@@ -424,68 +451,63 @@ def _execute(
             path,
             dataset_hash=inter.hash,
             split_hash=prep.split.hash,
-            queries=predictions_frame(prep),
+            queries=predictions_frame(prep, results),
         )
         started = old.raw.get("created", started)
-        changed = changed_plugins((old.run_spec or {}).get("models") or [], spec.models)
+        changed = changed_plugins((old.run_spec or {}).get("models") or [], list(spec.models))
         for label, why in changed.items():
             console.print(
                 f"[yellow]note:[/] plugin {label}: {why} since the run began; its finished "
                 "runs are run again"
             )
         done = {rec.key: rec for rec in old.finished() if rec.pred is not None}
-        for r in prep.runs:
-            rec = done.get(r.run_key) if r.spec.label not in changed else None
-            if rec is not None and rec.pred is not None and rec.fallback is not None:
-                r.restore(rec.record, rec.pred, rec.fallback)
-        n_done = sum(r.status == "ok" for r in prep.runs)
+        for j in prep.jobs:
+            rec = done.get(j.run_key) if j.spec.label not in changed else None
+            taken = None if rec is None or j.run_key in results else rec.result(j)
+            if taken is not None:
+                results[j.run_key] = taken
+        n_done = sum(r.ok for r in results.values())
         for note in notes:
             console.print(f"[yellow]note:[/] {note}")
-        console.print(f"resuming {path.name}: {n_done} of {len(prep.runs)} model runs finished")
+        console.print(f"resuming {path.name}: {n_done} of {len(prep.jobs)} model runs finished")
+        writer = ResultsWriter.resume(path)
     else:
         stem = f"{inter.name}-{started.replace(':', '').replace('-', '').replace('+0000', '')}"
-        path = new_results_path(out_dir, stem.replace("/", "_"))
+        writer = ResultsWriter.new(out_dir, stem.replace("/", "_"))
 
     inputs = job_inputs(spec, prep, device, need_torch)
+    todo = [j for j in prep.jobs if j.run_key not in results]
+    if ranks is not None:
+        # every process of the run takes part in the same jobs (rank 0's list, checked)
+        todo = ranks.agree(todo, {"dataset": inter.hash, "split": prep.split.hash})
+        if not ranks.writes:  # a rank > 0 of a data-parallel run: fit with the others, no file
+            ranks.follow(run_job, inputs, todo)
+            return RunOutcome(path=None, doc={}, results=(), interrupted=False)
 
-    # every process of the run takes part in the same jobs (ddp: rank 0's list, checked)
-    agreed = executor.agree(
-        [r for r in prep.runs if r.status == "pending"],
-        {"dataset": inter.hash, "split": prep.split.hash},
-    )
-    if not executor.writes:  # a rank > 0 of a data-parallel run: fit with the others, no file
-        executor.follow(run_job, inputs, agreed)
-        return RunOutcome(path=None, doc={}, runs=prep.runs, interrupted=False)
-
-    written = resume is not None
     run_id = (old.raw.get("run_id") if resume is not None else None) or new_run_id()
     provenance = {**where_it_runs(), "run_id": run_id}  # run_id pairs the JSON and its sidecar
-
-    sidecar_keys: list[str] | None = None  # the models in the sidecar this run last wrote
+    timings = dict(prep.timings)
 
     def save(status: str) -> dict[str, Any]:
-        nonlocal written, path, sidecar_keys
-        # every finished model is scored again on the run's one resampling: cheap (one
-        # column per model), and the file on disk always carries complete intervals
+        """Score every finished model again on the run's one resampling (cheap: one column
+        per model; the file on disk always carries complete intervals) and write."""
         t0 = time.perf_counter()
-        score_all(prep, spec)
-        prep.timings["statistics_s"] = time.perf_counter() - t0
-        doc = _document(spec, prep, device, status, started, provenance, executor.record())
-        keys = [r.key for r in predicted_runs(prep)]
-        if written and keys == sidecar_keys:  # e.g. the final save: only the JSON changes
-            path = write_results(path, doc, None, overwrite=True, sidecar_current=True)
-        else:
-            path = write_results(path, doc, predictions_frame(prep), overwrite=written)
-        written, sidecar_keys = True, keys
+        scores = score(
+            prep.truth, prep.split.test_user, _in_plan(prep, results), prep.ref_key, spec
+        )
+        timings["statistics_s"] = time.perf_counter() - t0
+        doc = _document(
+            spec, prep, results, scores, status, started, provenance, device, executor, timings
+        )
+        keys = [r.key for r in predicted(prep.jobs, results)]
+        writer.write(doc, keys, lambda: predictions_frame(prep, results))
         return doc
 
     if spec.save_models:
         save("incomplete")  # claims the results name: the checkpoints go beside it
-        inputs = dataclasses.replace(
-            inputs, checkpoints=CheckpointTarget.of(path, run_id, prep, device)
-        )
+        target = CheckpointTarget.of(writer.path, run_id, prep, device)
+        inputs = dataclasses.replace(inputs, checkpoints=target)
     interrupted = False
-    todo = [r for r in prep.runs if r.status == "pending"]
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -502,19 +524,19 @@ def _execute(
             task = progress.add_task("models", total=len(todo), state="")
             if todo:
                 executor.start(run_job, inputs)
-            for i, r in enumerate(todo):
-                executor.submit(i, r)
+            for job in todo:
+                executor.submit(job)
             while executor.pending:
                 running = executor.running()
                 progress.update(
                     task,
-                    description="fitting " + ", ".join(j.key for j in running),
+                    description="fitting " + ", ".join(str(j.run_key) for j in running),
                     state=_progress_state(executor, len(running), n_failed, len(todo)),
                 )
-                outcome = executor.next_done()
-                r = todo[outcome.index]
-                outcome.apply(r)
-                if r.status == "ok":
+                r = executor.next_done()
+                assert isinstance(r, FitResult)
+                results[r.run_key] = r
+                if r.ok:
                     console.print(
                         f"  [green]ok[/] {r.key}: fit {r.fit_s:.2f}s, predict {r.predict_s:.2f}s"
                     )
@@ -526,10 +548,16 @@ def _execute(
     except KeyboardInterrupt:
         interrupted = True
         executor.close(kill=True)
-        for r in prep.runs:
-            if r.status == "pending":
-                r.status = "not run"
+        for j in prep.jobs:
+            results.setdefault(j.run_key, FitResult(j, Status.NOT_RUN))
         console.print("[yellow]interrupted: the finished models are kept[/]")
-    prep.timings["models_s"] = time.perf_counter() - t_models
+    timings["models_s"] = time.perf_counter() - t_models
     doc = save("incomplete" if interrupted else "complete")
-    return RunOutcome(path=path, doc=doc, runs=prep.runs, interrupted=interrupted)
+    return RunOutcome(
+        path=writer.path, doc=doc, results=_in_plan(prep, results), interrupted=interrupted
+    )
+
+
+def _in_plan(prep: Prepared, results: dict[RunKey, FitResult]) -> tuple[FitResult, ...]:
+    """Every job's result in the plan's order (pending for a job without one)."""
+    return tuple(results.get(j.run_key) or j.pending() for j in prep.jobs)

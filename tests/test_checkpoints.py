@@ -104,12 +104,10 @@ def _run(out: Path, models: list[str], monkeypatch, *, save: bool = True) -> Pat
         split_hash=str(doc.split_hash),
         device="cpu",
     )
-    runs = [r for r in outcome.runs if r.status == "ok"]
+    runs = [r for r in outcome.results if r.ok]
     assert len(runs) == len(_Recording.fitted)
     for r, (handle, emb) in zip(runs, _Recording.fitted, strict=True):
-        note = save_checkpoint(r, handle, target, embedding=emb)  # type: ignore[arg-type]
-        if note is not None:
-            r.notes.append(note)
+        save_checkpoint(r, handle, target, embedding=emb)  # type: ignore[arg-type]
     return outcome.path
 
 
@@ -303,12 +301,12 @@ def test_unsavable_state_names_the_attribute(tmp_path: Path):
 
 
 def test_save_checkpoint_records_a_note_instead_of_failing(saved_run: Path, tmp_path: Path):
-    from bench.plan import ModelRun
+    from bench.jobs import FitJob, FitResult, Status
 
     m = _Holds()
     m.file_ = open(__file__)
     try:
-        run = ModelRun(run_key=RunKey("holds"), spec=ModelSpec("holds"), seed=0)
+        run = FitResult(FitJob(run_key=RunKey("holds"), spec=ModelSpec("holds"), seed=0), Status.OK)
         target = CheckpointTarget(tmp_path / "r.json", "id", {"name": "x", "hash": "h"}, "s", "cpu")
         note = save_checkpoint(run, m, target)
     finally:
@@ -380,7 +378,7 @@ def test_saving_again_replaces_the_folder_whole(tmp_path: Path):
 # -- library adapters --------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def small():
-    loaded = load_source(DataSource(dataset="synthetic", synthetic={"n_users": 80, "seed": 2}))
+    loaded = load_source(DataSource(dataset="synthetic", users=80, data_seed=2))
     inter = loaded.interactions
     split = make_split(inter, SplitParams(min_history=10, samples_per_user=5))
     train = split.train_set(inter, context=RunContext(seed=0, device="cpu"))
@@ -495,7 +493,7 @@ def test_predict_flags_a_movie_the_model_never_saw(tmp_path: Path, monkeypatch):
     target = CheckpointTarget(
         outcome.path, str(doc.raw["run_id"]), {"hash": inter.hash}, "s", "cpu"
     )
-    (run,) = [r for r in outcome.runs if r.key == "bias"]
+    (run,) = [r for r in outcome.results if r.key == "bias"]
     (handle,) = [h for h, _ in _Recording.fitted if h.name == "bias"]
     assert save_checkpoint(run, handle, target) is None
     res = _invoke(outcome.path, "--model", "bias", "--user", 3, "--movie", 77)

@@ -1,5 +1,6 @@
-"""Typed readers of results files: ``ResultsDoc`` and its ``ModelRecord``s, read through
-their ``RunKey``s, and the checks a file passes before a run resumes it."""
+"""Typed readers of results files: ``ResultsDoc`` and its ``ModelRecord``s (the record's
+reader lives with its writer in ``bench.results.schema``), read through their ``RunKey``s,
+and the checks a file passes before a run resumes it."""
 
 from __future__ import annotations
 
@@ -7,13 +8,13 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from bench.errors import ResultsError
-from bench.results.files import clean_stale_temps
+from bench.fileio import clean_stale_temps
 from bench.results.format import (
     ID_COLUMNS,
     clean_json,
@@ -22,103 +23,8 @@ from bench.results.format import (
     read_predictions,
     sidecar_path,
 )
+from bench.results.schema import ModelRecord
 from bench.runkey import RunKey
-
-if TYPE_CHECKING:
-    from numpy.typing import NDArray
-
-
-@dataclass(frozen=True)
-class ModelRecord:
-    """One model run of a results file, read through its ``RunKey`` (never its key text).
-
-    ``metrics`` and ``vs_reference`` map each metric of ``bench.stats.METRIC_TABLE`` (by
-    name) to its JSON record: ``estimate, low, high, method`` and, for differences,
-    ``p_value, p_adjusted, verdict``. They are empty when the run did not finish.
-    """
-
-    key: RunKey
-    status: str  # "ok" | "failed" | "not run" | "pending"
-    metrics: dict[str, dict[str, Any]]
-    vs_reference: dict[str, dict[str, Any]]
-    record: dict[str, Any]  # the record as written (config, fit_info, learning_curve, ...)
-    pred: NDArray[np.float32] | None = None  # (K,) sidecar predictions, row-aligned
-    fallback: NDArray[np.bool_] | None = None  # (K,) True where the model fell back
-
-    @classmethod
-    def from_dict(cls, rec: dict[str, Any]) -> ModelRecord:
-        return cls(
-            key=RunKey.from_record(rec),
-            status=str(rec.get("status")),
-            metrics=dict(rec.get("metrics") or {}),
-            vs_reference=dict(rec.get("vs_reference") or {}),
-            record=rec,
-        )
-
-    @property
-    def group(self) -> RunKey:
-        """Every seed of this model on this embedding."""
-        return self.key.group
-
-    @property
-    def seed(self) -> int | None:
-        """The seed the model ran with (also when the key does not show it)."""
-        seed = self.record.get("seed")
-        return None if seed is None else int(seed)
-
-    @property
-    def embedding(self) -> str | None:
-        """The embedding the model ran on (also when the key does not show it)."""
-        emb = self.record.get("embedding")
-        return None if emb is None else str(emb)
-
-    @property
-    def finished(self) -> bool:
-        return self.status == "ok"
-
-    @property
-    def scored(self) -> bool:
-        """Finished, with metrics."""
-        return self.finished and bool(self.metrics)
-
-    @property
-    def error(self) -> str | None:
-        return self.record.get("error")
-
-    @property
-    def learning_curve(self) -> list[dict[str, Any]] | None:
-        return self.record.get("learning_curve") or None
-
-    @property
-    def fit_info(self) -> dict[str, Any]:
-        return dict(self.record.get("fit_info") or {})
-
-    @property
-    def n_fallback(self) -> int | None:
-        return self.record.get("n_fallback")
-
-    @property
-    def timings(self) -> dict[str, Any]:
-        return dict(self.record.get("timings") or {})
-
-    @property
-    def pred_column(self) -> str:
-        return f"pred:{self.key}"
-
-    @property
-    def fallback_column(self) -> str:
-        return f"fallback:{self.key}"
-
-    def with_predictions(self, frame: pd.DataFrame | None) -> ModelRecord:
-        """This record with its sidecar columns of ``frame`` (None where they are absent)."""
-        if frame is None or self.pred_column not in frame.columns:
-            return replace(self, pred=None, fallback=None)
-        fb = frame[self.fallback_column] if self.fallback_column in frame.columns else None
-        return replace(
-            self,
-            pred=frame[self.pred_column].to_numpy(np.float32),
-            fallback=None if fb is None else fb.to_numpy(bool),
-        )
 
 
 @dataclass(frozen=True)
@@ -282,14 +188,3 @@ def resume_results(
                 f"{side}: cannot resume: column {m.pred_column!r} has missing or NaN predictions"
             )
     return doc.with_predictions(frame), notes
-
-
-def open_for_resume(
-    path: Path, *, dataset_hash: str, split_hash: str, queries: pd.DataFrame
-) -> tuple[dict[str, Any], pd.DataFrame | None, list[str]]:
-    """``resume_results`` as (document as written, sidecar or None, notes); kept for the
-    runner until it reads the typed ``ResultsDoc``."""
-    doc, notes = resume_results(
-        path, dataset_hash=dataset_hash, split_hash=split_hash, queries=queries
-    )
-    return doc.raw, doc.predictions, notes

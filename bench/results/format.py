@@ -1,5 +1,5 @@
-"""The results file format: the schema tag, JSON that stays standard (no NaN, no numpy
-values), and reading a results JSON and its predictions sidecar, validated."""
+"""The results file format: JSON that stays standard (no NaN, no numpy values), and reading a
+results JSON and its predictions sidecar, validated (the keys: ``bench.results.schema``)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,19 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from bench.errors import ResultsError
+from bench.results.schema import REQUIRED, SCHEMA, SCHEMA_VERSION, sidecar_meta
 
-SCHEMA = "ratingbench.results"
-SCHEMA_VERSION = 1
+__all__ = [
+    "ID_COLUMNS",
+    "SCHEMA",
+    "SCHEMA_VERSION",
+    "clean_json",
+    "json_default",
+    "load_results",
+    "read_predictions",
+    "sidecar_meta",
+    "sidecar_path",
+]
 
 
 def sidecar_path(json_path: Path) -> Path:
@@ -46,15 +56,6 @@ def clean_json(o: Any) -> Any:
     return o
 
 
-def sidecar_meta(doc: dict[str, Any], rows: int) -> dict[str, Any]:
-    return {
-        "run_id": doc.get("run_id"),
-        "dataset_hash": (doc.get("dataset") or {}).get("hash"),
-        "split_hash": (doc.get("split") or {}).get("hash"),
-        "rows": rows,
-    }
-
-
 def load_results(path: Path) -> dict[str, Any]:
     """Read and validate a results JSON. Raises ``ResultsError`` naming the file when it is
     missing, truncated, not JSON, not ours, or of an unknown schema version."""
@@ -73,7 +74,7 @@ def load_results(path: Path) -> dict[str, Any]:
             f"{path}: results schema version {version!r} is not supported "
             f"(this ratingbench reads version {SCHEMA_VERSION})"
         )
-    for key in ("dataset", "split", "models"):
+    for key in REQUIRED:
         if key not in doc:
             raise ResultsError(f"{path}: results file has no '{key}' section (truncated?)")
     return doc

@@ -101,7 +101,7 @@ def main() -> None:
     parts = {
         "training events and targets (TrainSet)": sum(shipped_bytes(inputs.trains[None])),
         "validation check": sum(shipped_bytes(inputs.val_check)),
-        "test batches": sum(shipped_bytes(inputs.test_cache or inputs.test_source)),
+        "test batches": sum(shipped_bytes(inputs.tests)),
         f"embeddings ({a.embeddings} x {emb.vectors.shape[0]:,} x {emb.vectors.shape[1]})": (
             a.embeddings * emb_bytes
         ),
@@ -116,12 +116,12 @@ def main() -> None:
     rows = []
     seen = set()
     missing = []
-    for r in prep.runs:
-        name = r.spec.name
+    for job in prep.jobs:
+        name = job.spec.name
         if name in seen:
             continue
         seen.add(name)
-        caps = capabilities(r.spec)
+        caps = capabilities(job.spec)
         n = (a.embeddings if caps.embeddings else 1) * (a.seeds if caps.seeded else 1)
         if name in costs:
             secs, how = costs[name]["seconds"], "measured"
