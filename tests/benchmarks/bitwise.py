@@ -72,6 +72,18 @@ def run(tree_spec: str, out: Path, quick: bool) -> None:
             subprocess.run(["git", "worktree", "remove", "--force", str(tree)], check=False)
 
 
+def _untimed(v: Any) -> Any:
+    """``v`` without wall-clock timings (keys ending in ``_s`` or ``seconds``), recursively:
+    a model's ``fit_info`` records how long its tuning took beside what it chose."""
+    if isinstance(v, dict):
+        return {
+            k: _untimed(x) for k, x in v.items() if not (k.endswith("_s") or "seconds" in k)
+        }
+    if isinstance(v, list):
+        return [_untimed(x) for x in v]
+    return v
+
+
 def _load(folder: Path) -> tuple[dict[str, Any], pd.DataFrame]:
     (path,) = sorted(folder.glob("*.json"))
     doc = json.loads(path.read_text())
@@ -87,7 +99,7 @@ def diff(a: Path, b: Path) -> int:
         if da["split"]["hash"] != db["split"]["hash"]:
             problems.append(f"{name}: split hash {da['split']['hash']} != {db['split']['hash']}")
         if list(fa.columns) != list(fb.columns):
-            problems.append(f"{name}: sidecar columns differ: {list(fa.columns)} / {list(fb.columns)}")
+            problems.append(f"{name}: sidecar columns differ: {list(fa.columns)} / {list(fb)}")
         for col in fa.columns:
             if col in fb.columns:
                 x, y = np.asarray(fa[col]), np.asarray(fb[col])
@@ -99,7 +111,7 @@ def diff(a: Path, b: Path) -> int:
             problems.append(f"{name}: model keys differ: {list(ma)} / {list(mb)}")
         for key in ma.keys() & mb.keys():
             for f in FIELDS:
-                if ma[key].get(f) != mb[key].get(f):
+                if _untimed(ma[key].get(f)) != _untimed(mb[key].get(f)):
                     problems.append(f"{name}: {key}: {f} differs")
         n = len([c for c in fa.columns if c.startswith("pred:")])
         print(f"{name}: {len(ma)} model runs, {n} prediction columns, {len(fa)} queries compared")
