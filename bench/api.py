@@ -15,17 +15,16 @@ go on: ``Results.failed`` lists them.
 
 from __future__ import annotations
 
-import dataclasses
-import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import pandas as pd
 
 from bench.errors import BenchError, ConfigError
 from bench.runkey import RunKey
+from bench.spec import Choices, RunSpec
 from bench.stats import METRIC_TABLE
 
 __all__ = [
@@ -36,136 +35,36 @@ __all__ = [
     "make_spec",
     "recorded_spec",
     "report",
+    "resume",
     "run",
 ]
 
-_UNSET: Any = object()
+P = ParamSpec("P")
+R = TypeVar("R")
+Models = str | Sequence[str]
 
 
-def _models_text(models: str | Sequence[str]) -> str:
-    if isinstance(models, str):
-        return models
-    items = list(models)
-    bad = [m for m in items if not isinstance(m, str)]
-    if bad:
-        raise ConfigError(
-            f"models: give model specs as text (a built-in name, FILE.py:Class or "
-            f"package.module:Class), got {type(bad[0]).__name__}"
-        )
-    return ",".join(items)
+def _keywords_of(
+    choices: Callable[P, object],
+) -> Callable[[Callable[..., R]], Callable[Concatenate[Models, P], R]]:
+    """Give the decorated function the keywords of ``choices`` (``bench.spec.Choices``: every
+    run option, flat) in its type, after its ``models`` argument: mypy checks each call."""
+
+    def wrap(fn: Callable[..., R]) -> Callable[Concatenate[Models, P], R]:
+        return fn
+
+    return wrap
 
 
-def make_spec(
-    models: str | Sequence[str] = "all",
-    *,
-    dataset: str | None = None,
-    ratings: str | Path | None = None,
-    catalog: str | Path | None = None,
-    columns: dict[str, str] | None = None,
-    sep: str | None = None,
-    header: bool | None = None,
-    time_unit: str | None = None,
-    rating_scale: tuple[float, float] | tuple[float, float, float | None] | None = None,
-    data_dir: str | Path | None = None,
-    offline: bool = False,
-    cache: bool = True,
-    users: int = 2000,
-    data_seed: int = 0,
-    protocol: str = "default",
-    min_history: int | None = None,
-    max_history: int | None = None,
-    samples_per_user: int | None = _UNSET,
-    sample_users: int | None = None,
-    split_seed: int | None = None,
-    test_targets: int = 1,
-    seeds: Iterable[int] = (0,),
-    reference: str = "user-mean",
-    resamples: int = 2000,
-    confidence: float = 0.95,
-    min_test_users: int = 20,
-    per_seed: bool = False,
-    ci_method: str = "auto",
-    out: str | Path = "results",
-    chunk_size: int = 50_000,
-    device: str = "auto",
-    embeddings: str | Sequence[str] = (),
-    embedding_dir: str | Path | None = None,
-    missing_embedding: str = "drop",
-    blas_threads: int | None = 1,
-    check: str = "quick",
-    save_models: bool = False,
-    executor: str | None = None,
-    jobs: int = 1,
-    ray_address: str | None = None,
-    torch_threads: int | None = None,
-    command: list[str] | None = None,
-) -> Any:
-    """The ``RunSpec`` these choices describe (validated); ``run`` executes it.
-    ``samples_per_user``: an integer, or None for every position; left out, the protocol's.
-    ``executor``: serial, processes, ray or ddp (on the ranks of a torchrun job); left out,
-    ddp under torchrun, else processes when ``jobs`` > 1, else serial (the results do not
-    depend on it)."""
-    from bench.data.loading import DataSource
-    from bench.data.split import split_params
-    from bench.runner import RunSpec
-    from predictors.registry import parse_models
-
-    source = DataSource(
-        dataset=dataset,
-        ratings=None if ratings is None else Path(ratings),
-        catalog=None if catalog is None else Path(catalog),
-        columns=dict(columns or {}),
-        sep=sep,
-        header=header,
-        time_unit=time_unit,
-        rating_scale=None if rating_scale is None else tuple(rating_scale),  # type: ignore[arg-type]
-        data_dir=None if data_dir is None else Path(data_dir),
-        download=not offline,
-        cache=cache,
-        synthetic={"n_users": users, "seed": data_seed},
-    )
-    split = split_params(
-        protocol,
-        min_history=min_history,
-        max_history=max_history,
-        sample_users=sample_users,
-        seed=split_seed,
-        test_targets=test_targets,
-        **({} if samples_per_user is _UNSET else {"samples_per_user": samples_per_user}),
-    )
-    try:
-        specs = parse_models(_models_text(models))
-    except ValueError as e:
-        raise ConfigError(f"--models: {e}") from e
-    if isinstance(embeddings, str):
-        embeddings = [e.strip() for e in embeddings.split(",") if e.strip()]
-    return RunSpec(
-        source=source,
-        split=split,
-        models=specs,
-        protocol=protocol,
-        seeds=list(seeds),
-        reference=reference,
-        n_resamples=resamples,
-        confidence=confidence,
-        ci_method=ci_method,
-        min_test_users=min_test_users,
-        per_seed=per_seed,
-        out_dir=Path(out),
-        chunk_size=chunk_size,
-        device=device,
-        embeddings=list(embeddings),
-        embedding_dir=None if embedding_dir is None else Path(embedding_dir),
-        missing_embedding=missing_embedding,
-        blas_threads=blas_threads,
-        check=check,
-        save_models=save_models,
-        executor=executor if executor is not None else _default_executor(jobs),
-        jobs=jobs,
-        ray_address=ray_address,
-        torch_threads=torch_threads,
-        command=list(command) if command is not None else ["python", *sys.argv[:1], "(api)"],
-    )
+@_keywords_of(Choices)
+def make_spec(models: Models = "all", **choices: Any) -> RunSpec:
+    """The ``RunSpec`` these choices describe (validated); ``run`` executes it. Every
+    keyword is a run option of ``bench.spec`` (``bench run --help`` gives each one's meaning
+    and default): a typed value, or the text its flag takes (``seeds="0,1"``). Left out,
+    ``samples_per_user`` and the other split options take the protocol's value, and
+    ``executor`` is ddp under torchrun, else processes when ``jobs`` > 1, else serial (the
+    results do not depend on it). Raises ``ConfigError`` naming the option at fault."""
+    return RunSpec.of(models, **choices)
 
 
 @dataclass(frozen=True)
@@ -246,11 +145,10 @@ def load(path: str | Path) -> Results:
     return Results(path=p, doc=doc, predictions=frame if frame is not None else pd.DataFrame())
 
 
-def recorded_spec(path: str | Path, *, command: list[str] | None = None) -> Any:
+def recorded_spec(path: str | Path, *, command: list[str] | None = None) -> RunSpec:
     """The ``RunSpec`` a results file recorded (``run_spec``): what ``--resume`` finishes and
     ``bench rerun`` runs again. Raises ``ConfigError`` for a file without one."""
     from bench.results import load_results
-    from bench.runner import RunSpec
 
     doc = load_results(Path(path))
     if "run_spec" not in doc:
@@ -258,15 +156,7 @@ def recorded_spec(path: str | Path, *, command: list[str] | None = None) -> Any:
     return RunSpec.from_dict(doc["run_spec"], command=command or ["(api)"])
 
 
-def _default_executor(jobs: int) -> str:
-    from bench.executors import under_torchrun
-
-    if under_torchrun():
-        return "ddp"
-    return "processes" if jobs != 1 else "serial"
-
-
-def execute_spec(spec: Any, console: Any = None, *, resume: str | Path | None = None) -> Any:
+def execute_spec(spec: RunSpec, console: Any = None, *, resume: str | Path | None = None) -> Any:
     """Run a ``RunSpec`` (``bench.runner.execute``); a ``ValueError`` a model raises about
     its options comes back as the ``ConfigError`` the CLI prints."""
     from bench.runner import execute
@@ -279,30 +169,27 @@ def execute_spec(spec: Any, console: Any = None, *, resume: str | Path | None = 
         raise ConfigError(str(e)) from e
 
 
-def run(
-    models: str | Sequence[str] = "all",
-    *,
-    report: bool = False,
-    console: Any = None,
-    resume: str | Path | None = None,
-    **choices: Any,
-) -> Results | None:
-    """Fit and score ``models`` on one split (see ``make_spec`` for the choices); the results
-    file is written as by ``bench run``. ``resume``: finish an interrupted run from its
-    results file (no other choice may go with it). ``report``: also write the report folder.
-    ``console``: a ``rich.console.Console`` for progress (default: stderr). Returns None on
-    a rank > 0 of a data-parallel run (``executor="ddp"`` under torchrun): rank 0 writes."""
-    if resume is not None:
-        if choices or models != "all":
-            raise ConfigError("resume takes every setting from its results file; give no other")
-        spec = recorded_spec(resume, command=["(api)", "resume"])
-    else:
-        spec = make_spec(models, **choices)
-    outcome = execute_spec(spec, console, resume=resume)
+@_keywords_of(Choices)
+def run(models: Models = "all", **choices: Any) -> Results | None:
+    """Fit and score ``models`` on one split (the keywords are ``make_spec``'s); the results
+    file is written as by ``bench run`` (``report=True``: the report folder too). Returns
+    None on a rank > 0 of a data-parallel run (``executor="ddp"`` under torchrun): rank 0
+    writes. Progress goes to stderr; ``execute_spec`` takes a console of your own."""
+    return _finish(make_spec(models, **choices), None)
+
+
+def resume(path: str | Path, *, console: Any = None) -> Results | None:
+    """Finish an interrupted run from its results file: every setting from that file, only
+    the models not yet finished are fitted (``bench run --resume``)."""
+    return _finish(recorded_spec(path, command=["(api)", "resume"]), path, console)
+
+
+def _finish(spec: RunSpec, resume_from: str | Path | None, console: Any = None) -> Results | None:
+    outcome = execute_spec(spec, console, resume=resume_from)
     if outcome.path is None:
         return None
-    if report:
-        _write_report(outcome.path, data_dir=getattr(spec.source, "data_dir", None))
+    if spec.output.report:
+        _write_report(outcome.path, data_dir=spec.source.data_dir)
     return load(outcome.path)
 
 
@@ -331,8 +218,3 @@ def _write_report(path: str | Path, *, data_dir: str | Path | None = None) -> Pa
     from bench.report import write_report
 
     return Path(write_report(Path(path), data_dir=None if data_dir is None else Path(data_dir)))
-
-
-def replace_choices(spec: Any, **changes: Any) -> Any:
-    """A copy of a ``RunSpec`` with some fields changed (e.g. ``out_dir``)."""
-    return dataclasses.replace(spec, **changes)

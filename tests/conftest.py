@@ -127,7 +127,7 @@ def synthetic_world(n_users: int, seed: int):
     from bench.data.split import SplitParams, make_split
 
     loaded = load_source(
-        DataSource(dataset="synthetic", synthetic={"n_users": n_users, "seed": seed})
+        DataSource(dataset="synthetic", users=n_users, data_seed=seed)
     )
     inter = loaded.interactions
     return loaded, inter, make_split(inter, SplitParams(min_history=10, samples_per_user=5))

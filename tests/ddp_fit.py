@@ -21,7 +21,7 @@ from predictors.transformer import Transformer
 
 
 def fit(model: str, batch_size: int) -> tuple[np.ndarray, list[dict], dict, int]:
-    loaded = load_source(DataSource(dataset="synthetic", synthetic={"n_users": 300, "seed": 0}))
+    loaded = load_source(DataSource(dataset="synthetic", users=300, data_seed=0))
     split = make_split(loaded.interactions, SplitParams(samples_per_user=3, max_history=12))
     train = split.train_set(loaded.interactions, embeddings=loaded.embeddings, seed=0)
     dist, rank = None, 0

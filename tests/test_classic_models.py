@@ -304,7 +304,7 @@ def test_mf_temporal_offset_helps_on_synthetic_sessions(world) -> None:
 
 @pytest.fixture(scope="module")
 def ml_small(data_dir: Path):
-    loaded = load_source(DataSource(dataset="ml-latest-small", data_dir=data_dir, download=False))
+    loaded = load_source(DataSource(dataset="ml-latest-small", data_dir=data_dir, offline=True))
     inter = loaded.interactions
     split = make_split(inter, PROTOCOLS["notebook"])
     return split.train_set(inter)

@@ -26,7 +26,7 @@ CPU = RunContext(seed=0, device="cpu")
 
 @pytest.fixture(scope="module")
 def world():
-    loaded = load_source(DataSource(dataset="synthetic", synthetic={"n_users": 150, "seed": 4}))
+    loaded = load_source(DataSource(dataset="synthetic", users=150, data_seed=4))
     inter = loaded.interactions
     split = make_split(inter, SplitParams(min_history=10, samples_per_user=5))
     return loaded, inter, split

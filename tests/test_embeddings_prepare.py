@@ -173,7 +173,7 @@ def test_a_name_given_twice_is_an_error(tiny: Interactions, edir: Path):
 
 @pytest.fixture(scope="module")
 def synthetic() -> Interactions:
-    return load_source(DataSource(dataset="synthetic", synthetic={"n_users": 400})).interactions
+    return load_source(DataSource(dataset="synthetic", users=400)).interactions
 
 
 @pytest.mark.parametrize(
@@ -183,7 +183,7 @@ def synthetic() -> Interactions:
         SplitParams(test_targets=3),
         SplitParams(test_targets=2, min_history=25, samples_per_user=None),
         SplitParams(min_history=1),
-        SplitParams(sample_users=50, seed=3),
+        SplitParams(sample_users=50, split_seed=3),
         SplitParams(sample_users=60, test_targets=4),
     ],
 )

@@ -18,7 +18,8 @@ from bench.data.split import SplitParams
 from bench.errors import DataError
 from bench.report import write_report
 from bench.results import load_results
-from bench.runner import RunSpec, execute
+from bench.runner import execute
+from bench.spec import Output, RunSpec, Statistics
 from predictors.registry import parse_models
 
 MANIFEST = manifest.get_manifest("ml-latest-small")
@@ -60,7 +61,7 @@ def test_no_copy_and_no_network_uses_the_shipped_copy(nowhere: Path, download: b
     assert loc.verified == ("movies.csv", "ratings.csv", "tags.csv")  # after decompression
     again = locate.locate_dataset(MANIFEST, download=download)  # found, verified, not re-extracted
     assert again == loc
-    loaded = load_source(DataSource(download=download))  # the default source
+    loaded = load_source(DataSource(offline=not download))  # the default source
     assert len(loaded.interactions) == 100_836 == MANIFEST.n_ratings
     assert loaded.catalog is not None and len(loaded.catalog.item_id) == 9_742
     assert loaded.info["origin"]["kind"] == "shipped"  # recorded in the results' dataset
@@ -115,10 +116,10 @@ def test_the_test_data_fixture_falls_back_to_the_shipped_copy(
 def _small_run(out: Path, source: DataSource) -> Path:
     spec = RunSpec(
         source=source,
-        split=SplitParams(min_history=10, samples_per_user=2, sample_users=80, seed=1),
-        models=parse_models("global-mean,user-mean"),
-        n_resamples=100,
-        out_dir=out,
+        split=SplitParams(min_history=10, samples_per_user=2, sample_users=80, split_seed=1),
+        models=tuple(parse_models("global-mean,user-mean")),
+        stats=Statistics(resamples=100),
+        output=Output(out=out),
     )
     return execute(spec).path
 
@@ -133,7 +134,7 @@ def test_report_finds_a_data_dir_run_without_flags_and_notes_a_move(
     monkeypatch.delenv("RATINGBENCH_DATA_DIR", raising=False)
     mine = tmp_path / "mydata"
     shutil.copytree(data_dir / "ml-latest-small", mine / "ml-latest-small")
-    path = _small_run(tmp_path / "results", DataSource(data_dir=mine, download=False))
+    path = _small_run(tmp_path / "results", DataSource(data_dir=mine, offline=True))
     doc = load_results(path)
     assert doc["dataset"]["origin"]["kind"] == "data_dir"
     assert doc["dataset"]["origin"]["folder"] == str(mine / "ml-latest-small")

@@ -16,8 +16,8 @@ from bench.data.loading import DataSource
         DataSource(),
         DataSource(dataset=None, ratings=Path("/x/r.csv"), catalog=Path("c.csv"), sep=";"),
         DataSource(dataset=None, ratings=Path("r.dat"), rating_scale=(1.0, 5.0, None)),
-        DataSource(dataset="synthetic", synthetic={"n_users": 3}, cache=False),
-        DataSource(data_dir=Path("~/d"), download=False, time_unit="ms"),
+        DataSource(dataset="synthetic", users=30, cache=False),
+        DataSource(data_dir=Path("~/d"), offline=True, time_unit="ms"),
     ],
 )
 def test_to_dict_from_dict_round_trip_through_json(src: DataSource) -> None:

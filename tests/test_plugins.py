@@ -355,7 +355,7 @@ def test_embedding_from_a_users_function_is_cached_by_its_code(tmp_path, monkeyp
     # size and may fall in the same second, which a cached .pyc cannot tell apart
     monkeypatch.setattr(sys, "dont_write_bytecode", False)
     f = _write(tmp_path, "my_emb.py", EMB)
-    loaded = load_source(DataSource(dataset="synthetic", synthetic={"n_users": 100, "seed": 1}))
+    loaded = load_source(DataSource(dataset="synthetic", users=100, data_seed=1))
     kw = {"catalog": loaded.catalog, "item_ids": loaded.interactions.item_ids}
     a = build_embeddings(f"{f}:build", **kw)
     assert a.name == "my_emb.build" and a.present.all() and a.dim == 8
@@ -389,7 +389,7 @@ def test_bad_embedding_functions_get_a_clear_message(tmp_path, monkeypatch, body
         "bad_emb.py",
         f"import numpy as np\n\ndef build(catalog):\n    ids = catalog.item_id\n    {body}\n",
     )
-    loaded = load_source(DataSource(dataset="synthetic", synthetic={"n_users": 100, "seed": 1}))
+    loaded = load_source(DataSource(dataset="synthetic", users=100, data_seed=1))
     with pytest.raises(BenchError) as e:
         build_embeddings(
             f"{f}:build", catalog=loaded.catalog, item_ids=loaded.interactions.item_ids

@@ -24,7 +24,8 @@ from bench.results import (
     write_results,
 )
 from bench.runkey import RunKey
-from bench.runner import RunSpec, execute
+from bench.runner import execute
+from bench.spec import Output, RunSpec, Statistics
 from predictors.registry import parse_models
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -69,9 +70,9 @@ def _run(folder: Path, ratings: Path, catalog: Path | None) -> Path:
     spec = RunSpec(
         source=DataSource(dataset=None, ratings=ratings, catalog=catalog),
         split=SplitParams(min_history=10, samples_per_user=3),
-        models=parse_models("global-mean,user-mean,recent-k,bias"),
-        n_resamples=200,
-        out_dir=folder / "results",
+        models=tuple(parse_models("global-mean,user-mean,recent-k,bias")),
+        stats=Statistics(resamples=200),
+        output=Output(out=folder / "results"),
     )
     return execute(spec).path
 

@@ -78,8 +78,8 @@ def test_split_hash_is_stable_and_sensitive(tiny):
 
 
 def test_sample_users_is_seeded(tiny):
-    a = make_split(tiny, SplitParams(min_history=2, sample_users=2, seed=1))
-    b = make_split(tiny, SplitParams(min_history=2, sample_users=2, seed=1))
+    a = make_split(tiny, SplitParams(min_history=2, sample_users=2, split_seed=1))
+    b = make_split(tiny, SplitParams(min_history=2, sample_users=2, split_seed=1))
     assert a.kept_users.tolist() == b.kept_users.tolist()
     assert len(a.kept_users) == 2
 
@@ -199,7 +199,8 @@ def test_shuffled_rows_give_the_same_interactions_hash_and_split(tiny):
     for seed in range(3):
         other = build_interactions(_shuffled(raw, seed), name="tiny")
         assert other.hash == tiny.hash
-        for p in (SplitParams(min_history=2), SplitParams(min_history=2, sample_users=2, seed=1)):
+        sampled = SplitParams(min_history=2, sample_users=2, split_seed=1)
+        for p in (SplitParams(min_history=2), sampled):
             assert make_split(other, p).hash == make_split(tiny, p).hash
 
 
@@ -219,7 +220,8 @@ def test_published_order_and_splits_are_unchanged_and_shuffling_changes_nothing(
     assert int(ties.sum()) > 50  # the tie-break decides many test targets
     shuffled = build_interactions(_shuffled(raw, 0), name="ml-latest-small")
     assert shuffled.hash == inter.hash
-    for p in (PROTOCOLS["default"], PROTOCOLS["notebook"], SplitParams(sample_users=100, seed=3)):
+    sampled = SplitParams(sample_users=100, split_seed=3)
+    for p in (PROTOCOLS["default"], PROTOCOLS["notebook"], sampled):
         a, b = make_split(inter, p), make_split(shuffled, p)
         assert a.hash == b.hash
         np.testing.assert_array_equal(a.test_pos, b.test_pos)

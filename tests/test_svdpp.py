@@ -206,7 +206,7 @@ def test_empty_training_set_fails_loudly() -> None:
 
 @pytest.fixture(scope="module")
 def world():
-    loaded = load_source(DataSource(dataset="synthetic", synthetic={"n_users": 120, "seed": 7}))
+    loaded = load_source(DataSource(dataset="synthetic", users=120, data_seed=7))
     inter = loaded.interactions
     split = make_split(inter, SplitParams(min_history=10, samples_per_user=5))
     return inter, split
@@ -304,7 +304,7 @@ def test_blind_to_the_future(world) -> None:
 def test_beats_bias_on_ml_latest_small_validation(data_dir: Path) -> None:
     """On the notebook split, svdpp's validation RMSE (before the refit) beats ``bias``'s.
     Factors and reg are fixed at the values the validation grid picks, to keep this fast."""
-    loaded = load_source(DataSource(dataset="ml-latest-small", data_dir=data_dir, download=False))
+    loaded = load_source(DataSource(dataset="ml-latest-small", data_dir=data_dir, offline=True))
     inter = loaded.interactions
     split = make_split(inter, PROTOCOLS["notebook"])
     train = split.train_set(inter)

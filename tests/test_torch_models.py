@@ -41,7 +41,7 @@ TRF = dict(epochs=2, d_model=16, heads=2, layers=1, batch_size=64, device="cpu",
 
 
 def _train_set(n_users: int, samples_per_user: int = 3, seed: int = 0) -> TrainSet:
-    loaded = load_source(DataSource(dataset="synthetic", synthetic={"n_users": n_users, "seed": 0}))
+    loaded = load_source(DataSource(dataset="synthetic", users=n_users, data_seed=0))
     split = make_split(
         loaded.interactions, SplitParams(samples_per_user=samples_per_user, max_history=12)
     )

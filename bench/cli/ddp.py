@@ -22,17 +22,12 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from bench.errors import ConfigError
-from bench.executors import under_torchrun
+from bench.torchrun import rank
 
 __all__ = ["STATUS_ENV", "finish", "launch", "rank"]
 
 #: the file where rank 0 leaves the exit status for the launcher
 STATUS_ENV = "RATINGBENCH_DDP_STATUS"
-
-
-def rank() -> int | None:
-    """This process's rank under torchrun, or None outside torchrun."""
-    return int(os.environ["RANK"]) if under_torchrun() else None
 
 
 def torchrun_command(n: int, args: list[str]) -> list[str]:

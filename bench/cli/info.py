@@ -7,15 +7,14 @@ import sys
 
 import click
 
-from bench.cli import (
+from bench.cli.common import (
     CONTEXT,
     _console,
     _out,
-    main,
 )
 
 
-@main.command("check", context_settings=CONTEXT)
+@click.command("check", context_settings=CONTEXT)
 @click.argument("models", nargs=-1, required=True)
 @click.option(
     "--quick",
@@ -52,7 +51,7 @@ def check_cmd(models: tuple[str, ...], quick: bool, seed: int) -> None:
         sys.exit(1)
 
 
-@main.command("list", context_settings=CONTEXT)
+@click.command("list", context_settings=CONTEXT)
 def list_cmd() -> None:
     """Models, datasets, protocols and embeddings, one line each."""
     from bench.data.manifest import list_datasets
@@ -76,7 +75,8 @@ def list_cmd() -> None:
     for name, p in PROTOCOLS.items():
         row(
             f"  {name:<10} min_history={p.min_history} max_history={p.max_history} "
-            f"samples_per_user={p.samples_per_user} sample_users={p.sample_users} seed={p.seed}"
+            f"samples_per_user={p.samples_per_user} sample_users={p.sample_users} "
+            f"seed={p.split_seed}"
         )
     from bench.embeddings import list_embeddings
 

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from bench.cli import CONTEXT, _console, _fail, _out, _writing, main
+from bench.cli.common import CONTEXT, _console, _fail, _out, _writing
 from bench.data.types import Interactions
 from bench.errors import BenchError, ConfigError, DataError
 from predictors.types import HistoryBatch, gather_ranges
@@ -145,7 +145,7 @@ def _write(frame: pd.DataFrame, out: Path) -> None:
         atomic_write(out, lambda tmp: frame.to_csv(tmp, index=False))
 
 
-@main.command("predict", context_settings=CONTEXT)
+@click.command("predict", context_settings=CONTEXT)
 @click.argument("results", type=click.Path(path_type=Path))
 @click.option(
     "--model",

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import click
 
-from bench.cli import CONTEXT, _console, _fail, _out, _writing, main
+from bench.cli.common import CONTEXT, _console, _fail, _out, _writing
 from bench.errors import BenchError, ConfigError
 
 
-@main.command("compare", context_settings=CONTEXT)
+@click.command("compare", context_settings=CONTEXT)
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--reference", default=None, help="Reference model (default: the first run's).")
 @click.option(
@@ -85,7 +85,7 @@ def compare_cmd(
         _fail(f"--out {out}: cannot write the table or its figure ({e.strerror or e})")
 
 
-@main.command("report", context_settings=CONTEXT)
+@click.command("report", context_settings=CONTEXT)
 @click.argument("results", type=click.Path(path_type=Path))
 @click.option(
     "--out",

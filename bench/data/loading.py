@@ -11,12 +11,12 @@ announces: a headerless file read as data, a latin-1 file, the shipped copy used
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bench.data.source import DEFAULT_DATASET, DataSource
 from bench.data.types import Catalog, Interactions, build_interactions
 from bench.embeddings.align import align_embeddings  # re-exported: its home is bench.embeddings
 from bench.errors import ConfigError
@@ -26,91 +26,6 @@ if TYPE_CHECKING:
     from bench.data.readers.table import TableOptions
 
 __all__ = ["DEFAULT_DATASET", "DataSource", "Loaded", "align_embeddings", "load_source"]
-
-DEFAULT_DATASET = "ml-latest-small"  # what a run reads when given neither dataset nor ratings
-
-
-_PATH_FIELDS = ("ratings", "catalog", "data_dir")
-
-
-@dataclass(frozen=True)
-class DataSource:
-    """Where the ratings come from: exactly one of ``dataset`` or ``ratings`` (neither:
-    the default dataset, ml-latest-small). Both given is a ``ConfigError``. Paths are made
-    absolute (``~`` expanded), so that a recorded source reads the same files from any
-    folder.
-
-    ``header``: whether the ratings file's first line names its columns; None (default):
-    decided from that line (a line of numbers where ids and ratings are expected is data).
-    ``columns`` maps roles to column names, or to positions (``{"user": "0", ...}``)."""
-
-    dataset: str | None = None
-    ratings: Path | None = None
-    catalog: Path | None = None
-    columns: dict[str, str] = field(default_factory=dict)  # role -> column name
-    sep: str | None = None
-    rating_scale: tuple[float, float, float | None] | None = None
-    data_dir: Path | None = None
-    download: bool = True
-    synthetic: dict[str, Any] = field(default_factory=dict)  # make_synthetic options
-    cache: bool = True  # reuse a verified binary cache of the parsed ratings
-    time_unit: str | None = None  # unit of integer timestamps (s, ms, us, ns); None: detect
-    header: bool | None = None  # the ratings file's first line names its columns; None: detect
-
-    def __post_init__(self) -> None:
-        if self.ratings is not None and self.dataset is not None:
-            raise ConfigError("give either --dataset or --ratings, not both")
-        if self.ratings is None and self.dataset is None:
-            object.__setattr__(self, "dataset", DEFAULT_DATASET)
-        for k in _PATH_FIELDS:
-            v = getattr(self, k)
-            if v is not None:
-                object.__setattr__(self, k, Path(os.path.abspath(Path(v).expanduser())))
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able, every field (paths as text): the one serialised form of a source, as
-        runs record it in ``run_spec.source``; ``from_dict`` rebuilds the identical source."""
-        d = asdict(self)
-        for k in _PATH_FIELDS:
-            d[k] = None if d[k] is None else str(d[k])
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> DataSource:
-        """The source ``to_dict`` wrote (paths back to ``Path``, the scale to a tuple). A
-        record with a ``ratings`` file gets ``dataset = None``: older files recorded the default
-        dataset beside a file."""
-        src = dict(d)
-        for k in _PATH_FIELDS:
-            src[k] = None if src.get(k) is None else Path(src[k])
-        if src.get("rating_scale") is not None:
-            src["rating_scale"] = tuple(src["rating_scale"])
-        if src.get("ratings") is not None:
-            src["dataset"] = None
-        return cls(**src)
-
-    def describe(self) -> dict[str, Any]:
-        scale = None if self.rating_scale is None else list(self.rating_scale)
-        if self.ratings is not None:
-            return {
-                "kind": "file",
-                "ratings": str(self.ratings),
-                "catalog": None if self.catalog is None else str(self.catalog),
-                "columns": dict(self.columns),
-                "sep": self.sep,
-                "rating_scale": scale,
-                "time_unit": self.time_unit,
-                "header": self.header,
-            }
-        if self.dataset == "synthetic":
-            return {"kind": "synthetic", "options": dict(self.synthetic)}
-        return {
-            "kind": "catalog",
-            "dataset": self.dataset,
-            "data_dir": None if self.data_dir is None else str(self.data_dir),
-            "rating_scale": scale,
-            "time_unit": self.time_unit,
-        }
 
 
 @dataclass(frozen=True)

@@ -26,18 +26,20 @@ sample, like everything else in the split, depends on the ratings and not on the
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass
-from typing import Any
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from bench import parsing
 from bench.data.types import Interactions, hash_arrays
-from bench.errors import ConfigError, DataError
+from bench.declare import check_section, from_record, run_option, to_record
+from bench.errors import DataError
 from predictors.contract import RunContext
+from predictors.options import Integer
 from predictors.types import (
     EventStore,
     HistoryBatch,
@@ -47,48 +49,59 @@ from predictors.types import (
     gather_ranges,
 )
 
-__all__ = ["PROTOCOLS", "Split", "SplitParams", "make_split", "split_params"]
+__all__ = ["PROTOCOLS", "Split", "SplitParams", "make_split"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SplitParams:
-    min_history: int = 10
-    max_history: int = 30  # the model window; recorded and passed to models, not used here
-    samples_per_user: int | None = 5  # None: every eligible training position
-    sample_users: int | None = None  # None: every user
-    seed: int = 42  # only used to sample users
-    test_targets: int = 1  # the last N events of each user are test targets
+    """The split section of a run (``bench.spec``): each field a declared run option
+    (``bench.declare``), its default the protocol's (``PROTOCOLS``, chosen by ``--protocol``)."""
+
+    min_history: int = run_option(
+        10, Integer(1), help="Users need min_history + test_targets events."
+    )
+    # the model window; recorded and passed to models, not used here
+    max_history: int = run_option(30, Integer(1), help="Model history window.")
+    samples_per_user: int | None = run_option(
+        5,
+        None,
+        Integer(1),
+        parse=parsing.int_or_all,
+        help="Training targets per user, evenly spaced, or 'all'.",
+    )
+    sample_users: int | None = run_option(
+        None, None, Integer(1), help="Keep N users, drawn with --split-seed (default: every user)."
+    )
+    split_seed: int = run_option(42, Integer(), was=("seed",), help="Seed of the user sample.")
+    test_targets: int = run_option(
+        1,
+        Integer(1),
+        help="Each user's last N events are test targets, each predicted from its full past; "
+        "users need min_history + N events. Intervals resample users.",
+    )
+
+    #: the protocol presets: ``bench.declare.build`` takes this section's defaults from the
+    #: preset that the run's ``protocol`` names
+    preset_by: ClassVar[str] = "protocol"
+    presets: ClassVar[dict[str, SplitParams]]
 
     def __post_init__(self) -> None:
-        if (
-            isinstance(self.test_targets, bool)
-            or not isinstance(self.test_targets, int)
-            or self.test_targets < 1
-        ):
-            raise ConfigError(f"--test-targets must be an integer >= 1, got {self.test_targets!r}")
-        if not isinstance(self.min_history, int) or self.min_history < 1:
-            raise ConfigError(f"--min-history must be an integer >= 1, got {self.min_history!r}")
-        if not isinstance(self.max_history, int) or self.max_history < 1:
-            raise ConfigError(f"--max-history must be an integer >= 1, got {self.max_history!r}")
-        if self.samples_per_user is not None and (
-            not isinstance(self.samples_per_user, int) or self.samples_per_user < 1
-        ):
-            raise ConfigError(
-                "--samples-per-user must be an integer >= 1 or 'all', "
-                f"got {self.samples_per_user!r}"
-            )
-        if self.sample_users is not None and (
-            not isinstance(self.sample_users, int) or self.sample_users < 1
-        ):
-            raise ConfigError(f"--sample-users must be an integer >= 1, got {self.sample_users!r}")
+        check_section(self)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return to_record(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> SplitParams:
+        """The parameters ``to_dict`` (or an earlier version, with ``seed``) recorded."""
+        return from_record(cls, d)
 
     def hash_items(self) -> list[tuple[str, Any]]:
-        """The parameters the split hash covers: all of them, with ``test_targets`` left out
-        at its default of 1 so that the one-target split keeps the hash it always had."""
+        """The parameters the split hash covers: all of them, under the names the hash has
+        always used (``seed`` for ``split_seed``), with ``test_targets`` left out at its
+        default of 1 so that the one-target split keeps the hash it always had."""
         d = self.to_dict()
+        d["seed"] = d.pop("split_seed")
         if d["test_targets"] == 1:
             del d["test_targets"]
         return sorted(d.items())
@@ -97,24 +110,9 @@ class SplitParams:
 # Named presets. "notebook" reproduces the research notebook's quick-test protocol.
 PROTOCOLS: dict[str, SplitParams] = {
     "default": SplitParams(),
-    "notebook": SplitParams(sample_users=2000, seed=42),
+    "notebook": SplitParams(sample_users=2000, split_seed=42),
 }
-
-
-def split_params(protocol: str = "default", **overrides: Any) -> SplitParams:
-    """The split of a protocol preset with the options the user gave on top. An override of
-    None means "not given" (the preset's value stands), except ``samples_per_user``, where
-    None means every position: pass it only when given. Raises ``ConfigError`` naming the
-    option at fault."""
-    if protocol not in PROTOCOLS:
-        raise ConfigError(f"--protocol must be one of {', '.join(PROTOCOLS)}, got '{protocol}'")
-    base = PROTOCOLS[protocol]
-    known = {f.name for f in dataclasses.fields(SplitParams)}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise ConfigError(f"unknown split option(s): {', '.join(unknown)}")
-    given = {k: v for k, v in overrides.items() if v is not None or k == "samples_per_user"}
-    return dataclasses.replace(base, **given)
+SplitParams.presets = PROTOCOLS
 
 
 @dataclass(frozen=True)
@@ -269,7 +267,7 @@ def make_split(inter: Interactions, params: SplitParams | None = None) -> Split:
     starts = inter.user_offsets[:-1]
     eligible = lens >= p.min_history + n_test
     if p.sample_users is not None:
-        eligible &= _sample_users(inter, p.sample_users, p.seed)
+        eligible &= _sample_users(inter, p.sample_users, p.split_seed)
     kept = np.flatnonzero(eligible).astype(np.int32)
     if kept.size == 0:
         longest = int(lens.max()) if lens.size else 0

@@ -197,7 +197,7 @@ def _reload_source(ctx: ReportContext, data_dir: Path | None) -> _Reload:
     where = data_dir or source.data_dir
     if where is None and recorded is not None and recorded.is_dir():
         where = recorded.parent
-    src = dataclasses.replace(source, data_dir=where, download=False, rating_scale=scale)
+    src = dataclasses.replace(source, data_dir=where, offline=True, rating_scale=scale)
     return _Reload(src)
 
 
@@ -235,7 +235,7 @@ def reload_data(ctx: ReportContext, data_dir: Path | None) -> str | None:
         )
     ctx.missing.extend(plan.notes)
     try:
-        split = make_split(inter, SplitParams(**doc.split["params"]))
+        split = make_split(inter, SplitParams.from_dict(doc.split["params"]))
     except Exception as e:
         return f"could not rebuild the split: {type(e).__name__}: {e}"
     if split.hash != doc.split_hash:

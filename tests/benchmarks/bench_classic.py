@@ -51,16 +51,16 @@ def measure(dataset: str, users: int, protocol: str, model: str, seed: int = 0) 
 
     from bench.data.loading import DataSource
     from bench.data.split import PROTOCOLS
-    from bench.runner import RunSpec, prepare
+    from bench.runner import prepare
+    from bench.spec import RunSpec
     from predictors.contract import RunContext
     from predictors.registry import create, parse_spec
 
-    synthetic = {"n_users": users, "seed": 0} if dataset == "synthetic" else {}
     data_dir = os.environ.get("RATINGBENCH_DATA_DIR")
     source = DataSource(
-        dataset=dataset, synthetic=synthetic, data_dir=Path(data_dir) if data_dir else None
+        dataset=dataset, users=users, data_dir=Path(data_dir) if data_dir else None
     )
-    spec = RunSpec(source=source, split=PROTOCOLS[protocol], models=[parse_spec(model)])
+    spec = RunSpec(source=source, split=PROTOCOLS[protocol], models=(parse_spec(model),))
     prep = prepare(spec, Console(quiet=True))
     inter = prep.loaded.interactions
     emb = next(iter(prep.embeddings.values()), None)

@@ -121,7 +121,7 @@ def notebook_epoch(model, train_loader, criterion, optimizer, device) -> None:
 
 @pytest.fixture(scope="module")
 def train() -> TrainSet:
-    loaded = load_source(DataSource(dataset="synthetic", synthetic={"n_users": N_USERS, "seed": 0}))
+    loaded = load_source(DataSource(dataset="synthetic", users=N_USERS, data_seed=0))
     split = make_split(loaded.interactions, SplitParams(samples_per_user=5, max_history=WINDOW))
     return split.train_set(loaded.interactions, embeddings=loaded.embeddings, seed=0)
 
@@ -398,7 +398,7 @@ def scale_training(users: int, device_name: str) -> dict[str, Any]:
     from bench.runner import PeakRSS
 
     device = torch.device(device_name)
-    loaded = load_source(DataSource(dataset="synthetic", synthetic={"n_users": users, "seed": 0}))
+    loaded = load_source(DataSource(dataset="synthetic", users=users, data_seed=0))
     inter = loaded.interactions
     split = make_split(inter, SplitParams(samples_per_user=5, max_history=WINDOW))
     train = split.train_set(inter, embeddings=loaded.embeddings, seed=0)
