@@ -308,6 +308,28 @@ class Validated:
 T = TypeVar("T")
 
 
+def _adopt_dict(cls: type) -> None:
+    """The earlier style's ``option_constraints = {key: alternatives}`` written on ``cls``:
+    each key this class declares as a plain field becomes ``option(default, *alternatives)``
+    (a key it inherits is already checked through its base's declaration, so a dict that
+    spreads its parent's constraints loses nothing); the dict itself is removed, so that
+    ``cls.option_constraints`` reads the derived constraints like any other class's."""
+    legacy = cls.__dict__.get("option_constraints")
+    if not isinstance(legacy, Mapping):
+        return
+    delattr(cls, "option_constraints")
+    own = inspect.get_annotations(cls)
+    for key, alternatives in legacy.items():
+        value = cls.__dict__.get(key, dataclasses.MISSING)
+        if key not in own or isinstance(value, dataclasses.Field):
+            continue
+        if value is dataclasses.MISSING:
+            field = dataclasses.field(metadata={OPTION: Option(accepts=tuple(alternatives))})
+            setattr(cls, key, field)
+        else:
+            setattr(cls, key, option(value, *alternatives))
+
+
 def _inherit_redeclared(cls: type) -> None:
     """Give each inherited option that ``cls`` redeclares its base's declaration: with a plain
     default, the whole declaration; with ``option(...)``, the help and space it leaves out."""
@@ -339,14 +361,10 @@ def model_options(cls: type[T]) -> type[T]:
     """Make ``cls`` an options dataclass: keyword-only fields stored by the generated
     ``__init__`` (whose signature is the model's config and the options the registry
     accepts), identity equality, the class's own ``__repr__``; ``__post_init__`` (from
-    ``Validated``) checks every option declared with ``option`` here or in a base. Raises
-    TypeError for a class that still spells its constraints in an ``option_constraints``
-    dict (declare each with ``option(...)`` instead)."""
-    if "option_constraints" in cls.__dict__:
-        raise TypeError(
-            f"{cls.__name__}: declare each option with option(default, constraint, help=...) "
-            "instead of an option_constraints dict"
-        )
+    ``Validated``) checks every option declared with ``option`` here or in a base. A class
+    written in the earlier style, its constraints in an ``option_constraints`` dict beside
+    plain fields, still works: ``_adopt_dict`` turns each entry into the field's ``option``."""
+    _adopt_dict(cls)
     _inherit_redeclared(cls)
     out: Callable[[type[T]], type[T]] = dataclass(kw_only=True, eq=False, repr=False)
     return out(cls)

@@ -152,15 +152,23 @@ def test_inherited_options_are_checked_without_spreading() -> None:
     assert options_of(_Child)["heads"] == options_of(_Toy)["heads"]
 
 
-def test_a_hand_written_constraints_dict_is_refused() -> None:
-    """The former spelling fails loudly, pointing at option(...); reading it still works."""
+def test_a_model_written_with_a_constraints_dict_still_checks_every_option() -> None:
+    """The earlier spelling (plain fields and an option_constraints dict spreading the
+    parent's) keeps working: each entry becomes the field's option, inherited ones stay
+    checked, and reading the constraints gives the derived ones."""
     assert _Child.option_constraints == constraints_of(_Child)
-    with pytest.raises(TypeError, match="declare each option with option"):
 
-        @model_options
-        class _Old(_Toy):
-            extra: int = 1
-            option_constraints: ClassVar[dict] = {
-                **_Toy.option_constraints,
-                "extra": (Integer(1),),
-            }
+    @model_options
+    class _Old(_Toy):
+        extra: int = 1
+        option_constraints: ClassVar[dict] = {
+            **_Toy.option_constraints,
+            "extra": (Integer(1),),
+        }
+
+    assert _Old().extra == 1 and _Old(extra=4).extra == 4
+    assert _Old.option_constraints == {**constraints_of(_Toy), "extra": (Integer(1),)}
+    with pytest.raises(ValueError, match="option extra must be an integer >= 1, got 0"):
+        _Old(extra=0)
+    for key, value in constraints_of(_Toy).items():  # the inherited ones, without spreading
+        assert _Old.option_constraints[key] == value
