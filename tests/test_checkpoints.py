@@ -589,7 +589,9 @@ def test_bench_run_save_models_then_predict(tmp_path: Path, jobs: str):
     assert r.exit_code == 0, r.output
     (path,) = out.glob("*.json")
     doc = read_results(path)
-    assert doc.raw["run_spec"]["save_models"] is True
+    from bench.spec import RunSpec
+
+    assert RunSpec.from_dict(doc.raw["run_spec"]).output.save_models is True
     inter = run_data(doc).interactions
     batches = _test_batches(doc, inter)
     for rec in doc.models:

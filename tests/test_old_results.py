@@ -36,8 +36,12 @@ def _copy(tmp_path: Path) -> Path:
 
 
 def _content(doc: dict[str, Any]) -> dict[str, Any]:
+    """What the jobs, the scoring and the writer put in a results file. The run's options
+    (``run_spec``, ``split.params``) are recorded in the form of the spec that rewrote the
+    file (``bench.spec``), and left out here: the split is named by its hash."""
     out = {k: v for k, v in doc.items() if k not in VOLATILE}
-    out["run_spec"] = {k: v for k, v in doc["run_spec"].items() if k != "out_dir"}
+    out["run_spec"] = None
+    out["split"] = {k: v for k, v in doc["split"].items() if k != "params"}
     out["executor"] = None
     out["predictions_file"] = None
     out["platform"] = None
