@@ -18,13 +18,16 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 import pandas as pd
 
 from bench.errors import BenchError, ConfigError
 from bench.runkey import RunKey
 from bench.spec import Choices, RunSpec
+
+if TYPE_CHECKING:
+    from bench.plan import RunOutcome
 from bench.stats import METRIC_TABLE
 
 __all__ = [
@@ -156,7 +159,9 @@ def recorded_spec(path: str | Path, *, command: list[str] | None = None) -> RunS
     return RunSpec.from_dict(doc["run_spec"], command=command or ["(api)"])
 
 
-def execute_spec(spec: RunSpec, console: Any = None, *, resume: str | Path | None = None) -> Any:
+def execute_spec(
+    spec: RunSpec, console: Any = None, *, resume: str | Path | None = None
+) -> RunOutcome:
     """Run a ``RunSpec`` (``bench.runner.execute``); a ``ValueError`` a model raises about
     its options comes back as the ``ConfigError`` the CLI prints."""
     from bench.runner import execute

@@ -59,11 +59,6 @@ class RunOutcome:
     interrupted: bool = False
 
     @property
-    def runs(self) -> tuple[FitResult, ...]:
-        """``results`` (the name callers of the mutable records knew)."""
-        return self.results
-
-    @property
     def failed(self) -> list[FitResult]:
         return [r for r in self.results if r.status is not Status.OK]
 

@@ -96,9 +96,9 @@ def prepare(spec: RunSpec, console: Console) -> Prepared:
     nothing written)."""
     timings: dict[str, float] = {}
     models = list(spec.models)
-    ref_spec = next((m for m in models if m.label == spec.reference), None)
+    ref_spec = next((m for m in models if m.label == spec.stats.reference), None)
     if ref_spec is None:
-        ref_spec = parse_spec(spec.reference)
+        ref_spec = parse_spec(spec.stats.reference)
         models.insert(0, ref_spec)  # the reference is always scored alongside
     broken: dict[str, str] = {}
     for m in models:
@@ -129,7 +129,8 @@ def prepare(spec: RunSpec, console: Console) -> Prepared:
         loaded = load_source(spec.source)
     timings["load_s"] = time.perf_counter() - t0
     skipped: list[str] = []
-    if need_emb and not spec.embeddings and loaded.embeddings is None and loaded.catalog is None:
+    nothing_given = not spec.embedding.embeddings and loaded.catalog is None
+    if need_emb and nothing_given and loaded.embeddings is None:
         # nothing to build embeddings from: models that came from 'all' are skipped
         skipped = [m.label for m in models_ok if uses_emb(m) and m.implicit]
         if skipped:
@@ -143,9 +144,9 @@ def prepare(spec: RunSpec, console: Console) -> Prepared:
     t0 = time.perf_counter()
     loaded, embs, emb_info = E.prepare(
         loaded,
-        spec.embeddings,
-        policy=spec.missing_embedding,
-        embedding_dir=spec.embedding_dir,
+        spec.embedding.embeddings,
+        policy=spec.embedding.missing_embedding,
+        embedding_dir=spec.embedding.embedding_dir,
         split_params=spec.split,
         need=need_emb,
         notify=console.print,
@@ -238,8 +239,8 @@ def _fit_predict(
     # Small batched solves are fastest on one BLAS thread, and several threads on a busy
     # machine can be 10-100x slower (oversubscription): limit them while the model runs.
     limits = (
-        threadpool_limits(limits=spec.blas_threads, user_api="blas")
-        if spec.blas_threads is not None
+        threadpool_limits(limits=spec.execution.blas_threads, user_api="blas")
+        if spec.execution.blas_threads is not None
         else contextlib.nullcontext()
     )
     with PeakRSS() as mem, limits:
@@ -330,7 +331,7 @@ def _document(
         status=status,
         created=started,
         finished=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        command=spec.command,
+        command=list(spec.output.command),
         run_spec=spec.to_dict(),
         protocol=spec.protocol,
         provenance=provenance,
@@ -346,11 +347,11 @@ def _document(
             metrics=list(stats.METRICS),
             table=list(scores.table) or None,
             reference=None if prep.ref_key is None else str(prep.ref_key),
-            min_test_users=spec.min_test_users,
-            per_seed=spec.per_seed,
-            n_resamples=spec.n_resamples,
-            confidence=spec.confidence,
-            seed=spec.stats_seed,
+            min_test_users=spec.stats.min_test_users,
+            per_seed=spec.stats.per_seed,
+            n_resamples=spec.stats.resamples,
+            confidence=spec.stats.confidence,
+            seed=spec.stats.stats_seed,
         ),
         timings=timings,
         models=models,
@@ -375,7 +376,7 @@ def job_inputs(spec: RunSpec, prep: Prepared, device: str, need_torch: bool) -> 
         torch_threads=_torch_threads(spec, need_torch),
         trains=trains,
         val_check=ValCheck.of(base),
-        tests=TestBatches.of(inter, prep.split, spec.chunk_size),
+        tests=TestBatches.of(inter, prep.split, spec.execution.chunk_size),
     )
 
 
@@ -383,8 +384,8 @@ def _torch_threads(spec: RunSpec, need_torch: bool) -> int | None:
     """The torch intra-op threads of every job: ``--torch-threads``, else (when a model uses
     torch, or a plugin imported it) torch's default in this process, the same number in every
     worker so that the predictions do not depend on the executor."""
-    if spec.torch_threads is not None:
-        return spec.torch_threads
+    if spec.execution.torch_threads is not None:
+        return spec.execution.torch_threads
     if not need_torch and "torch" not in sys.modules:
         return None
     import torch
@@ -420,7 +421,7 @@ def execute(
     (``bench.executors``: serial, local processes or Ray); the results do not depend on it."""
     console = console or Console(stderr=True)
     # connect first (Ray: an unreachable address or a missing install fails before anything)
-    with make_executor(spec, console) as executor:
+    with make_executor(spec.execution, console) as executor:
         return _execute(spec, console, resume, executor)
 
 
@@ -428,10 +429,11 @@ def _execute(
     spec: RunSpec, console: Console, resume: Path | None, executor: Executor
 ) -> RunOutcome:
     started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    out_dir = Path(spec.out_dir) if resume is None else Path(resume).parent
+    out_dir = Path(spec.output.out) if resume is None else Path(resume).parent
     _check_out_dir(out_dir)
     prep = prepare(spec, console)
-    memory.check_fits(prep.memory_needs(spec.chunk_size), memory.available_bytes(), executor.copies)
+    needs = prep.memory_needs(spec.execution.chunk_size)
+    memory.check_fits(needs, memory.available_bytes(), executor.copies)
     # the driver's results by run key: refused plugins, models taken back (--resume), then
     # every job as it finishes; a job without a result is pending
     results: dict[RunKey, FitResult] = dict(prep.refused)
@@ -440,7 +442,7 @@ def _execute(
     if need_torch:
         import torch  # noqa: F401
     ranks = executor.ranks  # several processes plan this run (ddp): they coordinate
-    device = resolve_device(spec.device)
+    device = resolve_device(spec.execution.device)
     if ranks is not None:
         device = ranks.place(device)
     inter = prep.loaded.interactions
@@ -493,7 +495,7 @@ def _execute(
         per model; the file on disk always carries complete intervals) and write."""
         t0 = time.perf_counter()
         scores = score(
-            prep.truth, prep.split.test_user, _in_plan(prep, results), prep.ref_key, spec
+            prep.truth, prep.split.test_user, _in_plan(prep, results), prep.ref_key, spec.stats
         )
         timings["statistics_s"] = time.perf_counter() - t0
         doc = _document(
@@ -503,7 +505,7 @@ def _execute(
         writer.write(doc, keys, lambda: predictions_frame(prep, results))
         return doc
 
-    if spec.save_models:
+    if spec.output.save_models:
         save("incomplete")  # claims the results name: the checkpoints go beside it
         target = CheckpointTarget.of(writer.path, run_id, prep, device)
         inputs = dataclasses.replace(inputs, checkpoints=target)

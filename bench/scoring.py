@@ -15,7 +15,7 @@ from numpy.typing import NDArray
 from bench import stats
 from bench.jobs import FitResult
 from bench.runkey import RunKey
-from bench.spec import RunSpec
+from bench.spec import Statistics
 
 __all__ = ["RunScores", "Scores", "score"]
 
@@ -45,7 +45,7 @@ def score(
     units: NDArray[Any],
     results: Iterable[FitResult],
     reference: RunKey | None,
-    spec: RunSpec,
+    choices: Statistics,
 ) -> Scores:
     """Metrics with CIs for every finished result (``results`` in the plan's order) and its
     paired difference against the ``reference`` run, all from one resampling of the test
@@ -62,11 +62,11 @@ def score(
     preds = {r.key: r.pred for r in ok if r.pred is not None}
     kw: dict[str, Any] = {
         "units": units,
-        "n_resamples": spec.n_resamples,
-        "confidence": spec.confidence,
-        "seed": spec.stats_seed,
-        "method": spec.ci_method,
-        "min_units": spec.min_test_users,
+        "n_resamples": choices.resamples,
+        "confidence": choices.confidence,
+        "seed": choices.stats_seed,
+        "method": choices.ci_method,
+        "min_units": choices.min_test_users,
     }
     pairs = [(r.key, ref.key) for r in ok if ref is not None and r is not ref]
     ev = stats.evaluate(truth, preds, pairs=pairs, **kw)
@@ -85,7 +85,7 @@ def score(
     for r in ok:
         members.setdefault(r.group or r.key, []).append(r.key)
     groups = {g: ks for g, ks in members.items() if len(ks) > 1}
-    if not groups or spec.per_seed:
+    if not groups or choices.per_seed:
         return scores
     rows = [g if g in groups else ks[0] for g, ks in members.items()]
     row_pairs = [(k, ref.key) for k in rows if ref is not None and k != ref.key]

@@ -318,19 +318,6 @@ class RunSpec(Plan):
         over = {} if command is None else {"command": tuple(command)}
         return from_record(cls, d, **over)
 
-    def __getattr__(self, name: str) -> Any:
-        """TRANSITIONAL: the flat names of the earlier RunSpec (``spec.n_resamples``) read
-        from their sections, until every reader names the section."""
-        from bench.declare import leaf_values, leaves
-
-        if name.startswith("__"):
-            raise AttributeError(name)
-        old = {"n_resamples": "resamples", "out_dir": "out"}
-        name = old.get(name, name)
-        if name in {leaf.name for leaf in leaves(type(self))}:
-            return leaf_values(self)[name]
-        raise AttributeError(name)
-
     @classmethod
     def of(cls, models: Any = "all", **choices: Any) -> RunSpec:
         """The spec of these flat choices (public names; typed values or option text),

@@ -15,6 +15,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -341,7 +342,9 @@ def spec_from_record(rec: str | dict[str, Any]) -> ModelSpec:
     )
 
 
-def changed_plugins(recorded: list[dict[str, Any]], now: list[ModelSpec]) -> dict[str, str]:
+def changed_plugins(
+    recorded: list[dict[str, Any]], now: Sequence[ModelSpec]
+) -> dict[str, str]:
     """label -> how the plugin's code differs from what a results file recorded."""
     out: dict[str, str] = {}
     by_label = {m.label: m for m in now}

@@ -101,7 +101,7 @@ def _finish_run(outcome: Any, spec: RunSpec, console: Console) -> None:
     )
     for table in render_rich(comp):
         out.print(table)
-    for r in outcome.runs:
+    for r in outcome.results:
         for f in r.flags:
             console.print(f"[yellow]warning[/]: {r.key}: {f}")
         for n in r.notes:

@@ -44,12 +44,12 @@ from bench.executors.base import (
     Ranks,
     torch_threads,
 )
-from bench.executors.ddp import DDP_TIMEOUT_S, DDPExecutor, TorchrunRanks, under_torchrun
+from bench.executors.ddp import DDP_TIMEOUT_S, DDPExecutor, TorchrunRanks
 from bench.executors.inputs import JobInputs
 from bench.executors.processes import ProcessExecutor
 from bench.executors.ray import RAY_INSTALL, RayExecutor, probe_address
 from bench.executors.serial import SerialExecutor
-from bench.spec import EXECUTORS, RunSpec
+from bench.spec import EXECUTORS, Execution
 
 __all__ = [
     "DDP_TIMEOUT_S",
@@ -70,16 +70,15 @@ __all__ = [
     "make_executor",
     "probe_address",
     "torch_threads",
-    "under_torchrun",
 ]
 
 
-def make_executor(spec: RunSpec, console: Any = None) -> Executor:
-    """The executor ``spec`` asks for (not yet opened)."""
-    if spec.executor == "ddp":
-        return DDPExecutor(spec.device, console)
-    if spec.executor == "ray":
-        return RayExecutor(spec.ray_address, spec.jobs if spec.jobs > 1 else None)
-    if spec.executor == "processes":
-        return ProcessExecutor(spec.jobs)
+def make_executor(run: Execution, console: Any = None) -> Executor:
+    """The executor the run's execution choices ask for (not yet opened)."""
+    if run.executor == "ddp":
+        return DDPExecutor(run.device, console)
+    if run.executor == "ray":
+        return RayExecutor(run.ray_address, run.jobs if run.jobs > 1 else None)
+    if run.executor == "processes":
+        return ProcessExecutor(run.jobs)
     return SerialExecutor(console)

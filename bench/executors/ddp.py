@@ -15,25 +15,18 @@ from bench.errors import ConfigError
 from bench.executors.base import Executor, JobFn
 from bench.executors.serial import SerialExecutor
 from bench.memory import Copies
+from bench.torchrun import under_torchrun
 
 if TYPE_CHECKING:  # pragma: no cover
     from bench.executors.inputs import JobInputs
     from bench.jobs import Job, JobResult
     from predictors.contract import Distributed
 
-__all__ = ["DDP_TIMEOUT_S", "TORCHRUN_ENV", "DDPExecutor", "TorchrunRanks", "under_torchrun"]
+__all__ = ["DDP_TIMEOUT_S", "DDPExecutor", "TorchrunRanks"]
 
 #: how long a rank waits for the others at a collective: rank 0 fits the models that do not
 #: train data-parallel alone while the other ranks wait at the next one's first collective
 DDP_TIMEOUT_S = 6 * 3600
-
-TORCHRUN_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
-
-
-def under_torchrun() -> bool:
-    """Whether this process is a rank started by ``torchrun`` (its environment variables)."""
-    return all(k in os.environ for k in TORCHRUN_ENV)
-
 
 @dataclasses.dataclass(frozen=True)
 class TorchrunRanks:
