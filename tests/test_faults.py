@@ -14,7 +14,8 @@ from pathlib import Path
 import pandas as pd
 import pyarrow.parquet as pq
 
-from bench.results import SCHEMA, SCHEMA_VERSION, clean_stale_temps, write_results
+from bench.fileio import clean_stale_temps
+from bench.results import SCHEMA, SCHEMA_VERSION, write_results
 from tests.conftest import REPO, tiny_rows
 
 HEADER = "userId,movieId,rating,timestamp"
@@ -23,7 +24,7 @@ HEADER = "userId,movieId,rating,timestamp"
 _KILLED_WRITER = """
 import os, signal, sys
 from pathlib import Path
-from bench.results import atomic_write
+from bench.fileio import atomic_write
 
 def write(tmp):
     tmp.write_text("half")
@@ -36,7 +37,7 @@ atomic_write(Path(sys.argv[1]), write)
 _LIVE_WRITER = """
 import sys
 from pathlib import Path
-from bench.results import atomic_write
+from bench.fileio import atomic_write
 
 def write(tmp):
     tmp.write_text("live")

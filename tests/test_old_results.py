@@ -43,6 +43,7 @@ def _content(doc: dict[str, Any]) -> dict[str, Any]:
     out["run_spec"] = None
     out["split"] = {k: v for k, v in doc["split"].items() if k != "params"}
     out["executor"] = None
+    out["device"] = None  # "auto" until some model of the process imported torch, then resolved
     out["predictions_file"] = None
     out["platform"] = None
     out["python"] = None

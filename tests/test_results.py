@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 
 from bench.errors import ResultsError
+from bench.fileio import atomic_write
 from bench.results import (
     SCHEMA,
     SCHEMA_VERSION,
-    atomic_write,
     load_results,
     new_results_path,
     read_predictions,

@@ -51,8 +51,9 @@ def _option(leaf: Leaf) -> click.Option:
             decls = [f"{long}/--no-{long[2:]}"]
     elif leaf.option.parse is not None:
         kw["type"] = click.STRING
-    elif leaf.choices is not None:
-        kw["type"] = click.Choice(leaf.choices)
+    elif leaf.choices is not None:  # checked by the spec: one message form for every source
+        kw["type"] = click.STRING
+        kw["metavar"] = "[" + "|".join(leaf.choices) + "]"
     elif tp is int:
         kw["type"] = click.INT
     elif tp is float:

@@ -136,7 +136,7 @@ def _read_queries(
 
 
 def _write(frame: pd.DataFrame, out: Path) -> None:
-    from bench.results import atomic_write, check_output_file
+    from bench.fileio import atomic_write, check_output_file
 
     check_output_file(out)
     if out.suffix.lower() in (".parquet", ".pq"):

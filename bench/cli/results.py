@@ -43,7 +43,7 @@ def compare_cmd(
 ) -> None:
     """Align models across results files scored on the same split; paired CIs."""
     from bench.compare import build_comparison, render_markdown, render_rich
-    from bench.results import atomic_write, check_output_file
+    from bench.fileio import atomic_write, check_output_file
 
     try:
         if out is not None:

@@ -127,20 +127,6 @@ def _aux_hash(inter: Interactions) -> str:
     return hash_arrays(inter.user_offsets)
 
 
-def _content_hash(inter: Interactions) -> str:
-    """The hash ``build_interactions`` computes, recomputed from the stored arrays (streamed:
-    no (N,) int64 temporaries)."""
-    return content_hash(
-        inter.user_ids,
-        inter.user,
-        inter.item_ids,
-        inter.item,
-        inter.rating,
-        inter.timestamp,
-        inter.scale,
-    )
-
-
 def save_interactions(
     inter: Interactions,
     key: str,
@@ -224,7 +210,7 @@ def _read(path: Path) -> Interactions:
     )
     if _aux_hash(inter) != meta["aux_hash"]:
         raise _Invalid("checksum of user_offsets does not match")
-    if _content_hash(inter) != meta["hash"]:
+    if content_hash(inter) != meta["hash"]:
         raise _Invalid("content hash does not match")
     return inter
 

@@ -13,6 +13,7 @@ reproduces the order (and the splits) that the file order gave.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -174,28 +175,26 @@ def detect_time_unit(ts: NDArray[np.int64], *, source: str, column: str) -> str:
 _UNIT_NAMES = {"s": "seconds", "ms": "milliseconds", "us": "microseconds", "ns": "nanoseconds"}
 
 
-def content_hash(
-    user_ids: NDArray[np.int64],
-    user: NDArray[np.int32],
-    item_ids: NDArray[np.int64],
-    item: NDArray[np.int32],
-    rating: NDArray[np.float32],
-    timestamp: NDArray[np.int64],
-    scale: RatingScale,
-    chunk: int = 1 << 20,
-) -> str:
-    """The dataset hash: ``hash_arrays(user_ids[user], item_ids[item], rating, timestamp,
-    extra=repr(scale))``, streamed ``chunk`` rows at a time so that it holds no (N,) int64
-    temporaries. It depends on the original ids and values only, not on the dense codes."""
+def content_hash(inter: Interactions, chunk: int = 1 << 20) -> str:
+    """The dataset hash of ``inter``'s columns: ``hash_arrays(user_ids[user], item_ids[item],
+    rating, timestamp, extra=repr(scale))``, streamed ``chunk`` rows at a time so that it holds
+    no (N,) int64 temporaries. It depends on the original ids and values only, not on the
+    dense codes (nor on ``inter.hash``, ``name`` or ``meta``)."""
     h = hashlib.sha256()  # as hash_arrays
-    for id_map, col in ((user_ids, user), (item_ids, item), (None, rating), (None, timestamp)):
+    columns = (
+        (inter.user_ids, inter.user),
+        (inter.item_ids, inter.item),
+        (None, inter.rating),
+        (None, inter.timestamp),
+    )
+    for id_map, col in columns:
         dtype = col.dtype if id_map is None else id_map.dtype
         h.update(str(dtype).encode())
         h.update(str(col.shape).encode())
         for lo in range(0, col.shape[0], chunk):
             piece = col[lo : lo + chunk] if id_map is None else id_map[col[lo : lo + chunk]]
             h.update(np.ascontiguousarray(piece).data.cast("B"))
-    h.update(repr(scale.to_dict()).encode())
+    h.update(repr(inter.scale.to_dict()).encode())
     return h.hexdigest()[:16]
 
 
@@ -317,10 +316,10 @@ def _interactions(
     meta: dict[str, Any],
 ) -> Interactions:
     """``Interactions`` of user-grouped columns, with its CSR offsets (from each user's event
-    ``counts``) and its content hash."""
+    ``counts``) and its content hash (computed from the columns once they are assembled)."""
     offsets = np.zeros(counts.shape[0] + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
-    return Interactions(
+    inter = Interactions(
         user=user,
         item=item,
         rating=rating,
@@ -330,9 +329,10 @@ def _interactions(
         item_ids=item_ids,
         scale=scale,
         name=name,
-        hash=content_hash(user_ids, user, item_ids, item, rating, timestamp, scale),
+        hash="",
         meta=meta,
     )
+    return dataclasses.replace(inter, hash=content_hash(inter))
 
 
 def drop_items(inter: Interactions, drop: NDArray[np.bool_]) -> Interactions:

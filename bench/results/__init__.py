@@ -25,7 +25,6 @@ from __future__ import annotations
 from typing import Any
 
 from bench.errors import ResultsError
-from bench.fileio import atomic_write, check_output_file, clean_stale_temps
 from bench.results.doc import ResultsDoc, read_results, resume_results
 from bench.results.format import (
     SCHEMA,
@@ -46,11 +45,8 @@ __all__ = [
     "ModelRecord",
     "ResultsDoc",
     "ResultsWriter",
-    "atomic_write",
-    "check_output_file",
     "check_reference",
     "clean_json",
-    "clean_stale_temps",
     "json_default",
     "load_results",
     "new_results_path",

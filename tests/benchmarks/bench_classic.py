@@ -117,7 +117,7 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 def _write(rows: list[dict[str, Any]]) -> None:
-    from bench.results import atomic_write
+    from bench.fileio import atomic_write
 
     OUT.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(OUT, lambda tmp: tmp.write_text(json.dumps(rows, indent=1) + "\n"))

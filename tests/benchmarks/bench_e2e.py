@@ -34,7 +34,7 @@ import numpy as np
 import pytest
 
 from bench import stats
-from bench.results import atomic_write
+from bench.fileio import atomic_write
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))

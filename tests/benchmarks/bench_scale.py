@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from bench.results import atomic_write
+from bench.fileio import atomic_write
 
 pytestmark = pytest.mark.benchmark  # deselected from the default suite
 

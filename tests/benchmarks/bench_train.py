@@ -49,7 +49,7 @@ from torch.utils.data import DataLoader
 
 from bench.data.loading import DataSource, load_source
 from bench.data.split import SplitParams, make_split
-from bench.results import atomic_write
+from bench.fileio import atomic_write
 from predictors.attention import Attention, AttentionConfig, RatingPredictor
 from predictors.torch.batches import SequenceData, normalised_embeddings
 from predictors.torch.device import seeded

@@ -46,7 +46,7 @@ for _p in (str(REPO), str(HERE)):
 
 import numpy as np  # noqa: E402
 
-from bench.results import atomic_write  # noqa: E402
+from bench.fileio import atomic_write  # noqa: E402
 
 MODELS = ("attention", "transformer")
 FULL_USERS = 200_000
