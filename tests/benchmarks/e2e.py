@@ -67,21 +67,28 @@ def write_data(n_users: int, folder: Path, seed: int = 0) -> tuple[Path, Path]:
     return path, emb
 
 
-def launch(args: list[str], *, env: dict[str, str] | None = None, timeout: float = 7200) -> dict:
-    """Run ``bench ARGS`` in a fresh process; returns wall and CPU seconds, the peak RSS, the
-    exit code and the results file it wrote (the last ``results: PATH`` line).
+def launch(
+    args: list[str],
+    *,
+    env: dict[str, str] | None = None,
+    timeout: float = 7200,
+    tree: Path = REPO,
+) -> dict:
+    """Run ``bench ARGS`` in a fresh process, with the package of the source ``tree`` (default:
+    this checkout); returns wall and CPU seconds, the peak RSS, the exit code and the results
+    file it wrote (the last ``results: PATH`` line).
 
     The child keeps Python's bytecode cache on, as a user's install does (pip compiles the
     packages it installs; an editable install compiles on first import), even when this
     environment sets ``PYTHONDONTWRITEBYTECODE``: otherwise every command would also pay for
     compiling the project's modules again."""
-    child_env = {**os.environ, **(env or {})}
+    child_env = {**os.environ, **(env or {}), "PYTHONPATH": str(tree)}
     child_env.pop("PYTHONDONTWRITEBYTECODE", None)
     t0 = time.perf_counter()
     started = time.time()
     proc = subprocess.Popen(
         [sys.executable, "-c", _LAUNCHER, *args],
-        cwd=REPO,
+        cwd=tree,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -98,7 +105,7 @@ def launch(args: list[str], *, env: dict[str, str] | None = None, timeout: float
         if line.startswith("E2E_PEAK "):
             peak = json.loads(line[len("E2E_PEAK ") :])["peak_rss_mb"]
     # the results file: the newest JSON in --out (the console wraps long paths)
-    out_dir = Path(args[args.index("--out") + 1]) if "--out" in args else REPO / "results"
+    out_dir = Path(args[args.index("--out") + 1]) if "--out" in args else tree / "results"
     found = sorted(out_dir.glob("*.json"), key=lambda p: p.stat().st_mtime)
     results = str(found[-1]) if found and found[-1].stat().st_mtime >= started else None
     return {
