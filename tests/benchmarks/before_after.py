@@ -1,10 +1,10 @@
 """The same whole `bench run` command from two source trees, timed back to back.
 
 A change that claims "no slower" is measured with this script: it runs the command from each
-tree in turn (a git commit checked out into a temporary worktree, or a folder), first once
-each to compile the modules, then ``--repeat`` times alternately, each run in a fresh process
-(``e2e.launch``: bytecode cache on, peak memory read at exit), and prints the median wall
-time of each and their ratio (after / before).
+tree in turn (a git commit checked out into a temporary worktree, or a folder), first a tiny
+run in each to compile the modules, then ``--repeat`` times alternately, each run in a fresh
+process (``e2e.launch``: bytecode cache on, peak memory read at exit), and prints the median
+wall time of each and their ratio (after / before).
 
     python tests/benchmarks/before_after.py --before d7ff0c7 --after HEAD --repeat 3 -- \\
         --dataset synthetic --users 20000 --models bias,knn,mf,svdpp,mf-temporal
@@ -23,6 +23,11 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import e2e  # noqa: E402
+
+#: a tiny run that imports what a run imports (torch included), to compile each tree first
+WARM_UP = [
+    "run", "--dataset", "synthetic", "--users", "50", "--models", "user-mean,attention:epochs=1",
+]
 
 
 def _tree(spec: str, keep: list[Path]) -> Path:
@@ -50,16 +55,18 @@ def main() -> int:
         trees = {"before": _tree(ns.before, keep), "after": _tree(ns.after, keep)}
         times: dict[str, list[float]] = {"before": [], "after": []}
         peaks: dict[str, list[float]] = {"before": [], "after": []}
-        for i in range(ns.repeat + 1):
+        for tree in trees.values():  # compiles the modules (as a user's install has them)
+            with tempfile.TemporaryDirectory() as out:
+                e2e.launch([*WARM_UP, "--out", out], tree=tree)
+        for i in range(1, ns.repeat + 1):
             for name, tree in trees.items():
                 with tempfile.TemporaryDirectory() as out:
                     r = e2e.launch(["run", *args, "--out", out], tree=tree)
                 if r["returncode"] != 0:
                     print(r["stderr_tail"], file=sys.stderr)
                     return 1
-                if i:  # the first round compiles the modules
-                    times[name].append(r["seconds"])
-                    peaks[name].append(r["peak_rss_mb"] or 0.0)
+                times[name].append(r["seconds"])
+                peaks[name].append(r["peak_rss_mb"] or 0.0)
                 peak = r["peak_rss_mb"]
                 print(f"{name} run {i}: {r['seconds']:.1f} s, peak {peak} MB", flush=True)
         med = {k: statistics.median(v) for k, v in times.items()}
