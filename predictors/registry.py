@@ -229,16 +229,21 @@ def _parse_options(parts: list[str], text: str) -> dict[str, Any]:
             raise ValueError(
                 f"model option '{p}' in '{text}' is not key=value (e.g. recent-k:k=10)"
             )
+        if key in options:
+            raise ValueError(
+                f"model option '{key}' is given twice in '{text}'; give each option once"
+            )
         options[key] = _coerce(value)
     return options
 
 
 def parse_spec(text: str, *, keep_errors: bool = False) -> ModelSpec:
     """Parse ``name[:key=value...]`` or a plugin ``FILE.py:Class[:key=value...]`` /
-    ``package.module:Class[:key=value...]``. Raises ValueError on an unknown name or a
-    malformed option; unknown option keys are checked by ``create``. A plugin that cannot be
-    loaded raises ``PluginError``, or, with ``keep_errors``, comes back as a spec with
-    ``error`` set (the run records it as a failed model and goes on)."""
+    ``package.module:Class[:key=value...]``. Raises ValueError on an unknown name, a
+    malformed option or one given twice (``k=5:k=6``, also spelled ``max-k`` and ``max_k``);
+    unknown option keys are checked by ``create``. A plugin that cannot be loaded raises
+    ``PluginError``, or, with ``keep_errors``, comes back as a spec with ``error`` set
+    (the run records it as a failed model and goes on)."""
     parts = [p for p in text.strip().split(":")]
     name = parts[0].strip()
     if not name:

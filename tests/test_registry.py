@@ -37,6 +37,39 @@ def test_malformed_option():
         parse_spec("recent-k:10")
 
 
+@pytest.mark.parametrize(
+    "text, option",
+    [
+        ("recent-k:k=5:k=6", "k"),
+        ("recent-k:k=5:k=5", "k"),
+        ("bias:item-damping=1:item_damping=2", "item_damping"),
+    ],
+)
+def test_a_repeated_option_is_an_error_naming_it(text, option):
+    with pytest.raises(ValueError, match=rf"model option '{option}' is given twice in '{text}'"):
+        parse_spec(text)
+    with pytest.raises(ValueError, match="given twice"):
+        parse_models(f"user-mean,{text}")
+
+
+def test_a_repeated_option_of_a_plugin_is_an_error(tmp_path):
+    plugin = tmp_path / "twice_model.py"
+    plugin.write_text(
+        "class Twice:\n"
+        "    name = 'twice'\n"
+        "    def __init__(self, *, k=1):\n"
+        "        self.k = k\n"
+        "    def fit(self, train):\n"
+        "        return self\n"
+        "    def predict(self, q):\n"
+        "        return q.user * 0.0 + 3.0\n"
+        "    def get_config(self):\n"
+        "        return {'k': self.k}\n"
+    )
+    with pytest.raises(ValueError, match="model option 'k' is given twice"):
+        parse_spec(f"{plugin}:Twice:k=2:k=3")
+
+
 def test_create_takes_the_specs_options_only():
     # the run's seed and device travel in train.context, never as constructor arguments
     assert create("recent-k:k=2").get_config() == {"k": 2}
