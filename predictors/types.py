@@ -156,18 +156,45 @@ class HistoryBatch:
         """(H,) int64 the query index of every history row."""
         return np.repeat(np.arange(len(self), dtype=np.int64), self.hist_lengths())
 
+    def history_store(self) -> EventStore:
+        """The histories as an ``EventStore`` of B row groups, group ``b`` query ``b``'s
+        history (the arrays shared, not copied)."""
+        return EventStore(
+            user_offsets=self.hist_offsets,
+            item=self.hist_item,
+            rating=self.hist_rating,
+            timestamp=self.hist_timestamp,
+        )
+
+    @staticmethod
+    def of_rows(
+        user: NDArray[np.int32],
+        target_item: NDArray[np.int32],
+        target_time: NDArray[np.int64],
+        events: EventStore,
+        rows: NDArray[np.integer] | NDArray[np.bool_],
+        offsets: NDArray[np.int64],
+    ) -> HistoryBatch:
+        """B queries whose histories are rows of ``events``: ``rows`` (H,) int64 row numbers
+        (or an (N,) bool mask of the rows kept, in store order), query ``b``'s history its
+        entries ``offsets[b]:offsets[b + 1]`` ((B + 1,) int64)."""
+        return HistoryBatch(
+            user=user,
+            target_item=target_item,
+            target_time=target_time,
+            hist_offsets=offsets,
+            hist_item=events.item[rows],
+            hist_rating=events.rating[rows],
+            hist_timestamp=events.timestamp[rows],
+        )
+
     def take(self, rows: NDArray[np.integer]) -> HistoryBatch:
         """The sub-batch of the given query rows, in that order."""
         rows = np.asarray(rows, dtype=np.int64)
         idx, off = gather_ranges(self.hist_offsets[rows], self.hist_offsets[rows + 1])
-        return HistoryBatch(
-            user=self.user[rows],
-            target_item=self.target_item[rows],
-            target_time=self.target_time[rows],
-            hist_offsets=off,
-            hist_item=self.hist_item[idx],
-            hist_rating=self.hist_rating[idx],
-            hist_timestamp=self.hist_timestamp[idx],
+        hist = self.history_store()
+        return HistoryBatch.of_rows(
+            self.user[rows], self.target_item[rows], self.target_time[rows], hist, idx, off
         )
 
     @staticmethod
@@ -176,17 +203,11 @@ class HistoryBatch:
     ) -> HistoryBatch:
         """Queries whose target is event ``target_pos[b]`` (absolute row) of ``store`` and
         whose history is the user's events before it. The target's rating is not copied."""
-        user = np.asarray(user, dtype=np.int32)
+        codes = np.asarray(user, dtype=np.int32)
         target_pos = np.asarray(target_pos, dtype=np.int64)
-        idx, off = gather_ranges(store.user_offsets[user], target_pos)  # type: ignore[arg-type]
-        return HistoryBatch(
-            user=user,  # type: ignore[arg-type]
-            target_item=store.item[target_pos],
-            target_time=store.timestamp[target_pos],
-            hist_offsets=off,
-            hist_item=store.item[idx],
-            hist_rating=store.rating[idx],
-            hist_timestamp=store.timestamp[idx],
+        idx, off = gather_ranges(store.user_offsets[codes], target_pos)  # type: ignore[arg-type]
+        return HistoryBatch.of_rows(
+            codes, store.item[target_pos], store.timestamp[target_pos], store, idx, off
         )
 
 

@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 from bench.cli.common import CONTEXT, _console, _fail, _out, _writing
 from bench.data.types import Interactions
 from bench.errors import BenchError, ConfigError, DataError
+from bench.text import shown
 from predictors.types import HistoryBatch, gather_ranges
 
 __all__ = ["history_queries", "predict_cmd"]
@@ -75,14 +76,9 @@ def history_queries(
         ends[order[is_query] - n_ev] = ahead[is_query]
         target = timestamp
     idx, hist_offsets = gather_ranges(starts, ends)
-    return HistoryBatch(
-        user=user.astype(np.int32),
-        target_item=item.astype(np.int32),
-        target_time=np.asarray(target, dtype=np.int64),
-        hist_offsets=hist_offsets,
-        hist_item=inter.item[idx],
-        hist_rating=inter.rating[idx],
-        hist_timestamp=inter.timestamp[idx],
+    target_time = np.asarray(target, dtype=np.int64)
+    return HistoryBatch.of_rows(
+        user.astype(np.int32), item.astype(np.int32), target_time, inter.store(), idx, hist_offsets
     )
 
 
@@ -237,7 +233,7 @@ def predict_cmd(
     label = str(meta.get("key_text") or key)
     if out is not None:
         _writing(f"--out {out}", lambda: _write(frame, out))
-        _console().print(f"wrote {len(frame)} prediction(s) of {label} to {out}")
+        _console().print(f"wrote {len(frame)} prediction(s) of {shown(label)} to {shown(out)}")
         return
-    _out().print(f"[bold]{label}[/] ({doc.path.name}, dataset {inter.name})")
+    _out().print(f"[bold]{shown(label)}[/] ({shown(doc.path.name)}, dataset {shown(inter.name)})")
     _out().print(frame.to_string(index=False), markup=False, highlight=False)

@@ -113,14 +113,9 @@ def filter_batch(batch: HistoryBatch, keep_item: NDArray[np.bool_] | None) -> Hi
     counts = np.bincount(batch.hist_query()[keep], minlength=len(batch))
     offsets = np.zeros(len(batch) + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
-    return HistoryBatch(
-        user=batch.user,
-        target_item=batch.target_item,
-        target_time=batch.target_time,
-        hist_offsets=offsets,
-        hist_item=batch.hist_item[keep],
-        hist_rating=batch.hist_rating[keep],
-        hist_timestamp=batch.hist_timestamp[keep],
+    hist = batch.history_store()
+    return HistoryBatch.of_rows(
+        batch.user, batch.target_item, batch.target_time, hist, keep, offsets
     )
 
 
