@@ -21,7 +21,7 @@ import signal
 import socket
 import threading
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from bench.memory import Copies
 
@@ -46,6 +46,9 @@ RETRIES = 1
 
 #: how often a driver waiting on workers looks for a deferred Ctrl-C (seconds)
 WAIT_SLICE_S = 0.2
+
+#: the finished ones of a wait on workers (empty when the wait timed out)
+_Done = TypeVar("_Done")
 
 #: fn(job, inputs, console) -> its result: runs one job, recording a failure of the job's
 #: own in the result (``bench.runner.run_job``)
@@ -112,6 +115,16 @@ class DeferredInterrupt:
     def check(self) -> None:
         if self.requested.is_set():
             raise KeyboardInterrupt
+
+    def wait(self, poll: Callable[..., tuple[_Done, Any]]) -> _Done:
+        """The finished ones of ``poll(timeout=WAIT_SLICE_S)``, called (a short wait) until
+        some have finished; a deferred Ctrl-C is taken before each call. ``poll`` returns
+        ``(finished, unfinished)``, as ``concurrent.futures.wait`` and ``ray.wait`` do."""
+        while True:
+            self.check()
+            done, _ = poll(timeout=WAIT_SLICE_S)
+            if done:
+                return done
 
     def restore(self) -> None:
         if self._old is not None:

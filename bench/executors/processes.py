@@ -9,11 +9,11 @@ import signal
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from bench.executors.base import (
     RETRIES,
-    WAIT_SLICE_S,
     DeferredInterrupt,
     Executor,
     JobFn,
@@ -144,10 +144,7 @@ class ProcessExecutor(Executor):
             futures = {s.future: s for s in self._slots if s.future is not None}
             if not futures:
                 raise RuntimeError("next_done() with no job submitted")
-            done: set[Future[JobResult]] = set()
-            while not done:  # short waits: a deferred Ctrl-C is taken between them
-                self._interrupt.check()
-                done, _ = wait(futures, timeout=WAIT_SLICE_S, return_when=FIRST_COMPLETED)
+            done = self._interrupt.wait(partial(wait, futures, return_when=FIRST_COMPLETED))
             slot = futures[next(f for f in futures if f in done)]
             assert slot.future is not None and slot.job is not None
             job, future = slot.job, slot.future

@@ -8,12 +8,12 @@ import contextlib
 import os
 import socket
 from collections.abc import Iterator
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from bench.errors import ConfigError
 from bench.executors.base import (
     RETRIES,
-    WAIT_SLICE_S,
     DeferredInterrupt,
     Executor,
     JobFn,
@@ -163,10 +163,7 @@ class RayExecutor(Executor):
         self._fill()
         if not self._inflight:
             raise RuntimeError("next_done() with no job submitted")
-        ready: list[Any] = []
-        while not ready:  # short waits: a deferred Ctrl-C is taken between them
-            self._interrupt.check()
-            ready, _ = ray.wait(list(self._inflight), num_returns=1, timeout=WAIT_SLICE_S)
+        ready = self._interrupt.wait(partial(ray.wait, list(self._inflight), num_returns=1))
         ref = ready[0]
         job = self._inflight.pop(ref)
         try:
