@@ -194,6 +194,17 @@ def _refused(results: Path, key: str, **kw) -> str:
     return msg
 
 
+def _tamper(results: Path, key: str, name: str, where: tuple[str, ...], value: object) -> None:
+    """Set ``where`` (a path of keys) in the JSON file ``name`` of ``key``'s checkpoint."""
+    path = checkpoint_dir(results, RunKey(key)) / name
+    doc = json.loads(path.read_text())
+    inner = doc
+    for k in where[:-1]:
+        inner = inner[k]
+    inner[where[-1]] = value
+    path.write_text(json.dumps(doc))
+
+
 def test_refuses_a_key_not_in_the_run(saved_run: Path):
     msg = _refused(saved_run, "nope")
     assert "no model run 'nope'" in msg and "bias" in msg and "models with a checkpoint" in msg
@@ -210,19 +221,14 @@ def test_refuses_another_dataset(saved_run: Path):
 
 
 def test_refuses_changed_builtin_code(run_copy: Path):
-    path = checkpoint_dir(run_copy, RunKey("bias")) / "checkpoint.json"
-    meta = json.loads(path.read_text())
-    meta["code"]["files"]["predictors.baselines"] = "f" * 64
-    path.write_text(json.dumps(meta))
+    code = ("code", "files", "predictors.baselines")
+    _tamper(run_copy, "bias", "checkpoint.json", code, "f" * 64)
     msg = _refused(run_copy, "bias")
     assert "code changed" in msg and "baselines.py" in msg
 
 
 def test_refuses_a_checkpoint_of_another_run(run_copy: Path):
-    path = checkpoint_dir(run_copy, RunKey("bias")) / "checkpoint.json"
-    meta = json.loads(path.read_text())
-    meta["run_id"] = "0123456789abcdef"
-    path.write_text(json.dumps(meta))
+    _tamper(run_copy, "bias", "checkpoint.json", ("run_id",), "0123456789abcdef")
     assert "belongs to another run" in _refused(run_copy, "bias")
 
 
@@ -246,19 +252,14 @@ def test_refuses_a_corrupt_checkpoint(run_copy: Path):
 
 
 def test_refuses_a_config_the_class_rejects(run_copy: Path):
-    path = checkpoint_dir(run_copy, RunKey("user-mean")) / "state.json"
-    state = json.loads(path.read_text())
-    state["model"]["config"] = {"nope": 1}
-    path.write_text(json.dumps(state))
+    _tamper(run_copy, "user-mean", "state.json", ("model", "config"), {"nope": 1})
     msg = _refused(run_copy, "user-mean")
     assert "rejects the saved config" in msg and "nope" in msg
 
 
 def test_refuses_a_class_from_elsewhere(run_copy: Path):
-    path = checkpoint_dir(run_copy, RunKey("bias")) / "state.json"
-    state = json.loads(path.read_text())
-    state["model"]["state"]["scale_"]["class"] = "subprocess:Popen"
-    path.write_text(json.dumps(state))
+    where = ("model", "state", "scale_", "class")
+    _tamper(run_copy, "bias", "state.json", where, "subprocess:Popen")
     assert "may not build" in _refused(run_copy, "bias")
 
 
@@ -548,10 +549,8 @@ def test_predict_errors_are_one_line(saved_run: Path, args, expected):
 def test_predict_refuses_changed_code_and_a_run_without_models(
     run_copy: Path, tmp_path: Path, monkeypatch
 ):
-    path = checkpoint_dir(run_copy, RunKey("bias")) / "checkpoint.json"
-    meta = json.loads(path.read_text())
-    meta["code"]["files"]["predictors.baselines"] = "0" * 64
-    path.write_text(json.dumps(meta))
+    code = ("code", "files", "predictors.baselines")
+    _tamper(run_copy, "bias", "checkpoint.json", code, "0" * 64)
     res = _invoke(run_copy, "--model", "bias", "--user", 1, "--movie", 1)
     assert res.exit_code == 2 and "code changed" in res.output
     shutil.rmtree(models_dir(run_copy))

@@ -31,6 +31,18 @@ def _run_file(csv: Path, models: str, out: Path, *extra: str, **kw):
     return _run([*args, "--resamples", "200", *extra], **kw)
 
 
+def _written(r, out: Path, pattern: str = "*.json") -> dict:
+    """The results document that a successful ``bench run`` (``r``, its CliRunner result)
+    wrote in ``out``."""
+    assert r.exit_code == 0, r.output
+    return json.loads(next(out.glob(pattern)).read_text())
+
+
+def _rmse(doc: dict) -> dict[str, float]:
+    """Model key -> its RMSE estimate in the results document ``doc``."""
+    return {m["key"]: m["metrics"]["rmse"]["estimate"] for m in doc["models"]}
+
+
 def test_run_on_a_ratings_file_writes_json_and_sidecar(tmp_path):
     csv = _ratings_csv(tmp_path)
     out = tmp_path / "res"
@@ -55,9 +67,7 @@ def test_run_on_a_ratings_file_writes_json_and_sidecar(tmp_path):
 
 def test_reference_is_added_when_not_chosen(tmp_path):
     csv = _ratings_csv(tmp_path)
-    r = _run_file(csv, "recent-k", tmp_path)
-    assert r.exit_code == 0, r.output
-    doc = json.loads(next(tmp_path.glob("ratings*.json")).read_text())
+    doc = _written(_run_file(csv, "recent-k", tmp_path), tmp_path, "ratings*.json")
     assert [m["key"] for m in doc["models"]] == ["user-mean", "recent-k"]
     # a handful of test users, fewer than --min-test-users (20): a difference, no verdict
     vs = doc["models"][1]["vs_reference"]["rmse"]
@@ -170,25 +180,10 @@ def test_failed_model_is_recorded_and_exit_is_nonzero(tmp_path, monkeypatch):
 
 
 def test_synthetic_run(tmp_path):
-    r = _run(
-        [
-            "run",
-            "--dataset",
-            "synthetic",
-            "--users",
-            "200",
-            "--models",
-            "all",
-            "--out",
-            str(tmp_path),
-            "--resamples",
-            "200",
-        ]
-    )
-    assert r.exit_code == 0, r.output
-    doc = json.loads(next(tmp_path.glob("synthetic*.json")).read_text())
+    args = "run --dataset synthetic --users 200 --models all --resamples 200".split()
+    doc = _written(_run([*args, "--out", str(tmp_path)]), tmp_path, "synthetic*.json")
     assert doc["dataset"]["noise_floor_rmse"] > 0
-    rmse = {m["key"]: m["metrics"]["rmse"]["estimate"] for m in doc["models"]}
+    rmse = _rmse(doc)
     assert rmse["bias"] < rmse["global-mean"]
 
 
@@ -228,31 +223,14 @@ def test_list_names_everything():
 
 
 def test_real_dataset_offline(data_dir, tmp_path):
-    r = _run(
-        [
-            "run",
-            "--dataset",
-            "ml-latest-small",
-            "--data-dir",
-            str(data_dir),
-            "--offline",
-            "--protocol",
-            "notebook",
-            "--models",
-            "global-mean,user-mean,recent-k,bias,knn",
-            "--out",
-            str(tmp_path),
-            "--resamples",
-            "500",
-        ]
-    )
-    assert r.exit_code == 0, r.output
-    doc = json.loads(next(tmp_path.glob("*.json")).read_text())
+    args = ["run", "--dataset", "ml-latest-small", "--data-dir", str(data_dir), "--offline"]
+    args += ["--protocol", "notebook", "--models", "global-mean,user-mean,recent-k,bias,knn"]
+    doc = _written(_run([*args, "--out", str(tmp_path), "--resamples", "500"]), tmp_path)
     assert doc["split"]["counts"]["train"] == 3050
     # the implicit default embedding (kg_gnn) must not change the data the baselines see
     assert doc["dataset"]["n_ratings"] == 100_836
     assert doc["embeddings"]["names"] == ["kg_gnn"] and doc["embeddings"]["policy"] == "zero"
-    rmse = {m["key"]: m["metrics"]["rmse"]["estimate"] for m in doc["models"]}
+    rmse = _rmse(doc)
     assert set(rmse) == {"global-mean", "user-mean", "recent-k", "bias", "knn"}
     assert rmse["user-mean"] == pytest.approx(1.02240, abs=5e-5)  # notebook re-implementation
     assert rmse["recent-k"] == pytest.approx(0.98215, abs=5e-5)
@@ -363,23 +341,8 @@ def test_compare_against_another_reference_recomputes_the_paired_differences(tmp
 
 def test_seeds_repeat_only_models_that_take_a_seed(tmp_path):
     csv = _ratings_csv(tmp_path)
-    r = _run(
-        [
-            "run",
-            "--ratings",
-            str(csv),
-            "--models",
-            "recent-k,svdpp:factors=4:reg=0.1",
-            "--seeds",
-            "0,1",
-            "--out",
-            str(tmp_path),
-            "--resamples",
-            "200",
-        ]
-    )
-    assert r.exit_code == 0, r.output
-    doc = json.loads(next(tmp_path.glob("*.json")).read_text())
+    r = _run_file(csv, "recent-k,svdpp:factors=4:reg=0.1", tmp_path, "--seeds", "0,1")
+    doc = _written(r, tmp_path)
     keys = [m["key"] for m in doc["models"]]
     assert keys == [
         "user-mean",
@@ -391,24 +354,9 @@ def test_seeds_repeat_only_models_that_take_a_seed(tmp_path):
 
 
 def test_seeds_give_one_row_per_model_and_per_seed_keeps_the_runs(tmp_path):
-    args = [
-        "run",
-        "--dataset",
-        "synthetic",
-        "--users",
-        "150",
-        "--models",
-        "recent-k,mf:factors=4:reg=0.1:epochs=2",
-        "--seeds",
-        "0,1",
-        "--resamples",
-        "200",
-        "--out",
-        str(tmp_path),
-    ]
-    r = _run(args)
-    assert r.exit_code == 0, r.output
-    doc = json.loads(next(tmp_path.glob("*.json")).read_text())
+    args = "run --dataset synthetic --users 150 --models recent-k,mf:factors=4:reg=0.1:epochs=2"
+    args += " --seeds 0,1 --resamples 200"
+    doc = _written(_run([*args.split(), "--out", str(tmp_path)]), tmp_path)
     table = {t["key"]: t for t in doc["statistics"]["table"]}
     mf = "mf:factors=4:reg=0.1:epochs=2"
     assert set(table) == {"user-mean", "recent-k", mf}
@@ -429,25 +377,10 @@ def test_seeds_give_one_row_per_model_and_per_seed_keeps_the_runs(tmp_path):
 
 
 def test_several_test_targets_resample_users(tmp_path):
-    args = [
-        "run",
-        "--dataset",
-        "synthetic",
-        "--users",
-        "120",
-        "--models",
-        "recent-k,bias",
-        "--test-targets",
-        "3",
-        "--resamples",
-        "300",
-        "--out",
-        str(tmp_path),
-    ]
-    r = _run(args)
-    assert r.exit_code == 0, r.output
+    args = "run --dataset synthetic --users 120 --models recent-k,bias --test-targets 3".split()
+    args += ["--resamples", "300", "--out", str(tmp_path)]
+    doc = _written(_run(args), tmp_path)
     path = next(tmp_path.glob("*.json"))
-    doc = json.loads(path.read_text())
     counts = doc["split"]["counts"]
     assert counts["test"] == 3 * counts["users"]
     assert doc["split"]["params"]["test_targets"] == 3
@@ -472,24 +405,8 @@ def test_a_headerless_dat_file_from_the_cli(tmp_path, flags):
     rows = [(u, i, float((u + i) % 11), t) for u, i, _, t in tiny_rows()]
     path = tmp_path / "ratings.dat"
     path.write_text("".join(f"{u}::{i:07d}::{r:g}::{t}\n" for u, i, r, t in rows))
-    r = _run(
-        [
-            "run",
-            "--ratings",
-            str(path),
-            "--models",
-            "user-mean",
-            "--out",
-            str(tmp_path / "o"),
-            "--resamples",
-            "200",
-            "--rating-scale",
-            "0,10",
-            *flags,
-        ]
-    )
-    assert r.exit_code == 0, r.output
-    doc = json.loads(next((tmp_path / "o").glob("*.json")).read_text())
+    r = _run_file(path, "user-mean", tmp_path / "o", "--rating-scale", "0,10", *flags)
+    doc = _written(r, tmp_path / "o")
     assert doc["dataset"]["n_ratings"] == len(rows)
     side = pd.read_parquet(next((tmp_path / "o").glob("*.predictions.parquet")))
     assert set(side["movie_id"]) <= {i for _, i, _, _ in rows}
