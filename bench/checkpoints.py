@@ -181,7 +181,11 @@ def checkpoint_keys(results_json: Path) -> list[str]:
                 meta = persist.read_checkpoint(sub)
             except persist.CheckpointError:
                 continue
-            keys.append(str(RunKey.from_dict(meta["key"])) if meta.get("key") else sub.name)
+            key = meta.get("key")
+            try:
+                keys.append(str(RunKey.from_dict(key)) if isinstance(key, dict) else sub.name)
+            except (KeyError, TypeError, ValueError):
+                keys.append(sub.name)
     return keys
 
 
@@ -209,6 +213,39 @@ def _model_class(doc: ResultsDoc, record: Mapping[str, Any]) -> tuple[type, str 
         raise CheckpointError(
             f"{doc.path.name}: model {label} cannot be loaded now: {first}"
         ) from None
+
+
+#: the fields of ``checkpoint.json`` this module reads, and the JSON types each may have
+_META_FIELDS: dict[str, tuple[type, ...]] = {
+    "run_id": (str,),
+    "key": (dict,),
+    "key_text": (str, type(None)),
+    "dataset": (dict,),
+    "split": (dict, type(None)),
+    "embedding": (dict, type(None)),
+}
+
+
+def _read_meta(where: Path) -> dict[str, Any]:
+    """``checkpoint.json`` of the folder ``where``, with the fields a loader reads of the
+    right JSON types. Raises ``CheckpointError`` (one line, naming the file and field)."""
+    try:
+        meta = persist.read_checkpoint(where)
+    except persist.CheckpointError as e:
+        raise CheckpointError(f"corrupt checkpoint: {e}") from None
+    path = where / persist.CHECKPOINT_FILE
+    for name, kinds in _META_FIELDS.items():
+        if not isinstance(meta.get(name), kinds):
+            want = " or ".join("null" if k is type(None) else f"a {k.__name__}" for k in kinds)
+            got = "missing" if name not in meta else f"a {type(meta[name]).__name__}"
+            raise CheckpointError(f"corrupt checkpoint: {path}: '{name}' must be {want}, {got}")
+    dataset_hash = meta["dataset"].get("hash")
+    if not isinstance(dataset_hash, str | None):
+        raise CheckpointError(
+            f"corrupt checkpoint: {path}: 'dataset.hash' must be a string, "
+            f"got a {type(dataset_hash).__name__}"
+        )
+    return meta
 
 
 def load_checkpoint(
@@ -247,10 +284,7 @@ def load_checkpoint(
             f"model run {rec.key} of {results_json.name} has no checkpoint{because}; "
             f"{_listing(results_json)}"
         )
-    try:
-        meta = persist.read_checkpoint(where)
-    except persist.CheckpointError as e:
-        raise CheckpointError(f"corrupt checkpoint: {e}") from None
+    meta = _read_meta(where)
     run_id = doc.raw.get("run_id")
     if meta.get("run_id") != run_id or meta.get("key") != rec.key.to_dict():
         raise CheckpointError(
@@ -258,7 +292,7 @@ def load_checkpoint(
             f"{meta.get('run_id')}, key {meta.get('key_text')}), not to {results_json.name}'s "
             f"{rec.key} (run id {run_id})"
         )
-    saved_hash = (meta.get("dataset") or {}).get("hash")
+    saved_hash = meta["dataset"].get("hash")
     for what, want in (("the run's", doc.dataset_hash), ("the data given", dataset_hash)):
         if want is not None and saved_hash != want:
             raise CheckpointError(
@@ -266,7 +300,11 @@ def load_checkpoint(
                 "it cannot predict for other data"
             )
     cls, plugin_change = _model_class(doc, rec.record)
-    why = plugin_change or persist.code_changes(meta.get("code") or {}, cls)
+    try:
+        source = str(where / persist.CHECKPOINT_FILE)
+        why = plugin_change or persist.code_changes(meta.get("code") or {}, cls, source=source)
+    except persist.CheckpointError as e:
+        raise CheckpointError(f"corrupt checkpoint: {e}") from None
     if why is not None:
         raise CheckpointError(
             f"{where}: the model's code changed since it was saved ({why}); refit it "

@@ -21,7 +21,9 @@ The folder is written beside its final place and renamed into it, so a folder un
 name is always complete. Loading never runs code named by the files beyond importing the
 classes a model is built from, and those must live in ``predictors`` or in the module of the
 model's own class (or one of its bases): a dataclass or nested model from anywhere else is
-refused.
+refused. The code identity is checked by hashing files at paths derived here (the modules
+of the model's class and its bases, the ``predictors`` package's own folder), never by
+importing a module that ``checkpoint.json`` names (``code_changes``).
 
 What cannot be saved (``NotSavable``, naming the attribute and its type): an object that is
 none of the above (a library's model object, a file, a lambda), an array of Python objects,
@@ -130,9 +132,12 @@ def load_model(folder: Path, cls: type, *, device: str | None = None) -> Any:
     tree = state.get("model")
     if not isinstance(tree, dict) or not isinstance(tree.get("class"), str):
         raise CheckpointError(f"{folder / STATE_FILE}: no model in it")
-    if not _same_class(tree["class"], cls) or not _same_class(str(meta.get("class")), cls):
-        raise CheckpointError(
-            f"{folder}: the checkpoint holds a {tree['class']}, not a {class_ref(cls)}"
-        )
+    held_by = ((folder / CHECKPOINT_FILE, meta["class"]), (folder / STATE_FILE, tree["class"]))
+    for where, held in held_by:
+        if not _same_class(held, cls):
+            raise CheckpointError(
+                f"{where}: the checkpoint holds a {held}, not a {class_ref(cls)} (the class "
+                "the results file records for this model run)"
+            )
     arrays = _read_arrays(folder, state.get("arrays"))
     return _Reader(arrays, cls, device).model(cls, tree, str(meta.get("name") or cls.__name__))

@@ -132,13 +132,22 @@ class _Reader:
         state = node.get("state")
         if not isinstance(state, dict):
             raise CheckpointError(f"{where}: the saved state is not a dict")
+        unsaved = node.get("unsaved") or []
+        if not isinstance(unsaved, list):
+            raise CheckpointError(f"{where}: the saved 'unsaved' is not a list of names")
+        for attr in (*state, *unsaved):
+            if not _is_state_name(attr):
+                raise CheckpointError(
+                    f"{where}: the saved state names the attribute {str(attr)[:80]!r}; a "
+                    "model's learned state is attributes whose names end in _"
+                )
         modules: dict[str, Mapping[str, Any]] = {}
         for attr, value in state.items():
             if isinstance(value, dict) and value.get("$") == "module":
                 modules[attr] = value
                 continue
             setattr(model, attr, self.decode(value, f"{where}.{attr}"))
-        for attr in node.get("unsaved") or []:
+        for attr in unsaved:
             setattr(model, attr, None)
         for attr, value in modules.items():
             setattr(model, attr, self.module(model, attr, value, f"{where}.{attr}"))
@@ -173,6 +182,11 @@ class _Reader:
             ) from None
         module.train(bool(node.get("training", False)))
         return module
+
+
+def _is_state_name(attr: Any) -> bool:
+    """Whether ``attr`` may name learned state (``state.learned_state``'s rule)."""
+    return isinstance(attr, str) and attr.endswith("_") and not attr.startswith("__")
 
 
 def _import_torch() -> Any:

@@ -4,15 +4,16 @@ its files back, and the code identity recorded in ``checkpoint.json`` (``code_ch
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import importlib
 import json
 import math
 import os
+import re
 import shutil
 import sys
 import tempfile
+import zipfile
+import zlib
 from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
@@ -71,21 +72,81 @@ def _code_identity(modules: set[str]) -> dict[str, Any]:
     return {"package": "ratingbench", "version": _package_version(), "files": files}
 
 
-def code_changes(recorded: Mapping[str, Any], cls: type) -> str | None:
+_MODULE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_PACKAGE_DIR = Path(__file__).resolve().parents[1]  # the ``predictors`` package's folder
+
+
+def _package_file(module: str) -> Path | None:
+    """The file of ``predictors.X.Y`` found from the package's own folder (never imported):
+    ``X/Y.py`` or ``X/Y/__init__.py``; None when there is none."""
+    parts = module.split(".")[1:]
+    base = _PACKAGE_DIR.joinpath(*parts)
+    for cand in ((base.parent / f"{parts[-1]}.py") if parts else None, base / "__init__.py"):
+        if cand is not None and cand.is_file():
+            return cand
+    return None
+
+
+def _recorded_files(recorded: Any, source: str) -> dict[str, str | None]:
+    """``recorded["files"]`` checked: module names mapped to a sha256 or None. Raises
+    ``CheckpointError`` naming ``source`` and the field otherwise."""
+    if not isinstance(recorded, Mapping):
+        raise CheckpointError(f"{source}: 'code' must be an object, got {_kind(recorded)}")
+    files = recorded.get("files") or {}
+    if not isinstance(files, Mapping):
+        raise CheckpointError(f"{source}: 'code.files' must be an object, got {_kind(files)}")
+    version = recorded.get("version")
+    if version is not None and not isinstance(version, str):
+        raise CheckpointError(f"{source}: 'code.version' must be a string, got {_kind(version)}")
+    for key, digest in files.items():
+        if not _MODULE_NAME.fullmatch(key):
+            raise CheckpointError(f"{source}: 'code.files' key {key[:80]!r} is not a module name")
+        if digest is not None and not (isinstance(digest, str) and _SHA256.fullmatch(digest)):
+            raise CheckpointError(
+                f"{source}: 'code.files.{key}' must be a sha256 (64 hex digits) or null, "
+                f"got {_kind(digest)}"
+            )
+    return dict(files)
+
+
+def _kind(v: Any) -> str:
+    """How a bad value is named in a message: its JSON type, and the value when short."""
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
+    kind = names.get(type(v), "null" if v is None else f"a {type(v).__name__}")
+    text = json.dumps(v) if isinstance(v, bool | int | float | str) else ""
+    return f"{kind} {text}" if text and len(text) <= 40 else kind
+
+
+def code_changes(recorded: Any, cls: type, *, source: str = CHECKPOINT_FILE) -> str | None:
     """How the code that ``cls`` is made of now differs from a checkpoint's record
     (``checkpoint.json["code"]``), or None: a file whose sha256 changed, a module that no
-    longer exists, or (for files without a hash) another package version."""
-    files: dict[str, str | None] = dict(recorded.get("files") or {})
+    longer exists, or (for files without a hash) another package version.
+
+    Nothing is imported: a recorded module is hashed at a path derived here, never from the
+    record: the file of a module of ``cls`` (or its bases: a plugin's module is the file it
+    was loaded from), a module of ``predictors`` by its place in the package's folder, or a
+    module the model's code has already imported. Any other name (one no code of the model
+    loaded) counts as a change. Raises ``CheckpointError`` naming ``source`` when the record
+    is not a map of module names to sha256 digests."""
+    files = _recorded_files(recorded, source)
     here: dict[str, str] = {_module_key(c.__module__): c.__module__ for c in cls.__mro__}
     for key, digest in files.items():
-        module: str = here.get(key, key)
-        if module not in sys.modules:
-            with contextlib.suppress(ImportError):
-                importlib.import_module(module)
-        path = _file_of(module)
+        module = here.get(key)
+        if module is not None:
+            path = _file_of(module)
+        elif key == "predictors" or key.startswith("predictors."):
+            path = _package_file(key)
+        elif key.startswith("ratingbench_plugin_"):
+            return f"{key} is not the module of {cls.__qualname__} now"
+        elif key in sys.modules:
+            path = _file_of(key)
+        else:
+            return (
+                f"{key} is neither a module of {cls.__qualname__} nor of ratingbench, and no "
+                "code of the model has imported it (it is not imported to check it)"
+            )
         if path is None:
-            if key.startswith("ratingbench_plugin_") and key not in here:
-                return f"{key} is not the module of {cls.__qualname__} now"
             if digest is not None:
                 return f"the file of {key} cannot be found now"
             continue
@@ -165,7 +226,25 @@ def read_checkpoint(folder: Path) -> dict[str, Any]:
     """The ``checkpoint.json`` of ``folder``. Raises ``CheckpointError`` when it is missing,
     not JSON, or not a ratingbench model checkpoint of a known format version."""
     path = Path(folder) / CHECKPOINT_FILE
-    return _read_json(path)
+    doc = _read_json(path)
+    if "class" not in doc:
+        raise CheckpointError(f"{path}: no 'class' (the saved model's module:qualname)")
+    for key, kinds in _CHECKPOINT_FIELDS.items():
+        if key in doc and not isinstance(doc[key], kinds):
+            want = " or ".join(_TYPE_NAMES[k] for k in kinds)
+            raise CheckpointError(f"{path}: '{key}' must be {want}, got {_kind(doc[key])}")
+    return doc
+
+
+_TYPE_NAMES = {str: "a string", dict: "an object", list: "an array", type(None): "null"}
+#: the fields of ``checkpoint.json`` a loader reads, and the JSON types each may have
+_CHECKPOINT_FIELDS: dict[str, tuple[type, ...]] = {
+    "class": (str,),
+    "name": (str, type(None)),
+    "config": (dict,),
+    "code": (dict, type(None)),
+    "unsaved": (dict, list, type(None)),
+}
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -191,11 +270,25 @@ def _read_arrays(folder: Path, manifest: Any) -> dict[str, np.ndarray]:
         raise CheckpointError(f"{path}: missing")
     if not isinstance(manifest, dict):
         raise CheckpointError(f"{folder / STATE_FILE}: no array manifest")
+    for k, want in manifest.items():
+        if not (
+            isinstance(want, dict)
+            and isinstance(want.get("dtype"), str)
+            and isinstance(want.get("shape"), list)
+            and all(isinstance(n, int) and not isinstance(n, bool) for n in want["shape"])
+        ):
+            raise CheckpointError(
+                f"{folder / STATE_FILE}: 'arrays.{k}' must be an object with a dtype string "
+                f"and a shape of integers, got {_kind(want)}"
+            )
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError, EOFError) as e:
-        raise CheckpointError(f"{path}: unreadable ({type(e).__name__}: {e})") from None
+    except (OSError, ValueError, EOFError, MemoryError, zipfile.BadZipFile, zlib.error) as e:
+        why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(
+            f"{path}: unreadable, truncated or corrupt ({type(e).__name__}: {why})"
+        ) from None
     if set(arrays) != set(manifest):
         missing = sorted(set(manifest) - set(arrays))
         extra = sorted(set(arrays) - set(manifest))
