@@ -22,7 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bench.runkey import RunKey
-from predictors.contract import Capabilities, capabilities_of
+from predictors.contract import Capabilities, SelfChecking, capabilities_of
 from predictors.registry import ModelSpec, class_of
 
 __all__ = ["FitJob", "FitResult", "Job", "JobResult", "Status"]
@@ -98,6 +98,12 @@ class FitJob:
     @property
     def capabilities(self) -> Capabilities:
         return capabilities_of(class_of(self.spec))
+
+    @property
+    def reports_fallback(self) -> bool:
+        """Whether the model flags its fallbacks (a ``SelfChecking`` one, e.g. a
+        ``BasePredictor``); a plain class reports none, which is not a count of 0."""
+        return issubclass(class_of(self.spec), SelfChecking)
 
     def pending(self) -> FitResult:
         """The result of this job before it runs."""

@@ -21,7 +21,7 @@ from bench.results.format import (
     json_default,
     load_results,
     read_predictions,
-    sidecar_path,
+    sidecar_of,
 )
 from bench.results.schema import ModelRecord
 from bench.runkey import RunKey
@@ -162,7 +162,7 @@ def resume_results(
                 "run(s) will run again"
             )
         return doc, notes
-    side = path.with_name(doc.raw.get("predictions_file") or sidecar_path(path).name)
+    side = sidecar_of(path, doc.raw)
     if len(frame) != len(queries):
         raise ResultsError(
             f"{side}: cannot resume: the predictions sidecar has {len(frame)} rows; the split "

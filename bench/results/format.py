@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from bench.errors import ResultsError
-from bench.results.schema import REQUIRED, SCHEMA, SCHEMA_VERSION, sidecar_meta
+from bench.results.schema import REQUIRED, SCHEMA, SCHEMA_VERSION, problem_of, sidecar_meta
 
 __all__ = [
     "ID_COLUMNS",
@@ -24,6 +24,7 @@ __all__ = [
     "load_results",
     "read_predictions",
     "sidecar_meta",
+    "sidecar_of",
     "sidecar_path",
 ]
 
@@ -77,7 +78,35 @@ def load_results(path: Path) -> dict[str, Any]:
     for key in REQUIRED:
         if key not in doc:
             raise ResultsError(f"{path}: results file has no '{key}' section (truncated?)")
+    problem = problem_of(doc)
+    if problem is not None:
+        raise ResultsError(f"{path}: {problem}")
+    sidecar_of(path, doc)  # a predictions_file that is not a plain name beside it: refused
     return doc
+
+
+def sidecar_of(path: Path, doc: dict[str, Any] | None) -> Path:
+    """Where the predictions sidecar of results file ``path`` is: the name its JSON records
+    (``predictions_file``) or the default, always in ``path``'s folder. Raises
+    ``ResultsError`` when the recorded name is not a plain file name (a path, ``..``, a
+    folder): nothing outside the results' folder is opened because a file names it."""
+    path = Path(path)
+    name = (doc or {}).get("predictions_file")
+    if name is None:
+        return sidecar_path(path)
+    plain = (
+        isinstance(name, str)
+        and name not in ("", ".", "..")
+        and not any(c in name for c in "/\\\0")
+        and Path(name).name == name
+    )
+    if not plain:
+        shown = repr(name)[:80] if isinstance(name, str) else type(name).__name__
+        raise ResultsError(
+            f"{path}: 'predictions_file' must be a plain file name beside the results "
+            f"file (e.g. {sidecar_path(path).name}), got {shown}"
+        )
+    return path.with_name(name)
 
 
 def read_predictions(path: Path, doc: dict[str, Any] | None = None) -> pd.DataFrame | None:
@@ -87,17 +116,39 @@ def read_predictions(path: Path, doc: dict[str, Any] | None = None) -> pd.DataFr
     another run's id, other dataset or split hashes, or a row count other than the
     split's test count (checked where the files record them)."""
     path = Path(path)
-    name = (doc or {}).get("predictions_file")
-    side = path.with_name(name) if name else sidecar_path(path)
+    side = sidecar_of(path, doc)
     if not side.is_file():
         return None
     try:
         table = pq.read_table(side)
-    except (pa.ArrowInvalid, OSError) as e:
-        raise ResultsError(f"{side}: predictions sidecar is unreadable ({e})") from e
+    except (pa.ArrowException, OSError, ValueError) as e:
+        why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ResultsError(f"{side}: predictions sidecar is unreadable ({why})") from None
+    _check_columns(side, table)
     if doc is not None:
         _check_sidecar(side, path, doc, table)
-    return table.to_pandas()
+    try:
+        return table.to_pandas()
+    except (pa.ArrowException, ValueError) as e:
+        why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ResultsError(f"{side}: predictions sidecar is unreadable ({why})") from None
+
+
+def _check_columns(side: Path, table: pa.Table) -> None:
+    """Each column of the sidecar of the type its readers take: numbers for the ids, time,
+    truth and ``pred:KEY``, booleans for ``fallback:KEY``."""
+    for field in table.schema:
+        name, t = field.name, field.type
+        if name.startswith("fallback:"):
+            ok, want = pa.types.is_boolean(t), "boolean"
+        elif name in ID_COLUMNS or name.startswith("pred:"):
+            ok, want = pa.types.is_integer(t) or pa.types.is_floating(t), "numeric"
+        else:
+            continue
+        if not ok:
+            raise ResultsError(
+                f"{side}: predictions sidecar column {name!r} must be {want}, got {t}"
+            )
 
 
 def _check_sidecar(side: Path, path: Path, doc: dict[str, Any], table: pa.Table) -> None:

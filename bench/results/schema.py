@@ -10,7 +10,10 @@ Schema version 1, the document in the order written::
     executor, seeds, dataset, split, embeddings, statistics, timings, models, seed_summary
     (+ predictions_file, added by the writer: the sidecar's name)
 
-and each model record as ``record_of`` writes it.
+and each model record as ``record_of`` writes it (``fallback_reported: false`` only on the
+record of a model that does not flag its fallbacks: its ``n_fallback`` is null, not 0). A
+file read back is checked against the JSON types of ``DOCUMENT_FIELDS``, ``MODEL_FIELDS``
+and ``INTERVAL_FIELDS`` (``problem_of``).
 """
 
 from __future__ import annotations
@@ -136,6 +139,9 @@ def record_of(
 ) -> dict[str, Any]:
     """The model record of ``result``, with its scores (None when it was not scored)."""
     job = result.job
+    # a plain class's fallback flags are all False: not a count of 0 but "not reported",
+    # recorded as ``fallback_reported: false`` (absent: reported, as in earlier files)
+    reported = result.fallback is None or job.reports_fallback
     return {
         "key": job.key,
         "run_key": job.run_key.to_dict(),
@@ -159,7 +165,8 @@ def record_of(
         "timings": {"fit_s": result.fit_s, "predict_s": result.predict_s},
         "memory": {"peak_rss_mb": result.peak_rss_mb, "rss_delta_mb": result.rss_delta_mb},
         "val_rmse": result.val_rmse,
-        "n_fallback": result.n_fallback,
+        "n_fallback": result.n_fallback if reported else None,
+        **({} if reported else {"fallback_reported": False}),
         "n_clipped": result.n_clipped,
         "flags": list(result.flags),
         "notes": list(result.notes),
@@ -282,8 +289,15 @@ class ModelRecord:
         return dict(self.record.get("fit_info") or {})
 
     @property
+    def fallback_reported(self) -> bool:
+        """Whether the model flags its fallbacks (files without the flag: as they say)."""
+        return self.record.get("fallback_reported") is not False
+
+    @property
     def n_fallback(self) -> int | None:
-        return self.record.get("n_fallback")
+        """How many test predictions fell back; None when not known: not finished, or a
+        model that does not report its fallbacks (its sidecar flags are all False)."""
+        return self.record.get("n_fallback") if self.fallback_reported else None
 
     @property
     def timings(self) -> dict[str, Any]:
@@ -307,3 +321,161 @@ class ModelRecord:
             pred=frame[self.pred_column].to_numpy(np.float32),
             fallback=None if fb is None else fb.to_numpy(bool),
         )
+
+
+# -- checking a document read back ---------------------------------------------------------
+# The JSON types each field may hold ("|"-separated): what a reader of this schema relies on.
+# A field that is absent passes (files of earlier writers leave some out) unless REQUIRED.
+_ANY_INTERVAL = "number|null"
+INTERVAL_FIELDS: dict[str, str] = {
+    "estimate": _ANY_INTERVAL,
+    "low": _ANY_INTERVAL,
+    "high": _ANY_INTERVAL,
+    "design_effect": _ANY_INTERVAL,
+    "p_value": _ANY_INTERVAL,
+    "p_adjusted": _ANY_INTERVAL,
+    "method": "string|null",
+    "verdict": "string|null",
+}
+MODEL_FIELDS: dict[str, str] = {
+    "key": "string",
+    "run_key": "object|null",
+    "run_key.model": "string",
+    "run_key.embedding": "string|null",
+    "run_key.seed": "integer|null",
+    "label": "string|null",
+    "name": "string|null",
+    "options": "object|null",
+    "source": "object|null",
+    "seed": "integer|null",
+    "embedding": "string|null",
+    "group": "string|null",
+    "status": "string",
+    "error": "string|null",
+    "traceback": "string|null",
+    "config": "object|null",
+    "fit_info": "object|null",
+    "refit": "boolean|null",
+    "learning_curve": "array|null",
+    "timings": "object|null",
+    "timings.fit_s": "number|null",
+    "timings.predict_s": "number|null",
+    "memory": "object|null",
+    "memory.peak_rss_mb": "number|null",
+    "memory.rss_delta_mb": "number|null",
+    "val_rmse": "number|null",
+    "n_fallback": "integer|null",
+    "fallback_reported": "boolean|null",
+    "n_clipped": "integer|null",
+    "flags": "array|null",
+    "notes": "array|null",
+    "metrics": "object|null",
+    "vs_reference": "object|null",
+}
+DOCUMENT_FIELDS: dict[str, str] = {
+    "status": "string|null",
+    "run_id": "string|null",
+    "run_spec": "object|null",
+    "seeds": "array|null",
+    "dataset": "object",
+    "dataset.name": "string|null",
+    "dataset.hash": "string|null",
+    "dataset.scale": "object|null",
+    "dataset.scale.low": "number|null",
+    "dataset.scale.high": "number|null",
+    "dataset.scale.step": "number|null",
+    "split": "object",
+    "split.hash": "string|null",
+    "split.params": "object|null",
+    "split.counts": "object|null",
+    "split.counts.test": "integer|null",
+    "embeddings": "object|null",
+    "statistics": "object|null",
+    "statistics.reference": "string|null",
+    "statistics.table": "array|null",
+    "timings": "object|null",
+    "models": "array",
+    "seed_summary": "object|null",
+    "predictions_file": "string|null",
+}
+_JSON_TYPES: dict[str, Any] = {
+    "string": lambda v: isinstance(v, str),
+    "object": lambda v: isinstance(v, dict),
+    "array": lambda v: isinstance(v, list),
+    "boolean": lambda v: isinstance(v, bool),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+    "null": lambda v: v is None,
+}
+_ARTICLE = {
+    "string": "a string",
+    "object": "an object",
+    "array": "an array",
+    "boolean": "a boolean",
+    "integer": "an integer",
+    "number": "a number",
+}
+
+
+def _json_type(v: Any) -> str:
+    return next(
+        (
+            _ARTICLE.get(t, t)
+            for t in ("null", "boolean", "integer", "number", "string", "array", "object")
+            if _JSON_TYPES[t](v)
+        ),
+        type(v).__name__,
+    )
+
+
+def _check_fields(obj: dict[str, Any], fields: dict[str, str], where: str) -> str | None:
+    """The first field of ``obj`` (dotted names reach into objects) whose value is not of
+    the JSON types ``fields`` allow, as ``'where.field' must be ..., got ...``; None."""
+    for name, allowed in fields.items():
+        *parents, last = name.split(".")
+        inner: Any = obj
+        for p in parents:
+            inner = inner.get(p) if isinstance(inner, dict) else None
+        if not isinstance(inner, dict) or last not in inner:
+            continue
+        value = inner[last]
+        kinds = allowed.split("|")
+        if not any(_JSON_TYPES[k](value) for k in kinds):
+            want = " or ".join(_ARTICLE.get(k, k) for k in kinds)
+            return f"'{where}{name}' must be {want}, got {_json_type(value)}"
+    return None
+
+
+def _check_intervals(section: Any, where: str) -> str | None:
+    if not isinstance(section, dict):
+        return None
+    for metric, rec in section.items():
+        if not isinstance(rec, dict):
+            return f"'{where}.{metric}' must be an object, got {_json_type(rec)}"
+        bad = _check_fields(rec, INTERVAL_FIELDS, f"{where}.{metric}.")
+        if bad:
+            return bad
+    return None
+
+
+def problem_of(doc: dict[str, Any]) -> str | None:
+    """The first field of results document ``doc`` whose JSON type this schema's readers
+    cannot use (``'models[0].metrics.rmse.estimate' must be a number or null, got a
+    string``), a model record that is not an object or has no key, or None."""
+    bad = _check_fields(doc, DOCUMENT_FIELDS, "")
+    if bad:
+        return bad
+    for i, rec in enumerate(doc["models"]):
+        where = f"models[{i}]"
+        if not isinstance(rec, dict):
+            return f"'{where}' must be an object (a model record), got {_json_type(rec)}"
+        if "key" not in rec and not isinstance(rec.get("run_key"), dict):
+            return f"'{where}' has no 'key'"
+        bad = (
+            _check_fields(rec, MODEL_FIELDS, f"{where}.")
+            or _check_intervals(rec.get("metrics"), f"{where}.metrics")
+            or _check_intervals(rec.get("vs_reference"), f"{where}.vs_reference")
+        )
+        if bad:
+            return bad
+    return None
