@@ -13,12 +13,20 @@ timestamp=3``); otherwise the missing column is reported with a hint naming ``--
 Columns may be given by position (``columns={"user": "0", ...}``), with or without a header.
 A file whose ``encoding`` is not given and that is not valid UTF-8 (MovieLens 1M's latin-1
 ``movies.dat``) is read as latin-1; each such decision comes back as a note.
+
+Compressed files (gzip, bz2, xz, zstd, lz4: ``bench.data.readers.compression``) are read
+decompressed, whatever their name; a file that is not text is refused without showing its
+bytes. When ``sep`` is not given and the format's separator does not split the first lines
+into the wanted columns, ``,`` ``;`` tab ``|`` ``::`` and space are tried
+(``bench.data.readers.sniff``); the separator found is a note, and when none fits the error
+names ``--sep``.
 """
 
 from __future__ import annotations
 
 import csv
 import difflib
+import lzma
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +37,9 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+import bench.data.readers.compression as compression
+import bench.data.readers.sniff as sniff
+from bench.data.readers.compression import Compression
 from bench.errors import ConfigError, DataError
 
 #: Supported formats and the file suffixes that imply them.
@@ -58,6 +69,7 @@ _NUMBER = re.compile(r"\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*", re.ASCII)
 _POSITION = re.compile(r"\d+", re.ASCII)
 #: Files up to this size whose encoding is not given are checked for UTF-8 (latin-1 if not).
 _SNIFF_ENCODING_MAX = 64 << 20
+_HEAD_BYTES = 1 << 20  # the decompressed start of a file that plans its reading
 
 
 class TableOptions(TypedDict, total=False):
@@ -130,7 +142,8 @@ class TableFile:
 
 
 def infer_format(path: str | Path, format: str | None = None) -> str:
-    """The format of ``path``: ``format`` when given (validated), else from the suffix.
+    """The format of ``path``: ``format`` when given (validated), else from the suffix, after
+    a compression suffix (``ratings.csv.gz`` is a csv file).
 
     Raises ``DataError`` for an unknown format or suffix, listing the supported ones.
     """
@@ -139,13 +152,15 @@ def infer_format(path: str | Path, format: str | None = None) -> str:
         if format not in FORMATS:
             raise DataError(f"{path}: unknown format {format!r}; supported: {', '.join(FORMATS)}")
         return format
-    suffix = path.suffix.lower()
+    suffix = compression.inner_path(path).suffix.lower()
     for fmt, suffixes in FORMATS.items():
         if suffix in suffixes:
             return fmt
     known = ", ".join(f"{s} ({f})" for f, ss in FORMATS.items() for s in ss)
+    packed = ", ".join(s for c in compression.COMPRESSIONS for s in c.suffixes)
     raise DataError(
-        f"{path}: cannot tell the format from the suffix {suffix!r}; supported: {known} "
+        f"{path}: cannot tell the format from the suffix {suffix!r}; supported: {known}, "
+        f"each optionally compressed ({packed} after it, e.g. ratings.csv.gz) "
         "(or pass the format explicitly)"
     )
 
@@ -155,6 +170,14 @@ def _check_file(path: Path) -> None:
         raise DataError(f"{path}: file not found")
     if not path.is_file():
         raise DataError(f"{path}: not a file")
+
+
+def _compression(path: Path) -> Compression | None:
+    """The compression of an existing file, told from its first bytes."""
+    try:
+        return compression.detect(path)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read the file ({_one_line(exc)})") from None
 
 
 def _roles(
@@ -191,37 +214,61 @@ def _positions_text(positions: Mapping[str, int]) -> str:
     return ",".join(f"{r}={i}" for r, i in positions.items())
 
 
-def _sniff_encoding(path: Path, given: str | None) -> tuple[str, str | None]:
+def _sniff_encoding(
+    path: Path, given: str | None, comp: Compression | None
+) -> tuple[str, str | None]:
     """(encoding, note): ``given``; else utf-8, or latin-1 for a file that is not valid
-    UTF-8 (checked for files up to ``_SNIFF_ENCODING_MAX`` bytes)."""
+    UTF-8 (checked for files up to ``_SNIFF_ENCODING_MAX`` bytes, decompressed)."""
     if given is not None:
         return given, None
-    if path.stat().st_size > _SNIFF_ENCODING_MAX:
+    if comp is None and path.stat().st_size > _SNIFF_ENCODING_MAX:
+        return "utf-8", None
+    text = compression.read_bytes(path, comp, _SNIFF_ENCODING_MAX + 1)
+    if len(text) > _SNIFF_ENCODING_MAX:
         return "utf-8", None
     try:
-        path.read_bytes().decode("utf-8")
+        text.decode("utf-8")
     except UnicodeDecodeError:
         return "latin-1", f"{path.name}: not valid UTF-8, read as latin-1"
     return "utf-8", None
 
 
 def plan_table(path: str | Path, defaults: Mapping[str, str], options: TableOptions) -> TablePlan:
-    """Decide the header line, the columns by position and the encoding of a delimited file
-    (the module docstring gives the rules); parquet files and files given all their column
-    ``names`` are read as given. Cheap: reads the first line (and, when the encoding is not
-    given, checks that a file up to 64 MiB is UTF-8).
+    """Decide the header line, the separator, the columns by position and the encoding of a
+    delimited file (the module docstring gives the rules); parquet files are read as given,
+    and files given all their column ``names`` only checked to be text. Cheap: reads the first
+    megabyte (decompressed; and, when the encoding is not given, checks that a file up to
+    64 MiB is UTF-8).
 
-    Raises ``DataError`` when the first line holds neither the wanted columns nor data (the
-    message names ``--no-header``), or holds data while the columns are given by name;
-    ``ConfigError`` when some columns are given by position and others by name, or a position
-    is beyond the file's columns.
+    Raises ``DataError`` when the file is not text, is corrupt compressed data, or when its
+    first line holds neither the wanted columns nor data (the message names ``--no-header``
+    and ``--sep``), or holds data while the columns are given by name; ``ConfigError`` when
+    some columns are given by position and others by name, or a position is beyond the
+    file's columns.
     """
     path = Path(path)
     fmt = infer_format(path, options.get("format"))
     opts: TableOptions = {**options}
     header = opts.get("header")
-    if fmt == "parquet" or opts.get("names") is not None:
+    if fmt == "parquet":
         return TablePlan(opts, (), {"header": "given" if header is not None else "found"})
+    _check_file(path)
+    comp = _compression(path)
+    head = compression.read_bytes(path, comp, _HEAD_BYTES)
+    sniff.check_text(path, head, fmt)
+    notes: list[str] = []
+    info: dict[str, Any] = {}
+    if comp is not None:
+        info["compression"] = comp.name
+        if compression.by_suffix(path) is not comp:
+            notes.append(
+                f"{path.name}: {comp.name}-compressed (told from its first bytes), read "
+                "decompressed"
+            )
+    if opts.get("names") is not None:
+        return TablePlan(
+            opts, tuple(notes), {**info, "header": "given" if header is not None else "found"}
+        )
     roles = _roles(opts.get("columns"), defaults, path)
     given_cols = dict(opts.get("columns") or {})
     by_position = [r for r, c in roles.items() if _is_position(c)]
@@ -233,27 +280,39 @@ def plan_table(path: str | Path, defaults: Mapping[str, str], options: TableOpti
             f"{_positions_text({r: i for i, r in enumerate(roles)})}) or every one by name"
         )
     positional = bool(by_position)
-    if header is True and not positional:
-        return TablePlan(opts, (), {"header": "given"})
-    _check_file(path)
-    sep = _sep_for(fmt, opts.get("sep"))
-    quoting = (fmt == "csv") if opts.get("quoting") is None else bool(opts.get("quoting"))
-    encoding, enc_note = _sniff_encoding(path, opts.get("encoding"))
-    opts["encoding"] = encoding
-    notes = [enc_note] if enc_note else []
-    first = _header_names(path, sep, encoding, quoting)
-    line = sep.join(first)
-    line = line if len(line) <= 120 else line[:117] + "..."
-    n = len(first)
     positions = (
         {r: int(c) for r, c in roles.items()}
         if positional
         else {r: i for i, r in enumerate(defaults)}
     )
+    quoting = (fmt == "csv") if opts.get("quoting") is None else bool(opts.get("quoting"))
+    sep = _sep_for(fmt, opts.get("sep"))
+    lines = sniff.head_lines(head, opts.get("encoding"), _HEAD_BYTES)
+    names = [] if positional else list(roles.values())
+    if opts.get("sep") is None:
+        found = sniff.detect_sep(
+            lines, sep, quoting, names, positions, _NUMERIC_ROLES, header_only=header is True
+        )
+        if found is not None and found != sep:
+            sep = opts["sep"] = info["sep"] = found
+            notes.append(
+                f"{path.name}: fields separated by {found!r} (detected; {sniff.sep_flag(found)} "
+                "sets it)"
+            )
+    if header is True and not positional:
+        return TablePlan(opts, tuple(notes), {**info, "header": "given"})
+    encoding, enc_note = _sniff_encoding(path, opts.get("encoding"), comp)
+    opts["encoding"] = encoding
+    if enc_note:
+        notes.append(enc_note)
+    first = _header_names(path, sep, encoding, quoting)
+    line = sep.join(first)
+    line = line if len(line) <= 120 else line[:117] + "..."
+    n = len(first)
     looks_like_data = n > max(positions.values()) and all(
         _NUMBER.fullmatch(first[i]) is not None for r, i in positions.items() if r in _NUMERIC_ROLES
     )
-    info: dict[str, Any] = {"first_line": line}
+    info["first_line"] = line
     if header is None:
         if not positional and all(c in first for c in roles.values()):
             return TablePlan(opts, tuple(notes), {**info, "header": "found"})
@@ -265,6 +324,8 @@ def plan_table(path: str | Path, defaults: Mapping[str, str], options: TableOpti
                 f"{path}: missing column {col!r} (role {role}); columns found: "
                 f"{', '.join(first) or '(none)'}"
                 + (f"; did you mean {near[0]!r}?" if near else "")
+                + "; "
+                + sniff.sep_advice(lines, sep, quoting, names, positions, _NUMERIC_ROLES)
                 + "; if the file has no header line, pass --no-header with the columns by "
                 f"position (--columns {_positions_text(positions)})"
             )
@@ -294,7 +355,8 @@ def plan_table(path: str | Path, defaults: Mapping[str, str], options: TableOpti
         raise DataError(
             f"{path}: not a valid {fmt} file (its first line has {n} column(s); Expected "
             f"{len(positions)} columns without a header line: {', '.join(positions)} in that "
-            f"order; give the columns by position, e.g. --columns {_positions_text(positions)})"
+            f"order; give the columns by position, e.g. --columns {_positions_text(positions)}"
+            f"; {sniff.sep_advice(lines, sep, quoting, names, positions, _NUMERIC_ROLES)})"
         )
     beyond = {r: i for r, i in positions.items() if i >= n}
     if beyond:
@@ -321,14 +383,15 @@ def _sep_for(fmt: str, sep: str | None) -> str:
     return sep
 
 
-def _load_delimited_source(path: Path, sep: str) -> tuple[Any, str]:
-    """What pyarrow should parse, and the one-character delimiter to parse it with.
+def _load_delimited_source(path: Path, sep: str, comp: Compression | None) -> tuple[Any, str]:
+    """What pyarrow should parse (a stream the caller closes: never the path, from whose
+    suffix pyarrow would guess a compression), and the one-character delimiter to parse it with.
 
     A multi-character separator is replaced in memory by a control byte absent from the file.
     """
     if len(sep) == 1:
-        return str(path), sep
-    raw = path.read_bytes()
+        return compression.open_stream(path, comp), sep
+    raw = compression.read_bytes(path, comp)
     sep_b = sep.encode("ascii")
     for standin in _SEP_STANDINS:
         if standin not in raw:
@@ -337,9 +400,9 @@ def _load_delimited_source(path: Path, sep: str) -> tuple[Any, str]:
 
 
 def _header_names(path: Path, sep: str, encoding: str, quoting: bool) -> list[str]:
-    """The column names in the first line of a delimited file (cheap: reads one line)."""
-    with path.open("rb") as fh:
-        first = fh.readline(1 << 20)
+    """The column names in the first line of a delimited file (cheap: reads its first
+    megabyte, decompressed)."""
+    first = compression.read_bytes(path, _compression(path), _HEAD_BYTES).split(b"\n", 1)[0]
     try:
         line = first.decode(encoding).lstrip("\ufeff").rstrip("\r\n")
     except (UnicodeDecodeError, LookupError) as exc:
@@ -363,7 +426,7 @@ def _available_columns(
 ) -> list[str]:
     if fmt == "parquet":
         try:
-            return list(pq.read_schema(path).names)
+            return list(pq.read_schema(_parquet_source(path)).names)
         except (pa.ArrowException, OSError) as exc:
             raise DataError(f"{path}: not a readable parquet file ({_one_line(exc)})") from None
     if names is not None:
@@ -373,12 +436,27 @@ def _available_columns(
     return _header_names(path, sep, encoding, quoting)
 
 
-def _require_columns(path: Path, wanted: Mapping[str, str], found: Sequence[str]) -> None:
+def _parquet_source(path: Path) -> Any:
+    """A parquet file's path, or its decompressed bytes when the file is compressed."""
+    comp = _compression(path)
+    return path if comp is None else pa.BufferReader(compression.read_bytes(path, comp))
+
+
+def _require_columns(
+    path: Path, wanted: Mapping[str, str], found: Sequence[str], sep: str | None = None
+) -> None:
+    """Raise ``DataError`` for the first wanted column not ``found``; with ``sep`` (a
+    delimited file) a first line of one column also names ``--sep``."""
     for role, col in wanted.items():
         if col in found:
             continue
         near = difflib.get_close_matches(col, list(found), n=1, cutoff=0.6)
         hint = f"; did you mean {near[0]!r}?" if near else ""
+        if sep is not None and len(found) == 1:
+            hint += (
+                f"; the first line is one column: if its fields are not separated by {sep!r}, "
+                "pass the separator with --sep"
+            )
         raise DataError(
             f"{path}: missing column {col!r} (role {role}); columns found: "
             f"{', '.join(map(str, found)) or '(none)'}{hint}"
@@ -411,14 +489,15 @@ def _read_table(
     sep = _sep_for(fmt, sep) if fmt != "parquet" else ","
     quoting = (fmt == "csv") if quoting is None else quoting
     found = _available_columns(path, fmt, sep, header, encoding, quoting, names)
-    _require_columns(path, wanted, found)
+    _require_columns(path, wanted, found, None if fmt == "parquet" else sep)
     cols = list(dict.fromkeys(wanted.values()))
     if fmt == "parquet":
         try:
-            return pq.read_table(path, columns=cols)
+            return pq.read_table(_parquet_source(path), columns=cols)
         except (pa.ArrowException, OSError) as exc:
             raise DataError(f"{path}: not a readable parquet file ({_one_line(exc)})") from None
-    source, delim = _load_delimited_source(path, sep)
+    comp = _compression(path)
+    source, delim = _load_delimited_source(path, sep, comp)
     read_opts = pacsv.ReadOptions(
         use_threads=True,
         block_size=_BLOCK_SIZE,
@@ -435,6 +514,47 @@ def _read_table(
         strings_can_be_null=True,
         quoted_strings_can_be_null=False,
     )
+    try:
+        return _parse_csv(
+            path,
+            fmt,
+            source,
+            sep=sep,
+            delim=delim,
+            encoding=encoding,
+            retry=retry,
+            read_opts=read_opts,
+            parse_opts=parse_opts,
+            convert_opts=convert_opts,
+        )
+    except (OSError, EOFError, lzma.LZMAError, pa.ArrowException) as exc:
+        if comp is not None and not _is_parse_error(exc):
+            raise compression.corrupt(path, comp, exc) from None
+        raise
+    finally:
+        if isinstance(source, pa.NativeFile):
+            source.close()
+
+
+def _is_parse_error(exc: BaseException) -> bool:
+    """Whether pyarrow's ``exc`` is about the table's text, not the bytes under it."""
+    return isinstance(exc, pa.ArrowInvalid) and not isinstance(exc, OSError)
+
+
+def _parse_csv(
+    path: Path,
+    fmt: str,
+    source: Any,
+    *,
+    sep: str,
+    delim: str,
+    encoding: str,
+    retry: bool,
+    read_opts: pacsv.ReadOptions,
+    parse_opts: pacsv.ParseOptions,
+    convert_opts: pacsv.ConvertOptions,
+) -> pa.Table:
+    """``pyarrow.csv.read_csv`` of ``source`` with the readers' errors."""
     try:
         return pacsv.read_csv(
             source, read_options=read_opts, parse_options=parse_opts, convert_options=convert_opts
