@@ -247,7 +247,7 @@ def test_a_killed_worker_is_retried_once_then_its_job_fails(executor, tmp_path, 
         (["--executor", "nonsense"], "--executor must be one of serial, processes, ray"),
         (["--ray-address", "127.0.0.1:6379"], "--ray-address 127.0.0.1:6379 needs --executor ray"),
         (["--jobs", "2", "--executor", "serial"], "--jobs 2 needs worker processes"),
-        (["--torch-threads", "0"], "--torch-threads must be >= 1"),
+        (["--torch-threads", "0"], "--torch-threads must be an integer >= 1, got 0"),
     ],
 )
 def test_bad_executor_choices_are_one_line_errors(args, message, tmp_path):
