@@ -1,4 +1,5 @@
-"""Fast, validating readers for rating logs, movie catalogs and tag files (CSV/TSV/dat/parquet).
+"""Fast, validating readers for rating logs, movie catalogs and tag files (CSV/TSV/dat/parquet,
+plain or compressed).
 
 Every reader returns arrays (``RawRatings``, ``Catalog``) or a small frame, never Python rows,
 and parses with pyarrow's multithreaded C++ readers:
@@ -10,12 +11,19 @@ and parses with pyarrow's multithreaded C++ readers:
   and the buffer is parsed by pyarrow; this is correct even when titles contain ``:``),
 - ``parquet``.
 
+Any of them may be compressed with gzip, bz2, xz, zstd or lz4 (``compression``: told from
+the file's first bytes whatever its name; ``ratings.csv.gz`` names the format inside) and is
+read decompressed, with the dataset hash of the plain file. When the separator is not given
+and the format's does not fit the first lines, ``sniff`` tries the usual others. A file that
+is not text is refused without its bytes in the message.
+
 Every failure is a ``DataError`` whose one-line message names the file, the column and what
 was expected. Ratings are not range-checked here: ``bench.data.build_interactions`` checks
 them against the scale.
 
 The package: ``table`` reads a file's wanted columns into Arrow (formats, separators,
-header and column roles), ``columns`` turns Arrow columns into validated arrays,
+header and column roles), ``compression`` opens compressed files, ``sniff`` tells text from
+binary and finds the separator, ``columns`` turns Arrow columns into validated arrays,
 ``ratings`` and ``catalog`` are the readers.
 """
 

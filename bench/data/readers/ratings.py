@@ -58,7 +58,11 @@ def read_ratings(
 
     The ``options`` (``TableOptions``, as every reader takes): ``format`` is one of ``csv``,
     ``tsv``, ``dat``, ``parquet`` (default: from the suffix: ``.csv``; ``.tsv``/``.data``;
-    ``.dat``; ``.parquet``/``.pq``). ``sep`` defaults to the format's (``,``, tab, ``::``).
+    ``.dat``; ``.parquet``/``.pq``; each optionally followed by ``.gz``, ``.bz2``, ``.xz``,
+    ``.zst`` or ``.lz4``). A compressed file is read decompressed, told from its first bytes
+    whatever its name. ``sep`` defaults to the format's (``,``, tab, ``::``), or, when that
+    does not split the first lines into the wanted columns, to the first of ``;``, tab,
+    ``|``, ``::``, space that does (``bench.data.readers.sniff``).
     ``columns`` maps roles ``user``, ``item``, ``rating``, ``timestamp`` to column names
     (default ``userId``, ``movieId``, ``rating``, ``timestamp``); a file without a header
     line (``header=False``) gives all its column ``names`` in order; ``encoding`` defaults
@@ -76,8 +80,9 @@ def read_ratings(
     ``time_unit`` and ``time_info`` (how the unit was decided).
 
     Raises ``DataError`` (naming file and column) for: a missing file; an unknown format;
-    a file that is not of its format; a missing column (with the columns found and the
-    nearest name); missing, non-numeric, negative or non-integer ids or timestamps;
+    a file that is not of its format, not text, or corrupt compressed data; a missing column
+    (with the columns found, the nearest name, and ``--sep`` when another separator fits);
+    missing, non-numeric, negative or non-integer ids or timestamps;
     NaN/inf/missing/non-numeric ratings; duplicate (user, item, timestamp) rows; an empty
     table. Ratings outside the scale are reported by ``build_interactions``.
     """
