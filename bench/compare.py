@@ -9,6 +9,7 @@ Every metric of ``bench.stats.METRIC_TABLE`` gets its columns, in the table's or
 first one (``PRIMARY``, RMSE) orders models and is the one compared across runs. Verdict
 words and marks are ``bench.stats.VERDICTS``; ``VERDICT_STYLES`` adds how tables and
 figures show them (colour, figure label), the one such table (the report uses it too).
+The terminal tables are ``bench.tables``; the Markdown ones are here (``render_markdown``).
 """
 
 from __future__ import annotations
@@ -20,8 +21,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from rich import box
-from rich.table import Table
 from tabulate import tabulate
 
 from bench import stats
@@ -37,8 +36,10 @@ __all__ = [
     "Row",
     "VerdictStyle",
     "build_comparison",
+    "interval_text",
+    "p_text",
     "render_markdown",
-    "render_rich",
+    "verdict_style",
 ]
 
 PRIMARY = stats.METRIC_TABLE[0]  # orders the models; compared across runs
@@ -102,7 +103,7 @@ class Comparison:
     legend: dict[str, str] = field(default_factory=dict)  # run label -> results file
 
 
-def _interval(d: dict[str, Any] | None, sep: str = " ", sign: str = "", mid: str = "") -> str:
+def interval_text(d: dict[str, Any] | None, sep: str = " ", sign: str = "", mid: str = "") -> str:
     """``estimate[mid][sep][low, high]``: ``sign="+"`` for differences, ``sep="\\n"`` in
     terminal cells, ``mid`` (a mark) after the estimate."""
     if not d:
@@ -110,22 +111,22 @@ def _interval(d: dict[str, Any] | None, sep: str = " ", sign: str = "", mid: str
     return f"{d['estimate']:{sign}.4f}{mid}{sep}[{d['low']:{sign}.3f}, {d['high']:{sign}.3f}]"
 
 
-def _p(d: dict[str, Any]) -> str:
+def p_text(d: dict[str, Any]) -> str:
     """The Holm-adjusted p-value the verdict read, when the file has one."""
     p = d.get("p_adjusted")
     return "" if p is None else f" p={p:.3f}" if p >= 0.001 else " p<0.001"
 
 
 def _diff(d: dict[str, Any] | None) -> str:
-    return _interval(d, sign="+") + (_p(d) if d else "")
+    return interval_text(d, sign="+") + (p_text(d) if d else "")
 
 
-def _style(d: dict[str, Any] | None) -> VerdictStyle | None:
+def verdict_style(d: dict[str, Any] | None) -> VerdictStyle | None:
     return VERDICT_STYLES.get((d or {}).get("verdict") or "")
 
 
 def _mark(d: dict[str, Any] | None) -> str:
-    style = _style(d)
+    style = verdict_style(d)
     return "" if style is None else style.mark
 
 
@@ -369,7 +370,7 @@ def _table_rows(c: Comparison, multi: bool) -> tuple[list[str], list[list[str]]]
         else:
             cells = [
                 r.label,
-                *(_interval(r.metrics.get(m.name)) for m in metrics),
+                *(interval_text(r.metrics.get(m.name)) for m in metrics),
                 *(
                     x
                     for m in metrics
@@ -384,63 +385,6 @@ def _table_rows(c: Comparison, multi: bool) -> tuple[list[str], list[list[str]]]
             ]
         body.append(([r.run] if multi else []) + cells)
     return head, body
-
-
-def _dcell(d: dict[str, Any] | None) -> str:
-    if not d:
-        return "–"
-    style = _style(d)
-    mark = "" if style is None else style.mark
-    rich = "" if style is None else style.rich
-    mark_txt = f" [{rich}]{mark}[/]" if rich else f" {mark}" if mark else ""
-    return _interval(d, "\n", "+", mark_txt) + _p(d)
-
-
-def render_rich(c: Comparison) -> list[Table]:
-    """Terminal tables: intervals on a second line inside each cell, to fit ~100 columns."""
-    multi = len({r.run for r in c.rows}) > 1
-    ref = c.reference or "reference"
-    metrics = stats.METRIC_TABLE
-    t = Table(
-        title=f"{c.dataset} · split {c.split_hash} · {c.n_test:,} test queries",
-        caption=f"95% bootstrap CIs; Δ = model − {ref} on the same queries (paired); "
-        "better/worse when the Holm-adjusted paired p (shown) is below 0.05, ~ otherwise",
-        box=box.SIMPLE_HEAD,
-    )
-    if multi:
-        t.add_column("run", no_wrap=True)
-    t.add_column("model", no_wrap=True)
-    heads = [m.label for m in metrics] + [_diff_head(m, ref) for m in metrics]
-    for h in (*heads, "fallbacks", "fit s"):
-        t.add_column(h, justify="right", no_wrap=True)
-    for r in c.rows:
-        lead = [r.run] if multi else []
-        if r.status != "ok":
-            blanks = [""] * len(heads)  # status and error take two of the columns
-            t.add_row(*lead, r.label, f"[red]{r.status}[/]", (r.error or "")[:40], *blanks)
-            continue
-        is_ref = r.label == c.reference
-        t.add_row(
-            *lead,
-            r.label,
-            *(_interval(r.metrics.get(m.name), "\n") for m in metrics),
-            *("(reference)" if is_ref else _dcell(r.diffs.get(m.name)) for m in metrics),
-            "–" if r.n_fallback is None else f"{r.n_fallback:,}",
-            "–" if r.fit_s is None else f"{r.fit_s:.2f}",
-        )
-    tables = [t]
-    if c.cross:
-        x = Table(
-            title=f"same model across runs (vs {c.cross[0].base_run})",
-            caption="runs: " + ", ".join(f"{k} = {v}" for k, v in c.legend.items()),
-            box=box.SIMPLE_HEAD,
-        )
-        for h in ("model", "run", *_cross_heads()):
-            x.add_column(h, no_wrap=True)
-        for cr in c.cross:
-            x.add_row(str(cr.key), cr.other_run, f"{cr.ratio:.4f}", _dcell(cr.diff))
-        tables.append(x)
-    return tables
 
 
 def render_markdown(c: Comparison) -> str:

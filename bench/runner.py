@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from threadpoolctl import threadpool_limits
 
@@ -53,6 +52,7 @@ from bench.results.schema import document, record_of, statistics_section
 from bench.runkey import RunKey
 from bench.scoring import Scores, score
 from bench.spec import CHECK_LEVELS, RunSpec
+from bench.text import shown
 from predictors.contract import (
     Harnessed,
     NullProgress,
@@ -116,7 +116,7 @@ def prepare(spec: RunSpec, console: Console) -> Prepared:
         if why is not None:
             broken[m.label] = why
     for label, error in broken.items():
-        console.print(f"[red]plugin failed[/] {label}: {error}")
+        console.print(f"[red]plugin failed[/] {shown(label)}: {shown(error)}")
     models_ok = [m for m in models if m.label not in broken]
 
     def uses_emb(m: ModelSpec) -> bool:
@@ -138,7 +138,7 @@ def prepare(spec: RunSpec, console: Console) -> Prepared:
             models_ok = [m for m in models_ok if m.label not in skipped]
             need_emb = any(uses_emb(m) for m in models_ok)
             console.print(
-                f"[yellow]skipped[/] {', '.join(skipped)}: no item embeddings (give "
+                f"[yellow]skipped[/] {shown(', '.join(skipped))}: no item embeddings (give "
                 "--embedding NAME|FILE.parquet, or --catalog to build them)"
             )
     t0 = time.perf_counter()
@@ -157,12 +157,12 @@ def prepare(spec: RunSpec, console: Console) -> Prepared:
     timings["embeddings_s"] = time.perf_counter() - t0
     inter = loaded.interactions
     console.print(
-        f"[bold]{inter.name}[/]: {len(inter):,} ratings, {inter.n_users:,} users, "
+        f"[bold]{shown(inter.name)}[/]: {len(inter):,} ratings, {inter.n_users:,} users, "
         f"{inter.n_items:,} items, scale {inter.scale.low:g}–{inter.scale.high:g}"
         f"{time_unit_note(inter)}"
     )
     for note in loaded.info.get("notes", ()):  # e.g. a first line read as data, the shipped copy
-        console.print(f"note: {escape(str(note))}")
+        console.print(f"note: {shown(note)}")
     t0 = time.perf_counter()
     split = make_split(inter, spec.split)
     timings["split_s"] = time.perf_counter() - t0
@@ -419,7 +419,7 @@ def execute(
     taken back (after checking that the data and split hashes are identical) and only the
     rest are run; the file is updated in place. The jobs run on the executor the spec names
     (``bench.executors``: serial, local processes or Ray); the results do not depend on it."""
-    console = console or Console(stderr=True)
+    console = console or Console(stderr=True, emoji=False)
     # connect first (Ray: an unreachable address or a missing install fails before anything)
     with make_executor(spec.execution, console) as executor:
         return _execute(spec, console, resume, executor)
@@ -459,8 +459,8 @@ def _execute(
         changed = changed_plugins((old.run_spec or {}).get("models") or [], list(spec.models))
         for label, why in changed.items():
             console.print(
-                f"[yellow]note:[/] plugin {label}: {why} since the run began; its finished "
-                "runs are run again"
+                f"[yellow]note:[/] plugin {shown(label)}: {shown(why)} since the run began; its "
+                "finished runs are run again"
             )
         done = {rec.key: rec for rec in old.finished() if rec.pred is not None}
         for j in prep.jobs:
@@ -470,8 +470,10 @@ def _execute(
                 results[j.run_key] = taken
         n_done = sum(r.ok for r in results.values())
         for note in notes:
-            console.print(f"[yellow]note:[/] {note}")
-        console.print(f"resuming {path.name}: {n_done} of {len(prep.jobs)} model runs finished")
+            console.print(f"[yellow]note:[/] {shown(note)}")
+        console.print(
+            f"resuming {shown(path.name)}: {n_done} of {len(prep.jobs)} model runs finished"
+        )
         writer = ResultsWriter.resume(path)
     else:
         stem = f"{inter.name}-{started.replace(':', '').replace('-', '').replace('+0000', '')}"
@@ -532,7 +534,7 @@ def _execute(
                 running = executor.running()
                 progress.update(
                     task,
-                    description="fitting " + ", ".join(str(j.run_key) for j in running),
+                    description="fitting " + shown(", ".join(str(j.run_key) for j in running)),
                     state=_progress_state(executor, len(running), n_failed, len(todo)),
                 )
                 r = executor.next_done()
@@ -540,11 +542,12 @@ def _execute(
                 results[r.run_key] = r
                 if r.ok:
                     console.print(
-                        f"  [green]ok[/] {r.key}: fit {r.fit_s:.2f}s, predict {r.predict_s:.2f}s"
+                        f"  [green]ok[/] {shown(r.key)}: "
+                        f"fit {r.fit_s:.2f}s, predict {r.predict_s:.2f}s"
                     )
                 else:
                     n_failed += 1
-                    console.print(f"  [red]failed[/] {r.key}: {r.error}")
+                    console.print(f"  [red]failed[/] {shown(r.key)}: {shown(r.error)}")
                 save("incomplete")
                 progress.advance(task)
     except KeyboardInterrupt:

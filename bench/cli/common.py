@@ -3,16 +3,17 @@ the one-line error."""
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from typing import NoReturn, TypeVar
 
 from rich.console import Console
-from rich.markup import escape
 
 from bench.errors import BenchError
+from bench.text import shown
 
-__all__ = ["CONTEXT", "_console", "_fail", "_out", "_writing"]
+__all__ = ["CONTEXT", "PIPED_WIDTH", "_console", "_fail", "_out", "_writing", "out_width"]
 
 T = TypeVar("T")
 
@@ -20,17 +21,29 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 def _console() -> Console:
-    return Console(stderr=True, highlight=False)
+    return Console(stderr=True, highlight=False, emoji=False)
+
+
+PIPED_WIDTH = 120  # stdout's width when it is no terminal and COLUMNS does not say
+
+
+def out_width() -> int | None:
+    """The width of stdout's console: the terminal's (None: rich asks it, and honours
+    ``COLUMNS``), else ``COLUMNS`` when it is a positive number, else ``PIPED_WIDTH``."""
+    if sys.stdout.isatty():
+        return None
+    columns = os.environ.get("COLUMNS", "").strip()
+    return int(columns) if columns.isdigit() and int(columns) > 0 else PIPED_WIDTH
 
 
 def _out() -> Console:
-    """stdout console; when piped (no terminal) use a width that fits the tables."""
-    return Console(highlight=False, width=None if sys.stdout.isatty() else 120)
+    """stdout console (its width: ``out_width``)."""
+    return Console(highlight=False, emoji=False, width=out_width())
 
 
 def _fail(message: str, code: int = 2) -> NoReturn:
     """Print the one-line error (its text as text: "[ray]" is not rich markup) and exit."""
-    _console().print(f"[bold red]error:[/] {escape(message)}")
+    _console().print(f"[bold red]error:[/] {shown(message)}")
     sys.exit(code)
 
 

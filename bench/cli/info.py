@@ -12,6 +12,7 @@ from bench.cli.common import (
     _console,
     _out,
 )
+from bench.text import shown
 
 
 @click.command("check", context_settings=CONTEXT)
@@ -37,12 +38,12 @@ def check_cmd(models: tuple[str, ...], quick: bool, seed: int) -> None:
             spec = parse_spec(text)
             create(spec)  # unknown options and the constructor's own errors, now
         except ValueError as e:
-            console.print(f"[bold red]error:[/] {text}: {e}")
+            console.print(f"[bold red]error:[/] {shown(text)}: {shown(e)}")
             failed += 1
             continue
         report = check_predictor(functools.partial(create, spec), seed=seed, quick=quick)
         where = spec.source.describe() if spec.source is not None else "built-in"
-        out.print(f"[bold]{spec.label}[/] ({where})")
+        out.print(f"[bold]{shown(spec.label)}[/] ({shown(where)})")
         out.print(report.table(), markup=False, highlight=False, soft_wrap=True)
         if not report.passed:
             failed += 1

@@ -8,6 +8,7 @@ import click
 
 from bench.cli.common import CONTEXT, _console, _fail, _out, _writing
 from bench.errors import BenchError, ConfigError
+from bench.text import shown
 
 
 @click.command("compare", context_settings=CONTEXT)
@@ -42,7 +43,7 @@ def compare_cmd(
     per_seed: bool,
 ) -> None:
     """Align models across results files scored on the same split; paired CIs."""
-    from bench.compare import build_comparison, render_markdown, render_rich
+    from bench.compare import build_comparison, render_markdown
     from bench.fileio import atomic_write, check_output_file
 
     try:
@@ -65,20 +66,21 @@ def compare_cmd(
                         list(files), out.with_name(f"{out.stem}-rmse.png"), comparison=comp
                     )
                     text += f"\n![RMSE per model across runs]({png.name})\n"
-                    _console().print(f"wrote {png}")
+                    _console().print(f"wrote {shown(png)}")
                 try:
                     atomic_write(out, lambda tmp: tmp.write_text(text, encoding="utf-8"))
                 except OSError as e:
                     raise ConfigError(f"--out {out}: cannot write ({e.strerror})") from e
-                _console().print(f"wrote {out}")
+                _console().print(f"wrote {shown(out)}")
             else:
                 click.echo(text, nl=False)
         else:
+            from bench.tables import print_comparison
+
             console = _out()
-            for t in render_rich(comp):
-                console.print(t)
+            print_comparison(console, comp)
             for n in comp.notes:
-                console.print(f"[yellow]note:[/] {n}")
+                console.print(f"[yellow]note:[/] {shown(n)}")
     except BenchError as e:
         _fail(str(e))
     except OSError as e:  # the figure beside --out (disk full, no permission)
@@ -126,4 +128,4 @@ def report_cmd(
         "the report",
         lambda: write_report(results, out, data_dir=data_dir, examples=examples, seed=seed),
     )
-    _console().print(f"report: {md}")
+    _console().print(f"report: {shown(md)}")

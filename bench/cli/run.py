@@ -15,6 +15,7 @@ from bench.cli.options import given, run_options
 from bench.declare import resume_changes
 from bench.errors import BenchError, ConfigError
 from bench.spec import RunSpec, not_ddp_here
+from bench.text import shown
 
 
 @click.command("run", context_settings=CONTEXT)
@@ -43,7 +44,7 @@ def run_cmd(ctx: click.Context, resume: Path | None, ddp: int | None, **_: Any) 
     from bench import api
 
     rank = ranks.rank()
-    console = _console() if not rank else Console(stderr=True, quiet=True)
+    console = _console() if not rank else Console(stderr=True, quiet=True, emoji=False)
     if ddp is not None and ddp < 1:
         _fail(f"--ddp must be an integer >= 1 (processes), got {ddp}")
     choices = given(ctx, RunSpec)
@@ -90,8 +91,9 @@ def _resume_spec(path: Path, choices: dict[str, Any], command: tuple[str, ...]) 
 
 
 def _finish_run(outcome: Any, spec: RunSpec, console: Console) -> None:
-    from bench.compare import build_comparison, render_rich
+    from bench.compare import build_comparison
     from bench.results import ResultsDoc
+    from bench.tables import print_comparison
 
     out = _out()
     comp = build_comparison(
@@ -99,31 +101,31 @@ def _finish_run(outcome: Any, spec: RunSpec, console: Console) -> None:
         n_resamples=spec.stats.resamples,
         per_seed=spec.stats.per_seed,
     )
-    for table in render_rich(comp):
-        out.print(table)
+    print_comparison(out, comp)
     for r in outcome.results:
         for f in r.flags:
-            console.print(f"[yellow]warning[/]: {r.key}: {f}")
+            console.print(f"[yellow]warning[/]: {shown(r.key)}: {shown(f)}")
         for n in r.notes:
-            console.print(f"note: {r.key}: {n}")
-    console.print(f"results: {outcome.path}")
+            console.print(f"note: {shown(r.key)}: {shown(n)}")
+    console.print(f"results: {shown(outcome.path)}")
     if spec.output.report:
         from bench.report import write_report
 
         try:
-            console.print(f"report: {write_report(outcome.path, data_dir=spec.source.data_dir)}")
+            report = write_report(outcome.path, data_dir=spec.source.data_dir)
+            console.print(f"report: {shown(report)}")
         except (BenchError, OSError) as e:
-            console.print(f"[yellow]report not written:[/] {e}")
+            console.print(f"[yellow]report not written:[/] {shown(e)}")
     if outcome.interrupted:
         console.print(
             "[yellow]run interrupted: results marked incomplete; finish it with "
-            f"`bench run --resume {outcome.path}`[/]"
+            f"`bench run --resume {shown(outcome.path)}`[/]"
         )
         sys.exit(130)
     if outcome.failed:
         console.print(
             f"[red]{len(outcome.failed)} model(s) failed:[/] "
-            + ", ".join(r.key for r in outcome.failed)
+            + shown(", ".join(r.key for r in outcome.failed))
         )
         sys.exit(1)
 
@@ -152,7 +154,9 @@ def rerun_cmd(results: Path, out: Path | None) -> None:
         from predictors.registry import changed_plugins
 
         for label, why in changed_plugins(doc["run_spec"]["models"], spec.models).items():
-            console.print(f"[yellow]warning:[/] plugin {label}: {why} since the original run")
+            console.print(
+                f"[yellow]warning:[/] plugin {shown(label)}: {shown(why)} since the original run"
+            )
         outcome = api.execute_spec(spec, console)
         if outcome.doc["split"]["hash"] != doc["split"]["hash"]:
             console.print("[yellow]warning:[/] the split differs from the original run's")
@@ -164,7 +168,9 @@ def rerun_cmd(results: Path, out: Path | None) -> None:
             )
         then, now = ((d["dataset"].get("origin") or {}).get("folder") for d in (doc, outcome.doc))
         if then and now and then != now:
-            console.print(f"note: the data moved: the original run read {then}, this one {now}")
+            console.print(
+                f"note: the data moved: the original run read {shown(then)}, this one {shown(now)}"
+            )
     except BenchError as e:
         _fail(str(e))
         return

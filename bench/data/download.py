@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath
 
 from bench.data.manifest import DatasetManifest
 from bench.errors import DataError
+from bench.text import shown
 
 __all__ = [
     "download_and_extract",
@@ -97,11 +98,11 @@ def _fetch(url: str, dest: Path, label: str) -> tuple[str, str]:
             DownloadColumn(),
             TransferSpeedColumn(),
             TimeRemainingColumn(),
-            console=Console(stderr=True),
+            console=Console(stderr=True, emoji=False),
             transient=True,
         )
         with progress:
-            task = progress.add_task(f"downloading {label}", total=total)
+            task = progress.add_task(f"downloading {shown(label)}", total=total)
             while chunk := resp.read(_CHUNK):
                 out.write(chunk)
                 sha.update(chunk)

@@ -18,6 +18,7 @@ from bench.data.types import Catalog, Interactions
 from bench.embeddings.build import build_embeddings
 from bench.embeddings.policy import apply_missing_policy, drop_missing, items_without_embedding
 from bench.errors import ConfigError
+from bench.text import shown
 from predictors.types import ItemEmbeddings
 
 __all__ = ["DEFAULT_EMBEDDING", "prepare", "removed_test_targets"]
@@ -106,7 +107,7 @@ def prepare(
         if name == "synthetic" and loaded.embeddings is not None:
             emb = loaded.embeddings
         else:
-            notify(f"embedding {name} ...")
+            notify(f"embedding {shown(name)} ...")
             emb = build_embeddings(
                 name,
                 catalog=loaded.catalog,
