@@ -309,3 +309,11 @@ def test_an_older_file_without_the_flag_reads_its_count(copy: Path):
         m["n_fallback"] = 0
     copy.write_text(json.dumps(doc))
     assert read_results(copy).model("plain").n_fallback == 0  # type: ignore[union-attr]
+
+
+def test_a_class_named_by_the_state_is_not_imported(copy: Path, monkeypatch):
+    monkeypatch.delitem(sys.modules, "predictors.device", raising=False)
+    where = ("model", "state", "scale_", "class")
+    _edit(checkpoint_dir(copy, RunKey("bias")) / "state.json", where, "predictors.device:X")
+    assert "whose module the model's code has not loaded" in _refused(copy)
+    assert "predictors.device" not in sys.modules

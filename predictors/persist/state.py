@@ -4,7 +4,6 @@ adapters leave some out or cannot be saved (``UNSAVED``), and the classes a chec
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import re
 import sys
@@ -99,14 +98,11 @@ def _resolve_class(ref: str, top: type) -> type:
             f"the state names the class {ref!r}, which a checkpoint of {class_ref(top)} may not "
             "build (only classes of predictors and of the model's own module)"
         )
-    module = sys.modules.get(mod)
+    module = sys.modules.get(mod)  # never imported because the state names it
     if module is None:
-        if mod not in allowed and not mod.startswith("predictors"):
-            raise CheckpointError(f"the state names the class {ref!r}, whose module is not loaded")
-        try:
-            module = importlib.import_module(mod)
-        except ImportError as e:
-            raise CheckpointError(f"the state names the class {ref!r}: {e}") from None
+        raise CheckpointError(
+            f"the state names the class {ref!r}, whose module the model's code has not loaded"
+        )
     obj: Any = module
     for part in qual.split("."):
         obj = getattr(obj, part, None)
