@@ -18,12 +18,12 @@ A model's learned state is its instance attributes ending in ``_`` (``mean_``, `
                       of a module's ``state_dict``), read with ``allow_pickle=False``
 
 The folder is written beside its final place and renamed into it, so a folder under that
-name is always complete. Loading never runs code named by the files beyond importing the
-classes a model is built from, and those must live in ``predictors`` or in the module of the
-model's own class (or one of its bases): a dataclass or nested model from anywhere else is
-refused. The code identity is checked by hashing files at paths derived here (the modules
-of the model's class and its bases, the ``predictors`` package's own folder), never by
-importing a module that ``checkpoint.json`` names (``code_changes``).
+name is always complete. Loading imports nothing the files name: the classes a model is
+built from are taken from modules already loaded, and must live in ``predictors`` or in the
+module of the model's own class (or one of its bases): a dataclass or nested model from
+anywhere else is refused. The code identity is checked by hashing files at paths derived
+here (the modules of the model's class and its bases, the ``predictors`` package's own
+folder), never by importing a module that ``checkpoint.json`` names (``code_changes``).
 
 What cannot be saved (``NotSavable``, naming the attribute and its type): an object that is
 none of the above (a library's model object, a file, a lambda), an array of Python objects,
