@@ -40,8 +40,29 @@ __all__ = [
     "plan_jobs",
     "predicted",
     "predictions_frame",
+    "read_only",
     "refused_results",
 ]
+
+
+def read_only(value: Any) -> None:
+    """Make every array of ``value`` read-only, in place: an array, or the arrays of a
+    dataclass (a ``TrainSet``, ``HistoryBatch``, ``ItemEmbeddings``, ``ValCheck``), a tuple or
+    a dict, recursively. Every model sees the same arrays: one that writes into them fails
+    (``ValueError: ... read-only``) instead of changing the next model's input. Setting the
+    flag on a view leaves its base as it was."""
+    if isinstance(value, np.ndarray):
+        value.flags.writeable = False
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for f in dataclasses.fields(value):
+            read_only(getattr(value, f.name))
+    elif isinstance(value, (tuple, list)):
+        for v in value:
+            read_only(v)
+    elif isinstance(value, dict):
+        for v in value.values():
+            read_only(v)
+
 
 # Test batches are built once and shared by every model up to this size of their histories
 # (13.4M history events at the notebook's full scale are 214 MB); larger, once per model.
@@ -87,6 +108,7 @@ class ValCheck:
         truth = train.val.rating[rows].astype(np.float64)
         gm = float(np.mean(train.events.rating, dtype=np.float64))
         gm_rmse = float(np.sqrt(np.mean((gm - truth) ** 2))) if n else float("inf")
+        read_only(batch)  # every model predicts it
         return cls(batch=batch, truth=truth, global_mean_rmse=gm_rmse)
 
 
@@ -104,10 +126,10 @@ def keeps_test_batches(inter: Interactions, split: Split) -> bool:
 @dataclass(frozen=True)
 class TestBatches:
     """The test queries in chunks of ``chunk``, in the split's order: the one place they are
-    built. Built once and kept read-only when their histories fit in ``TEST_CACHE_BYTES``
-    (every model predicts the same batches; a model that writes into one fails instead of
-    changing the next model's input), else built again on every iteration (by every job,
-    wherever it runs), so that memory stays bounded."""
+    built. Built once and kept when their histories fit in ``TEST_CACHE_BYTES`` (every model
+    predicts the same batches), else built again on every iteration (by every job, wherever
+    it runs), so that memory stays bounded. Either way every batch a model gets is read-only:
+    one that writes into it fails instead of changing the next model's input."""
 
     __test__ = False  # not a pytest class
 
@@ -128,13 +150,16 @@ class TestBatches:
             return iter(self.kept)
         assert self.source is not None
         inter, split = self.source
-        return (b for _, b in split.test_batches(inter, self.chunk))
+        return (_read_only(b) for _, b in split.test_batches(inter, self.chunk))
 
     def freeze(self) -> None:
         """Make the kept batches read-only (again after they travelled to a worker)."""
-        for b in self.kept or ():
-            for f in dataclasses.fields(b):
-                getattr(b, f.name).flags.writeable = False
+        read_only(self.kept)
+
+
+def _read_only(batch: HistoryBatch) -> HistoryBatch:
+    read_only(batch)
+    return batch
 
 
 @dataclass(frozen=True)

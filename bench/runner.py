@@ -32,6 +32,8 @@ from bench.data.split import make_split
 from bench.data.types import time_unit_note
 from bench.errors import ConfigError
 from bench.executors import Executor, JobInputs, make_executor, torch_threads
+from bench.executors.base import ctrl_c_pressed
+from bench.executors.faults import failure_text
 from bench.jobs import FitJob, FitResult, Status
 from bench.plan import (
     Prepared,
@@ -196,7 +198,7 @@ def _check_plugin(m: ModelSpec, level: str, console: Console) -> str | None:
         return None
     from predictors.testing import check_predictor
 
-    with console.status(f"checking plugin {m.label} ({level})"):
+    with console.status(f"checking plugin {shown(m.label)} ({level})"):
         report = check_predictor(lambda: create(m), quick=level == "quick")
     if report.passed:
         return None
@@ -210,25 +212,32 @@ def _check_plugin(m: ModelSpec, level: str, console: Console) -> str | None:
 def run_job(job: FitJob, inputs: JobInputs, console: Console | None = None) -> FitResult:
     """One job, wherever its executor runs it (``bench.executors``): ``_fit_predict`` with the
     run's torch threads. Returns its result: ``ok``, or ``failed`` with the error and its
-    traceback (and what the job had learned before it failed) when the model raised."""
+    traceback (and what the job had learned before it failed) when the model raised
+    anything at all (``SystemExit``, ``GeneratorExit``, ``KeyboardInterrupt`` of its own); only
+    the user's Ctrl-C (``ctrl_c_pressed``) goes up, to interrupt the run."""
     got: dict[str, Any] = {}  # what the job learned so far, kept when the model fails
+    handed: dict[str, Any] = {}  # what the model was handed, named as the error names it
     try:
         with torch_threads(inputs.torch_threads):
-            return _fit_predict(job, inputs, console, got)
-    except KeyboardInterrupt:
-        raise
-    except Exception as e:  # a failed model is recorded; the run goes on
+            return _fit_predict(job, inputs, console, got, handed)
+    except BaseException as e:  # a failed model is recorded; the run goes on
+        if isinstance(e, KeyboardInterrupt) and ctrl_c_pressed():
+            raise
         return FitResult(
             job,
             Status.FAILED,
-            error=f"{type(e).__name__}: {e}",
+            error=failure_text(e, handed),
             traceback=traceback.format_exc(limit=8),
             **got,
         )
 
 
 def _fit_predict(
-    job: FitJob, inputs: JobInputs, console: Console | None, got: dict[str, Any]
+    job: FitJob,
+    inputs: JobInputs,
+    console: Console | None,
+    got: dict[str, Any],
+    handed: dict[str, Any],
 ) -> FitResult:
     """Fit one job's model and predict the test queries, through the model contract: the
     model gets a ``RunContext`` in its TrainSet, returns a ``FitReport``, and every batch
@@ -253,7 +262,10 @@ def _fit_predict(
             progress=RichProgress(console) if console is not None else NullProgress(),
             distributed=inputs.distributed if together else None,
         )
-        train = dataclasses.replace(inputs.trains[job.embedding], context=context)
+        # its own meta: the arrays are read-only, the dict is copied
+        base = inputs.trains[job.embedding]
+        train = dataclasses.replace(base, context=context, meta=dict(base.meta))
+        handed["train"] = train
         t0 = time.perf_counter()
         report = model.fit(train)
         got["fit_s"] = time.perf_counter() - t0
@@ -264,12 +276,17 @@ def _fit_predict(
         # validation RMSE for the table's sanity flag; a model that refit on the validation
         # targets reports the figure it chose its settings on instead
         if not report.refit and len(val_check.batch):
+            handed["queries"] = val_check.batch
             vp = model.predict(val_check.batch).values.astype(np.float64)
             got["val_rmse"] = float(np.sqrt(np.mean((vp - val_check.truth) ** 2)))
         else:
             got["val_rmse"] = report.val_rmse
         t0 = time.perf_counter()
-        out = Prediction.concat([model.predict(b) for b in inputs.tests])
+        preds = []
+        for b in inputs.tests:
+            handed["queries"] = b
+            preds.append(model.predict(b))
+        out = Prediction.concat(preds)
         got["predict_s"] = time.perf_counter() - t0
     val_rmse: float | None = got["val_rmse"]
     flags: list[str] = []
@@ -361,15 +378,20 @@ def _document(
 
 def job_inputs(spec: RunSpec, prep: Prepared, device: str, need_torch: bool) -> JobInputs:
     """What every job reads (shipped once per worker): one TrainSet per embedding, built once
-    and sharing the event arrays (models must not mutate them), the validation check and the
-    test batches (kept when small enough, else rebuilt by each job)."""
+    and sharing the event arrays, the validation check and the test batches (kept when small
+    enough, else rebuilt by each job); every array read-only (``JobInputs.freeze``)."""
     inter = prep.loaded.interactions
     base = prep.split.train_set(inter, embeddings=None, seed=spec.seeds[0])
     trains: dict[str | None, TrainSet] = {None: base}
-    for name, emb in prep.embeddings.items():
+    # views, made read-only with the rest of the inputs (the prepared matrices stay as they are)
+    embs = {
+        n: dataclasses.replace(e, vectors=e.vectors.view(), present=e.present.view())
+        for n, e in prep.embeddings.items()
+    }
+    for name, emb in embs.items():
         trains[name] = dataclasses.replace(base, embeddings=emb)
-    if prep.embeddings and not any(j.embedding for j in prep.jobs):
-        trains[None] = dataclasses.replace(base, embeddings=next(iter(prep.embeddings.values())))
+    if embs and not any(j.embedding for j in prep.jobs):
+        trains[None] = dataclasses.replace(base, embeddings=next(iter(embs.values())))
     return JobInputs(
         spec=spec,
         device=device,

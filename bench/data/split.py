@@ -26,6 +26,7 @@ sample, like everything else in the split, depends on the ratings and not on the
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -185,9 +186,15 @@ class Split:
         train_pos = self.train_pos + shift[self.train_user]
         val_batch = self._val_batch(inter, store)
         val = Queries(batch=val_batch, rating=inter.rating[self.val_pos].copy())
+        train_user = self.train_user.view()  # a view: the split's own array stays as it is
+        # read-only: every model of a run is handed the same arrays, and one that writes
+        # into them fails instead of changing what the next model sees
+        shown = [getattr(c, f.name) for c in (store, val_batch) for f in dataclasses.fields(c)]
+        for a in (*shown, train_user, train_pos, val.rating):
+            a.flags.writeable = False
         return TrainSet(
             events=store,
-            train_user=self.train_user,
+            train_user=train_user,
             train_pos=train_pos,
             val=val,
             n_items=inter.n_items,
@@ -218,7 +225,7 @@ class Split:
             idx, offsets = gather_ranges(starts, ends)
             item, rating, ts = store.item[idx], store.rating[idx], store.timestamp[idx]
         return HistoryBatch(
-            user=vu,
+            user=vu.view(),
             target_item=inter.item[self.val_pos],
             target_time=inter.timestamp[self.val_pos],
             hist_offsets=offsets,

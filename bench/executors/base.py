@@ -19,6 +19,7 @@ import contextlib
 import os
 import signal
 import socket
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -32,11 +33,16 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "RETRIES",
     "WAIT_SLICE_S",
+    "CtrlC",
     "DeferredInterrupt",
     "Executor",
     "JobFn",
+    "ModelExit",
     "Ranks",
+    "ctrl_c_pressed",
+    "die_with_parent",
     "died",
+    "exit_guard",
     "torch_threads",
     "worker_name",
 ]
@@ -71,6 +77,102 @@ def torch_threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(old)
 
 
+class ModelExit(BaseException):
+    """Raised in place of ``os._exit(code)`` called by a model while it runs
+    (``exit_guard``): the job is recorded failed instead of the process ending."""
+
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+    def __str__(self) -> str:
+        return f"the model called os._exit({self.code}), which would have ended its process"
+
+
+@contextlib.contextmanager
+def exit_guard() -> Iterator[None]:
+    """While the block runs, ``os._exit`` called in this process raises ``ModelExit`` (a
+    ``BaseException``, recorded on the job by ``bench.runner.run_job``) instead of ending the
+    process without a word: the driver under ``serial``, a worker that would be lost. A
+    process forked inside the block (a model's own pool) still exits through the real one."""
+    real, pid = os._exit, os.getpid()
+
+    def guarded(code: int) -> None:  # the signature of os._exit
+        if os.getpid() != pid:
+            real(code)
+        raise ModelExit(code)
+
+    os._exit = guarded  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        os._exit = real
+
+
+#: set by the driver's SIGINT handler (``CtrlC``, ``DeferredInterrupt``): a KeyboardInterrupt
+#: seen while it is set is the user's Ctrl-C; one raised by a model without it is the model's
+_CTRL_C = threading.Event()
+
+
+def ctrl_c_pressed() -> bool:
+    """Whether the user pressed Ctrl-C since the executor started (in this process)."""
+    return _CTRL_C.is_set()
+
+
+class CtrlC:
+    """The SIGINT handler of a driver that runs jobs itself (``serial``): Ctrl-C raises
+    ``KeyboardInterrupt`` at once, as Python's own handler does, and is remembered, so that a
+    ``KeyboardInterrupt`` a model raises itself is told apart from it (``ctrl_c_pressed``)."""
+
+    def __init__(self) -> None:
+        self._old: Any = None
+
+    def install(self) -> None:
+        _CTRL_C.clear()
+        if threading.current_thread() is not threading.main_thread() or self._old is not None:
+            return
+        old = signal.getsignal(signal.SIGINT)
+        if old is signal.SIG_IGN:
+            return
+        self._old = old
+        signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        _CTRL_C.set()
+        raise KeyboardInterrupt
+
+    def restore(self) -> None:
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+            self._old = None
+
+
+#: prctl(2)'s option: the signal this process gets when the thread that created it ends
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(driver: int | None = None) -> None:
+    """Have this process killed (SIGKILL) when its parent dies: a worker when the forkserver
+    that forked it dies, the forkserver when the driver does, so that nothing outlives a
+    driver killed with SIGKILL. Linux only (``prctl(PR_SET_PDEATHSIG)``), nothing elsewhere.
+    ``driver``: the driver's pid; when it is already gone (it died before the signal was
+    asked for), this process exits at once."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    if driver is not None:
+        try:
+            os.kill(driver, 0)
+        except ProcessLookupError:
+            os._exit(1)
+        except PermissionError:
+            pass
+
+
 def worker_name() -> str:
     return f"{socket.gethostname()} pid {os.getpid()}"
 
@@ -99,6 +201,7 @@ class DeferredInterrupt:
         self._old: Any = None
 
     def install(self) -> None:
+        _CTRL_C.clear()
         if threading.current_thread() is not threading.main_thread() or self._old is not None:
             return
         old = signal.getsignal(signal.SIGINT)
@@ -108,6 +211,7 @@ class DeferredInterrupt:
         signal.signal(signal.SIGINT, self._handle)
 
     def _handle(self, signum: int, frame: Any) -> None:
+        _CTRL_C.set()
         if self.requested.is_set():
             raise KeyboardInterrupt
         self.requested.set()

@@ -12,7 +12,7 @@ import socket
 from typing import TYPE_CHECKING, Any
 
 from bench.errors import ConfigError
-from bench.executors.base import Executor, JobFn
+from bench.executors.base import Executor, JobFn, exit_guard
 from bench.executors.serial import SerialExecutor
 from bench.memory import Copies
 from bench.torchrun import under_torchrun
@@ -27,6 +27,7 @@ __all__ = ["DDP_TIMEOUT_S", "DDPExecutor", "TorchrunRanks"]
 #: how long a rank waits for the others at a collective: rank 0 fits the models that do not
 #: train data-parallel alone while the other ranks wait at the next one's first collective
 DDP_TIMEOUT_S = 6 * 3600
+
 
 @dataclasses.dataclass(frozen=True)
 class TorchrunRanks:
@@ -78,7 +79,8 @@ class TorchrunRanks:
         inputs = dataclasses.replace(inputs, distributed=self.distributed, fit_only=True)
         for job in jobs:
             if job.capabilities.distributed:
-                fn(job, inputs, None)
+                with exit_guard():
+                    fn(job, inputs, None)
 
 
 class DDPExecutor(Executor):
@@ -162,6 +164,7 @@ class DDPExecutor(Executor):
     def close(self, kill: bool = False) -> None:
         import torch.distributed as tdist
 
+        self._serial.close(kill)
         if tdist.is_initialized():
             tdist.destroy_process_group()
 

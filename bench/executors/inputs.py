@@ -1,11 +1,13 @@
 """What every job of a run reads (``JobInputs``), built once by the driver and shipped once
 per worker: through a pool's initializer (one pickle per worker process) or Ray's object
-store (one ``ray.put``; the arrays mapped zero-copy, read-only)."""
+store (one ``ray.put``; the arrays mapped zero-copy). Every array in it is read-only where
+it is built and again wherever it arrives (a pickle does not keep the flag), so that a model
+that writes into one fails the same way under every executor."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     from bench.checkpoints import CheckpointTarget
@@ -33,7 +35,20 @@ class JobInputs:
     distributed: Distributed | None = None
     fit_only: bool = False  # a rank > 0 of a data-parallel run: fit, then nothing else
 
+    def __post_init__(self) -> None:
+        self.freeze()
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickled (in a worker): the fields, read-only again."""
+        for k, v in state.items():
+            object.__setattr__(self, k, v)
+        self.freeze()
+
     def freeze(self) -> None:
-        """Make the kept test batches read-only, as the driver keeps them (a model that
-        writes into its input fails the same way wherever it runs)."""
+        """Make every array a model receives read-only: the TrainSets (events, targets,
+        validation queries, embeddings), the validation check and the kept test batches
+        (the others are read-only as each is built)."""
+        from bench.plan import read_only
+
+        read_only((self.trains, self.val_check))
         self.tests.freeze()

@@ -1,10 +1,13 @@
-"""Local worker processes (``--jobs N``): one job at a time per worker, a worker that dies
-has its job retried once on a fresh one."""
+"""Local worker processes (``--jobs N``): one job at a time per worker. A worker killed by a
+signal (out of memory, ``kill -9``) has its job retried once on a fresh one; one that ends
+with an exit code of its own fails its job at once (it would end the same way again). The
+forkserver and every worker die with the driver (``die_with_parent``), SIGKILL included."""
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import os
 import signal
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -17,7 +20,10 @@ from bench.executors.base import (
     DeferredInterrupt,
     Executor,
     JobFn,
+    ctrl_c_pressed,
+    die_with_parent,
     died,
+    exit_guard,
     worker_name,
 )
 from bench.memory import Copies
@@ -32,7 +38,13 @@ __all__ = ["ProcessExecutor"]
 _WORKER: dict[str, Any] = {}  # in a worker process: fn and inputs, set once by _init_worker
 
 
-def _init_worker(fn: JobFn, inputs: JobInputs) -> None:
+#: imported by the forkserver (its preload): it dies with the driver
+FORKSERVER_PRELOAD = "bench.executors.forkserver"
+
+
+def _init_worker(fn: JobFn, inputs: JobInputs, driver: int) -> None:
+    # killed with its forkserver, which is killed with the driver: nothing outlives a run
+    die_with_parent(driver)
     # Ctrl-C reaches the whole process group: the driver alone handles it (it keeps the
     # finished jobs and stops the workers)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -45,7 +57,8 @@ def _init_worker(fn: JobFn, inputs: JobInputs) -> None:
 
 
 def _work(job: Job) -> JobResult:
-    result: JobResult = _WORKER["fn"](job, _WORKER["inputs"], None)
+    with exit_guard():  # a model's os._exit fails its job, the worker stays
+        result: JobResult = _WORKER["fn"](job, _WORKER["inputs"], None)
     return result.ran(worker_name(), None)
 
 
@@ -65,7 +78,8 @@ class _Slot:
         # the pool's process, to tell how it died and to kill it on Ctrl-C
         self.procs = list(getattr(self.pool, "_processes", {}).values()) or self.procs
 
-    def exit_reason(self) -> str:
+    def exit_reason(self) -> tuple[str, bool]:
+        """How the worker ended, and whether that was a signal (then its job is retried)."""
         # The pool's manager thread joins the dead worker itself. Two threads polling one
         # forkserver child race for its status (the loser reads EOF: "exit code 255"), so let
         # the manager finish first; then the status is cached in the process object.
@@ -77,10 +91,11 @@ class _Slot:
             code = p.exitcode
             if code is not None and code < 0:
                 with contextlib.suppress(ValueError):
-                    return f"killed by {signal.Signals(-code).name}"
+                    return f"killed by {signal.Signals(-code).name}", True
+                return f"killed by signal {-code}", True
             if code is not None:
-                return f"exit code {code}"
-        return "exit code unknown"
+                return f"exit code {code}", False
+        return "exit code unknown", True
 
     def restart(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
@@ -113,12 +128,15 @@ class ProcessExecutor(Executor):
 
         self._torch_threads = inputs.torch_threads
         ctx = mp.get_context(self.start_method)
-        preload = ["bench.runner"] + (["torch"] if inputs.torch_threads is not None else [])
-        ctx.set_forkserver_preload(preload)
+        preload = [FORKSERVER_PRELOAD, "bench.runner"]
+        ctx.set_forkserver_preload(
+            preload + (["torch"] if inputs.torch_threads is not None else [])
+        )
+        driver = os.getpid()
 
         def make() -> ProcessPoolExecutor:
             return ProcessPoolExecutor(
-                1, mp_context=ctx, initializer=_init_worker, initargs=(fn, inputs)
+                1, mp_context=ctx, initializer=_init_worker, initargs=(fn, inputs, driver)
             )
 
         self._slots = [_Slot(make) for _ in range(self.workers)]
@@ -154,13 +172,21 @@ class ProcessExecutor(Executor):
             try:
                 result = future.result()
             except BrokenProcessPool:
-                why = slot.exit_reason()
+                why, signalled = slot.exit_reason()
                 slot.restart()
+                if not signalled:  # it ended itself: it would end the same way again
+                    return job.failed(
+                        f"WorkerExited: the worker running this job ended itself ({why}: "
+                        "os._exit, or exit() in native code); not retried, the other jobs "
+                        "went on"
+                    ).ran("(exited)", attempts)
                 if attempts <= RETRIES:
                     self._queue.appendleft(job)  # again, on a fresh worker
                     continue
                 return died(job, why, attempts)
-            except Exception as e:  # e.g. a result that cannot travel back
+            except BaseException as e:  # a result that cannot travel back, a worker's raise
+                if isinstance(e, KeyboardInterrupt) and ctrl_c_pressed():
+                    raise
                 return job.failed(f"{type(e).__name__}: {e}").ran("(lost)", attempts)
             return result.ran(result.worker, attempts)
 

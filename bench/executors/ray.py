@@ -18,6 +18,7 @@ from bench.executors.base import (
     Executor,
     JobFn,
     died,
+    exit_guard,
     torch_threads,
     worker_name,
 )
@@ -33,10 +34,11 @@ RAY_INSTALL = "pip install 'ratingbench[ray]'"
 
 
 def _ray_work(fn: JobFn, inputs: JobInputs, job: Job) -> JobResult:
-    """A Ray task: ``inputs`` arrives from the object store (arrays read-only, zero-copy)."""
+    """A Ray task: ``inputs`` arrives from the object store (arrays read-only, zero-copy). A
+    model's ``os._exit`` fails its job instead of ending the worker (``exit_guard``)."""
     import ray
 
-    with torch_threads(inputs.torch_threads):
+    with torch_threads(inputs.torch_threads), exit_guard():
         result: JobResult = fn(job, inputs, None)
     node = ray.get_runtime_context().get_node_id()[:8]
     return result.ran(f"{worker_name()} node {node}", None)
