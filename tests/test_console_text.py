@@ -103,3 +103,14 @@ def test_run_shows_model_names_and_plugin_errors_verbatim(tmp_path: Path) -> Non
     rows = [line.split() for line in r.stdout.splitlines()]
     assert ["exp[old]:broken=fit", "failed"] in [row[:2] for row in rows]
     assert any(row[:1] == ["exp[old]"] and row[1][0].isdigit() for row in rows), r.stdout
+
+
+def test_a_closing_tag_in_an_option_value_does_not_raise(tmp_path: Path) -> None:
+    # "[/]" with nothing open before it: rich raised MarkupError (a traceback) at the first
+    # console line naming the model (the status line of its plugin checks)
+    path = _plugin(tmp_path, name="plain")
+    args = ["run", "--models", f"{path}:Mean:broken=[/]", *SYNTH]
+    r = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "results")])
+    assert r.exit_code == 0, r.output
+    assert "ok plain:broken=[/]: fit" in _flat(r.output)
+    assert any(line.split()[:1] == ["plain:broken=[/]"] for line in r.stdout.splitlines())
