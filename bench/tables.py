@@ -4,9 +4,10 @@ At the console's width (a terminal's; ``COLUMNS``, else 120, when piped:
 ``bench.cli.common.out_width``) a table is tried in this order: each difference's p-value
 beside its interval; the p-values under the intervals; then whole columns left out, the
 least needed first (``Col.drop``: fit time, the other metrics' differences, fallbacks, the
-other metrics), with a note naming them and how to see them. Only when what is never left
-out (run, model, the primary metric and its difference) is still too wide are cells folded,
-every character kept across lines. Cells are ``rich.text.Text``: model names, errors and
+other metrics), with a note naming them and how to see them; then the same with each
+model's options on lines of their own. Only when what is never left out (run, model, the
+primary metric and its difference) is still too wide are cells folded, every character
+kept across lines. Cells are ``rich.text.Text``: model names, errors and
 file names are never read as markup. A table of several runs has a run column, never
 squeezed, and a legend of the runs' files.
 """
@@ -79,29 +80,35 @@ def _table(cols: Sequence[Col], fold: bool, ends: Sequence[bool] = (), **kw: Any
     return t
 
 
+Layout = Callable[[], list[Col]]
+
+
 def fit_table(
     console: Console,
-    layouts: Sequence[Callable[[], list[Col]]],
+    stages: Sequence[Sequence[Layout]],
     ends: Sequence[bool] = (),
     **kw: Any,
 ) -> tuple[Table, list[str]]:
-    """The table that fits ``console.width`` leaving out the fewest columns (of the lowest
-    ``drop``), of the first of ``layouts`` (each gives the same columns, laid out narrower
-    than the one before) that fits so; with the heads of the columns left out. When none
-    fits even with every droppable column left out, the last layout's cells fold (the run
-    and model columns stay whole): nothing is cut. ``ends``: a rule under each row marked
-    True (the last of a run); ``kw`` goes to ``rich.table.Table`` (title, caption)."""
-    options = [layout() for layout in layouts]
-    levels = max((c.drop for cols in options for c in cols), default=0)
-    for level in range(levels + 1):
-        for cols in options:
-            kept = [c for c in cols if not 0 < c.drop <= level]
-            table = _table(kept, fold=False, ends=ends, **kw)
-            if _width(console, table) <= console.width:
-                return table, [c.head for c in cols if 0 < c.drop <= level]
-    cols = options[-1]
-    return _table([c for c in cols if not c.drop], fold=True, ends=ends, **kw), [
-        c.head for c in cols if c.drop
+    """The table that fits ``console.width``, with the heads of the columns it leaves out.
+    ``stages`` are tried in turn; within a stage, the table leaving out the fewest columns
+    (of the lowest ``drop``), of the first of its layouts (each gives the same columns, laid
+    out narrower than the one before) that fits so. When nothing fits even with every
+    droppable column left out, the last layout's cells fold (the run and model columns
+    stay whole): nothing is cut. ``ends``: a rule under each row marked True (the last of
+    a run); ``kw`` goes to ``rich.table.Table`` (title, caption)."""
+    last: list[Col] = []
+    for layouts in stages:
+        options = [layout() for layout in layouts]
+        levels = max((c.drop for cols in options for c in cols), default=0)
+        for level in range(levels + 1):
+            for cols in options:
+                kept = [c for c in cols if not 0 < c.drop <= level]
+                table = _table(kept, fold=False, ends=ends, **kw)
+                if _width(console, table) <= console.width:
+                    return table, [c.head for c in cols if 0 < c.drop <= level]
+        last = options[-1] if options else last
+    return _table([c for c in last if not c.drop], fold=True, ends=ends, **kw), [
+        c.head for c in last if c.drop
     ]
 
 
@@ -127,14 +134,22 @@ def _difference(d: dict[str, Any] | None, p_below: bool) -> Text:
     return text
 
 
-def _main_columns(c: Comparison, p_below: bool) -> list[Col]:
+def _name(label: str, split: bool) -> Text:
+    """A model's label; ``split``: a line for each of its options (``mf\n:factors=8``) and
+    its seed count."""
+    if split:
+        label = label.replace(":", "\n:").replace(" (", "\n(")
+    return Text(label)
+
+
+def _main_columns(c: Comparison, p_below: bool, split: bool = False) -> list[Col]:
     multi = len({r.run for r in c.rows}) > 1
     ref = c.reference or "reference"
     dash = Text("–")
     cols: list[Col] = []
     if multi:
         cols.append(Col("run", tuple(Text(r.run) for r in c.rows), "left", whole=True))
-    cols.append(Col("model", tuple(Text(r.label) for r in c.rows), "left", whole=True))
+    cols.append(Col("model", tuple(_name(r.label, split) for r in c.rows), "left", whole=True))
     for j, m in enumerate(stats.METRIC_TABLE):
         cells = [
             _estimate(r.metrics.get(m.name))
@@ -166,9 +181,9 @@ def _main_columns(c: Comparison, p_below: bool) -> list[Col]:
     return cols
 
 
-def _cross_columns(c: Comparison, p_below: bool) -> list[Col]:
+def _cross_columns(c: Comparison, p_below: bool, split: bool = False) -> list[Col]:
     return [
-        Col("model", tuple(Text(str(cr.key)) for cr in c.cross), "left", whole=True),
+        Col("model", tuple(_name(str(cr.key), split) for cr in c.cross), "left", whole=True),
         Col("run", tuple(Text(cr.other_run) for cr in c.cross), "left", whole=True),
         Col(f"{PRIMARY.label} ratio", tuple(Text(f"{cr.ratio:.4f}") for cr in c.cross)),
         Col(
@@ -187,7 +202,10 @@ def comparison_renderables(c: Comparison, console: Console) -> list[RenderableTy
     runs = [r.run for r in c.rows]
     table, left_out = fit_table(
         console,
-        [lambda: _main_columns(c, False), lambda: _main_columns(c, True)],
+        [
+            [lambda: _main_columns(c, False), lambda: _main_columns(c, True)],
+            [lambda: _main_columns(c, True, split=True)],
+        ],
         ends=[run != after for run, after in itertools.pairwise(runs)],
         title=Text(f"{c.dataset} · split {c.split_hash} · {c.n_test:,} test queries"),
         caption=Text(
@@ -209,7 +227,10 @@ def comparison_renderables(c: Comparison, console: Console) -> list[RenderableTy
     if c.cross:
         cross, _ = fit_table(
             console,
-            [lambda: _cross_columns(c, False), lambda: _cross_columns(c, True)],
+            [
+                [lambda: _cross_columns(c, False), lambda: _cross_columns(c, True)],
+                [lambda: _cross_columns(c, True, split=True)],
+            ],
             title=Text(f"same model across runs (vs {c.cross[0].base_run})"),
         )
         out.append(cross)

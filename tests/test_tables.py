@@ -171,3 +171,15 @@ def test_compare_piped_fits_columns_and_cuts_nothing(real_run: Path, columns: st
         assert [run, "user-mean"] in [row[:2] for row in rows]
         # the legend: a path longer than the line folds, every character kept
         assert f"{run}={real_run}" in "".join(r.stdout.split())
+
+
+def test_a_long_model_label_goes_on_lines_of_its_options_before_anything_folds() -> None:
+    c = _comparison()
+    long = "mf-temporal:factors=64:reg=0.0125:epochs=30"
+    c.rows[1].label = long
+    text = _render(c, 64)
+    assert "…" not in text and max(map(len, text.splitlines())) <= 64
+    for part in ("mf-temporal", ":factors=64", ":reg=0.0125", ":epochs=30", *WHOLE[1:]):
+        assert any(part in line for line in text.splitlines()), (part, text)
+    # wide enough: the label on one line
+    assert long in _render(c, 140)
