@@ -120,6 +120,21 @@ def test_a_semicolon_copy_of_the_real_ratings_is_read_with_the_separator_announc
     assert "fields separated by ';' (detected; --sep ';' sets it)" in " ".join(loaded.info["notes"])
 
 
+def test_compressed_real_ratings_and_catalog_load_together(
+    plain_copy: Path, data_dir: Path, tmp_path: Path
+) -> None:
+    movies = (data_dir / "ml-latest-small" / "movies.csv").read_bytes()
+    ratings = packed(tmp_path / "ratings.csv", plain_copy.read_bytes(), "zstd")
+    catalog = packed(tmp_path / "movies.csv", movies, "xz")
+    loaded = load_source(DataSource(ratings=ratings, catalog=catalog, cache=False))
+    plain = read_catalog(data_dir / "ml-latest-small" / "movies.csv")
+    assert loaded.catalog is not None
+    np.testing.assert_array_equal(loaded.catalog.item_id, plain.item_id)
+    assert loaded.catalog.title.tolist() == plain.title.tolist()
+    assert loaded.info["reading"]["catalog"]["compression"] == "xz"
+    assert loaded.interactions.hash == loaded_hash(plain_copy)
+
+
 # --------------------------------------------------------------------------- compressed files
 
 
@@ -281,3 +296,14 @@ def test_gzip_inside_binary_garbage_is_not_printed(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"not a text file") as err:
         read_ratings(p)
     assert_printable(str(err.value))
+
+
+def test_control_characters_of_a_text_header_are_shown_escaped(tmp_path: Path) -> None:
+    p = tmp_path / "r.csv"
+    p.write_bytes(b"user\x1b[31mId,movieId,rating,timestamp\n" + b"1,10,4.0,100\n" * 200)
+    with pytest.raises(DataError, match=r"columns found: user\\x1b\[31mId, movieId") as err:
+        read_ratings(p)
+    assert str(err.value).isprintable()
+    with pytest.raises(DataError, match=r"columns found: user\\x1b\[31mId,movieId") as err:
+        read_ratings(p, header=True, sep=";")
+    assert str(err.value).isprintable()

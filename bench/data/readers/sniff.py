@@ -48,6 +48,14 @@ def check_text(path: Path, head: bytes, fmt: str) -> None:
         )
 
 
+def visible(text: str) -> str:
+    """``text`` with every character that is not printable (a control byte, a stray line
+    break) written as its escape (``\\x1b``), so that a message stays one readable line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def splitter(sep: str, quoting: bool) -> Callable[[str], list[str]]:
     """A function splitting one line on ``sep`` (csv quoting when ``quoting``)."""
     if len(sep) > 1:

@@ -306,7 +306,7 @@ def plan_table(path: str | Path, defaults: Mapping[str, str], options: TableOpti
     if enc_note:
         notes.append(enc_note)
     first = _header_names(path, sep, encoding, quoting)
-    line = sep.join(first)
+    line = sniff.visible(sep.join(first))
     line = line if len(line) <= 120 else line[:117] + "..."
     n = len(first)
     looks_like_data = n > max(positions.values()) and all(
@@ -322,7 +322,7 @@ def plan_table(path: str | Path, defaults: Mapping[str, str], options: TableOpti
             near = difflib.get_close_matches(col, first, n=1, cutoff=0.6)
             raise DataError(
                 f"{path}: missing column {col!r} (role {role}); columns found: "
-                f"{', '.join(first) or '(none)'}"
+                f"{sniff.visible(', '.join(first)) or '(none)'}"
                 + (f"; did you mean {near[0]!r}?" if near else "")
                 + "; "
                 + sniff.sep_advice(lines, sep, quoting, names, positions, _NUMERIC_ROLES)
@@ -459,7 +459,7 @@ def _require_columns(
             )
         raise DataError(
             f"{path}: missing column {col!r} (role {role}); columns found: "
-            f"{', '.join(map(str, found)) or '(none)'}{hint}"
+            f"{sniff.visible(', '.join(map(str, found))) or '(none)'}{hint}"
         )
 
 
