@@ -114,3 +114,24 @@ def test_a_closing_tag_in_an_option_value_does_not_raise(tmp_path: Path) -> None
     assert r.exit_code == 0, r.output
     assert "ok plain:broken=[/]: fit" in _flat(r.output)
     assert any(line.split()[:1] == ["plain:broken=[/]"] for line in r.stdout.splitlines())
+
+
+def test_a_ratings_file_name_with_markup_is_shown_by_run_and_predict(tmp_path: Path) -> None:
+    import test_report as tr
+
+    ratings, _ = tr._write_tiny_csv(tmp_path, n_users=40, seed=1)
+    odd = ratings.rename(tmp_path / "exp[old] :x:.csv")
+    out = tmp_path / "results"
+    args = ["run", "--ratings", str(odd), "--models", "bias", "--resamples", "200"]
+    r = CliRunner().invoke(main, [*args, "--save-models", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert _flat(r.output).startswith("exp[old] :x:.csv: ")  # the data's line
+    (results,) = out.glob("*.json")
+    first = odd.read_text().splitlines()[1].split(",")  # a user and a movie of the log
+    r = CliRunner().invoke(
+        main,
+        ["predict", str(results), "--model", "bias", "--user", first[0], "--movie", first[1]],
+        env={"COLUMNS": "400"},
+    )
+    assert r.exit_code == 0, r.output
+    assert f"bias ({results.name}, dataset exp[old] :x:.csv)" in r.stdout
