@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import io
 import lzma
 import shutil
+import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -278,6 +280,8 @@ def test_the_default_separator_wins_when_it_fits(tmp_path: Path) -> None:
         (b"7z\xbc\xaf\x27\x1c" + bytes(50), r"it is a 7z archive"),
         (b"PAR1" + bytes(50), r"it is a parquet file: give it the suffix \.parquet"),
         ("userId,movieId\n".encode("utf-16"), r"UTF-16 text.*save it as UTF-8"),
+        (bytes(257) + b"ustar\x0000" + bytes(300), r"it is a tar archive: extract the table"),
+        (b"", r"the file is empty; expected a csv table"),
     ],
 )
 def test_a_binary_file_is_refused_without_its_bytes(
@@ -307,3 +311,16 @@ def test_control_characters_of_a_text_header_are_shown_escaped(tmp_path: Path) -
     with pytest.raises(DataError, match=r"columns found: user\\x1b\[31mId,movieId") as err:
         read_ratings(p, header=True, sep=";")
     assert str(err.value).isprintable()
+
+
+def test_an_empty_or_tarred_compressed_file_says_what_it_is(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"empty\.csv\.gz: the file is empty"):
+        read_ratings(packed(tmp_path / "empty.csv", b"", "gzip"))
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("ratings.csv")
+        info.size = len(TINY)
+        tar.addfile(info, io.BytesIO(TINY))
+    tgz = packed(tmp_path / "ml.tar", buf.getvalue(), "gzip", name="ratings.csv.gz")
+    with pytest.raises(DataError, match=r"it is a tar archive: extract the table first"):
+        read_ratings(tgz)

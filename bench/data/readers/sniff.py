@@ -30,11 +30,15 @@ _CONTROL = frozenset(range(0x20)) - {0x09, 0x0A, 0x0C, 0x0D}  # bytes text files
 
 def check_text(path: Path, head: bytes, fmt: str) -> None:
     """Raise ``DataError`` when ``head`` (a file's first decompressed bytes) is not text: a
-    NUL byte, or more than 1% control bytes, or the start of a zip, 7z or parquet file. The
-    message never shows the bytes."""
+    NUL byte, or more than 1% control bytes, or the start of a zip, 7z, tar or parquet file,
+    or nothing at all. The message never shows the bytes."""
+    if not head:
+        raise DataError(f"{path}: the file is empty; expected a {fmt} table with at least one row")
     for magic, advice in _UNSUPPORTED:
         if magic.match(head):
             raise DataError(f"{path}: not a {fmt} file: it is {advice}")
+    if head[257:262] == b"ustar":
+        raise DataError(f"{path}: not a {fmt} file: it is a tar archive: extract the table first")
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise DataError(
             f"{path}: the file is UTF-16 text (it starts with a UTF-16 byte-order mark); "
