@@ -4,6 +4,8 @@ a model broken in one way fails exactly the check for that way, with a reason na
 from __future__ import annotations
 
 import json
+import random
+import time
 from typing import Any, ClassVar
 
 import numpy as np
@@ -19,6 +21,7 @@ from predictors.testing import (
     check_predictor,
     synthetic_world,
 )
+from predictors.testing.randomness import OTHER_SEED
 from predictors.types import HistoryBatch, TrainSet
 
 
@@ -158,6 +161,7 @@ class SeedsGlobal(Plain):
     """Deterministic, but by reseeding numpy's global RNG (someone else's state)."""
 
     name = "seeds-global"
+    capabilities = Capabilities(seeded=True)
 
     def fit(self, train):
         super().fit(train)
@@ -291,8 +295,8 @@ BROKEN = [
     (NotSelf, "fit_returns_self"),
     (SilentBeforeFit, "predict_before_fit"),
     (UnclearBeforeFit, "predict_before_fit"),
-    (GlobalRNG, "deterministic"),
-    (SeedsGlobal, "deterministic"),
+    (GlobalRNG, "global_rng"),
+    (SeedsGlobal, "global_rng"),
     (OrderDependent, "batch_order"),
     (ChunkDependent, "chunking"),
     (Mutates, "no_mutation"),
@@ -350,8 +354,8 @@ def test_reasons_say_what_was_expected():
     assert "fit() returned NoneType, expected self" in check_predictor(NotSelf).failures[0].reason
     unclear = check_predictor(UnclearBeforeFit)["predict_before_fit"].reason
     assert "AttributeError" in unclear and "expected NotFittedError" in unclear
-    assert "global RNG" in check_predictor(GlobalRNG)["deterministic"].reason
-    reseeds = check_predictor(SeedsGlobal)["deterministic"].reason
+    assert "global RNG" in check_predictor(GlobalRNG)["global_rng"].reason
+    reseeds = check_predictor(SeedsGlobal)["global_rng"].reason
     assert "reseeded numpy's global RNG" in reseeds
     assert "read-only" in check_predictor(MutatesAndRestores)["no_mutation"].reason
     assert "train.events.rating" in check_predictor(Mutates)["no_mutation"].reason
@@ -443,7 +447,8 @@ def test_the_run_context_reaches_the_model():
             return super().fit(train)
 
     assert check_predictor(Records, seed=5).passed
-    assert seen and set(seen) == {(5, "cpu")}
+    # the run's seed, and the second seed of the seed checks
+    assert seen and set(seen) == {(5, "cpu"), (5 + OTHER_SEED, "cpu")}
     assert check_predictor(SeededBase, seed=3).passed
 
 
@@ -457,9 +462,9 @@ def test_embeddings_follow_the_declared_capabilities_unless_forced():
 
 
 def test_selected_checks_and_unknown_names():
-    report = check_predictor(GlobalRNG, checks=["config_json", "deterministic"])
-    assert [r.name for r in report.results] == ["config_json", "deterministic"]
-    assert _failed(report) == ["deterministic"]
+    report = check_predictor(GlobalRNG, checks=["config_json", "deterministic", "global_rng"])
+    assert [r.name for r in report.results] == ["config_json", "global_rng", "deterministic"]
+    assert _failed(report) == ["global_rng"]
     with pytest.raises(ValueError, match="unknown check"):
         check_predictor(Plain, checks=["shape"])
 
@@ -542,3 +547,300 @@ def test_two_target_world_puts_the_first_target_in_the_second_history():
     last_hist = w.test.hist_offsets[s + 1] - 1
     assert np.array_equal(w.test.hist_item[last_hist], w.test.target_item[f])
     assert np.array_equal(w.test.hist_rating[last_hist], w.log.rating[w.test_pos[f]])
+
+
+# -- randomness: the root cause, once ----------------------------------------------------------
+class ReseedsRandom(Plain):
+    """Reseeds Python's ``random`` from the run's seed (declared seeded): reproducible, but it
+    resets a state other code shares."""
+
+    name = "reseeds-random"
+    capabilities = Capabilities(seeded=True)
+
+    def fit(self, train):
+        super().fit(train)
+        random.seed(train.context.seed)
+        self.mu_ += random.gauss(0.0, 0.01)
+        return self
+
+
+class DrawsRandom(Plain):
+    """Draws from Python's global ``random`` in predict."""
+
+    name = "draws-random"
+
+    def predict(self, batch):
+        return (super().predict(batch) + random.random() * 1e-3).astype(np.float32)
+
+
+class ConstantSeed(Plain):
+    """Noise from ``default_rng(1234)``: deterministic, and blind to the run's seed."""
+
+    name = "constant-seed"
+    capabilities = Capabilities(seeded=True)
+
+    def fit(self, train):
+        super().fit(train)
+        self.offset_ = np.random.default_rng(1234).normal(0.0, 0.05, train.n_items)
+        return self
+
+    def predict(self, batch):
+        return (super().predict(batch) + self.offset_[batch.target_item]).astype(np.float32)
+
+
+class ConstantRandom(ConstantSeed):
+    """The same through ``random.Random(42)``."""
+
+    name = "constant-random"
+
+    def fit(self, train):
+        Plain.fit(self, train)
+        rnd = random.Random(42)
+        self.offset_ = np.array([rnd.gauss(0.0, 0.05) for _ in range(train.n_items)])
+        return self
+
+
+class UndeclaredSeed(Plain):
+    """Noise from ``default_rng(train.context.seed)``, without declaring seeded=True."""
+
+    name = "undeclared-seed"
+
+    def fit(self, train):
+        super().fit(train)
+        self.offset_ = np.random.default_rng(train.context.seed).normal(0.0, 0.05, train.n_items)
+        return self
+
+    def predict(self, batch):
+        return (super().predict(batch) + self.offset_[batch.target_item]).astype(np.float32)
+
+
+class UndeclaredGenerator(Plain):
+    """Builds a generator from the run's seed whose draws do not reach the predictions here."""
+
+    name = "undeclared-generator"
+
+    def fit(self, train):
+        super().fit(train)
+        self.subsample_ = np.random.default_rng([train.context.seed, 3]).permutation(10)
+        return self
+
+
+class ReadsSeedOnly(Plain):
+    """Reads the run's seed and uses it for nothing (knn does so below its subsample size)."""
+
+    name = "reads-seed-only"
+
+    def fit(self, train):
+        self.seed_seen_ = int(train.context.seed)
+        return super().fit(train)
+
+
+class OwnSeed(SeededBase):
+    """A seed option that wins over the run's when set."""
+
+    name = "own-seed"
+
+    def __init__(self, *, noise: float = 0.1, seed: int | None = None) -> None:
+        self.noise, self.seed = noise, seed
+
+    def _fit(self, train):
+        seed = train.context.seed if self.seed is None else self.seed
+        self.mu_ = float(np.mean(train.events.rating, dtype=np.float64))
+        self.offset_ = np.random.default_rng(seed).normal(0.0, self.noise, train.n_items)
+        return FitReport(settings={"seed": seed})
+
+
+class MutatesInPredict(Plain):
+    """Centres the batch's history ratings in place, then predicts from them."""
+
+    name = "mutates-in-predict"
+
+    def predict(self, batch):
+        np.subtract(batch.hist_rating, np.float32(0.5), out=batch.hist_rating)
+        return super().predict(batch)
+
+
+class Noisy(Plain):
+    """Non-deterministic: noise from an unseeded generator in predict."""
+
+    name = "noisy"
+
+    def predict(self, batch):
+        noise = np.random.default_rng().normal(0.0, 0.01, len(batch))
+        return (super().predict(batch) + noise).astype(np.float32)
+
+
+class ClockNoise(Plain):
+    """Non-deterministic without any generator: the clock's last digits."""
+
+    name = "clock-noise"
+
+    def predict(self, batch):
+        jitter = (time.perf_counter_ns() % 1000) * 1e-6 + 1e-4
+        return (super().predict(batch) + jitter).astype(np.float32)
+
+
+class ClockSeeded(Plain):
+    """A generator seeded from the clock: a seed, but not the run's."""
+
+    name = "clock-seeded"
+
+    def fit(self, train):
+        super().fit(train)
+        self.mu_ += np.random.default_rng(time.perf_counter_ns()).normal(0.0, 0.01)
+        return self
+
+
+RANDOMNESS = [
+    (ReseedsRandom, "global_rng"),
+    (DrawsRandom, "global_rng"),
+    (ConstantSeed, "rng_seeds"),
+    (ConstantRandom, "rng_seeds"),
+    (UndeclaredSeed, "seed_declared"),
+    (UndeclaredGenerator, "seed_declared"),
+    (MutatesInPredict, "no_mutation"),
+    (Noisy, "rng_seeds"),
+    (ClockSeeded, "rng_seeds"),
+    (ClockNoise, "deterministic"),
+]
+
+
+def _roots(report: CheckReport) -> list[str]:
+    return [r.name for r in report.root_failures]
+
+
+@pytest.mark.parametrize(("cls", "root"), RANDOMNESS, ids=[c.name for c, _ in RANDOMNESS])
+def test_each_misuse_of_randomness_has_one_root_cause(cls, root):
+    report = check_predictor(cls)
+    assert _roots(report) == [root], report.table()
+    for r in report.failures:
+        if r.name != root:
+            assert r.knock_on is not None, report.table()
+            assert r.reason.startswith(f"knock-on of {r.knock_on}: {cls.name}:")
+
+
+def test_knock_ons_name_their_cause():
+    # an unseeded generator: rng_seeds; two fits differ because of it; the comparisons follow
+    noisy = check_predictor(Noisy)
+    assert {r.name: r.knock_on for r in noisy.failures} == {
+        "rng_seeds": None,
+        "deterministic": "rng_seeds",
+        "seed_declared": "deterministic",
+        "batch_order": "deterministic",
+        "chunking": "deterministic",
+        "future": "deterministic",
+    }
+    assert "np.random.default_rng() at test_checks.py:" in noisy["rng_seeds"].reason
+    assert "in predict without a seed (OS entropy" in noisy["rng_seeds"].reason
+    assert "5 of them knock-ons; root cause(s): rng_seeds" in noisy.summary()
+    clock = check_predictor(ClockNoise)
+    assert clock["deterministic"].knock_on is None
+    assert "two fits with context seed 0: 240 of 240" in clock["deterministic"].reason
+    assert clock["chunking"].reason.startswith("knock-on of deterministic: clock-noise:")
+    # a write into the batch in predict is no_mutation's, and never blamed on randomness
+    mut = check_predictor(MutatesInPredict)
+    assert _failed(mut) == ["no_mutation"], mut.table()
+    assert "batch.hist_rating" in mut["no_mutation"].reason
+    assert "context.seed" not in mut["deterministic"].reason
+
+
+def test_reasons_name_the_generator_and_the_fix():
+    const = check_predictor(ConstantSeed)["rng_seeds"].reason
+    assert "built np.random.default_rng(1234) at test_checks.py:" in const
+    assert "in fit from a constant seed: the same under run seeds 0 and 100003" in const
+    assert "seeded from train.context.seed" in const
+    assert "random.Random(42)" in check_predictor(ConstantRandom)["rng_seeds"].reason
+    undeclared = check_predictor(UndeclaredSeed)["seed_declared"].reason
+    assert "predictions move with the run's seed" in undeclared
+    assert "reads train.context.seed at test_checks.py:" in undeclared
+    assert "Capabilities(seeded=True)" in undeclared
+    gen = check_predictor(UndeclaredGenerator)["seed_declared"].reason
+    assert "builds np.random.default_rng([0, 3])" in gen and "without declaring" in gen
+    drawn = check_predictor(DrawsRandom)["global_rng"].reason
+    assert "predict drew from or reseeded Python's random" in drawn
+    clock = check_predictor(ClockSeeded)["rng_seeds"].reason
+    assert "differently in two fits with the same run seed 0" in clock
+
+
+def test_reading_the_seed_for_nothing_and_an_own_seed_option_pass():
+    reads = check_predictor(ReadsSeedOnly)
+    assert reads.passed, reads.table()
+    assert "reads train.context.seed" in reads["seed_declared"].reason
+    own = check_predictor(OwnSeed, {"seed": 5})
+    assert own.passed, own.table()
+    assert "its own seed option (5) wins" in own["rng_seeds"].reason
+    assert check_predictor(OwnSeed).passed
+    seeded = check_predictor(SeededBase)
+    assert "declared seeded=True; predictions move with it" in seeded["seed_declared"].reason
+
+
+def test_torch_generators_and_global_state_are_watched():
+    torch = pytest.importorskip("torch")
+
+    class TorchNoise(Plain):
+        name = "torch-noise"
+        capabilities = Capabilities(seeded=True)
+
+        def __init__(self, *, how: str = "local") -> None:
+            self.how = how
+            self.damping = 2.0
+
+        def get_config(self):
+            return {"how": self.how}
+
+        def fit(self, train):
+            super().fit(train)
+            if self.how == "global":
+                noise = torch.rand(1)
+            else:
+                gen = torch.Generator()
+                if self.how == "local":
+                    gen.manual_seed(int(train.context.seed))
+                noise = torch.rand(1, generator=gen)
+            self.mu_ += float(noise) * 0.01
+            return self
+
+    assert check_predictor(TorchNoise).passed
+    unseeded = check_predictor(TorchNoise, {"how": "unseeded"})
+    assert _failed(unseeded) == ["rng_seeds"]
+    assert "torch.Generator() at test_checks.py:" in unseeded["rng_seeds"].reason
+    assert "never seeded" in unseeded["rng_seeds"].reason
+    glob = check_predictor(TorchNoise, {"how": "global"})
+    assert _failed(glob) == ["global_rng"]
+    assert "fit drew from or reseeded torch's global RNG" in glob["global_rng"].reason
+    before = torch.random.get_rng_state()
+    check_predictor(TorchNoise, {"how": "global"})
+    assert torch.equal(torch.random.get_rng_state(), before)
+
+
+def test_a_knock_on_of_a_passing_check_is_this_checks_own_failure():
+    class SmallBatchRaises(Plain):
+        name = "small-batch-raises"
+
+        def predict(self, batch):
+            if len(batch) == 1:
+                raise ValueError("one query")
+            return super().predict(batch)
+
+    report = check_predictor(SmallBatchRaises)
+    assert _failed(report) == ["chunking"]
+    assert report["chunking"].knock_on is None
+    assert report["chunking"].reason.startswith("small-batch-raises: predict() on 1 queries")
+    alone = check_predictor(Noisy, checks=["batch_order"])
+    assert alone["batch_order"].knock_on == "deterministic"  # its cause was not run: said
+
+
+def test_each_randomness_check_runs_alone():
+    for cls, root in RANDOMNESS:
+        report = check_predictor(cls, checks=[root])
+        assert [(r.name, r.status) for r in report.results] == [(root, "FAIL")], cls.name
+        assert report[root].knock_on is None
+
+
+def test_the_suite_leaves_pythons_random_alone():
+    random.seed(3)
+    expected = random.random()
+    random.seed(3)
+    check_predictor(ReseedsRandom)
+    check_predictor(DrawsRandom)
+    assert random.random() == expected

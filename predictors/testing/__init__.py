@@ -19,15 +19,33 @@ The checks (``CHECKS``, in this order):
   never seen in training included (the data has both: a model must fall back).
 - ``output_in_scale``: every raw ``predict`` value lies inside the rating scale (the harness
   clips and counts, but a plain model that leaves the scale fails here, with the count).
-- ``deterministic``: two fresh models fitted on two identically built TrainSets with the same
-  ``context.seed`` predict bit-identically, and neither fit nor predict draws from or
-  reseeds numpy's global RNG. (A different seed may change results: that is not checked.)
-- ``batch_order``: predicting a permuted batch gives the permuted predictions.
-- ``chunking``: predicting the batch in chunks (of 1, 2, 13, ... queries) gives the same
-  predictions as predicting it at once.
 - ``no_mutation``: fit and predict leave every array of the TrainSet and the HistoryBatch
   unchanged (compared with copies), and they also work when every input array is read-only
   (the harness may hand over shared-memory arrays, as Ray's object store does).
+- ``global_rng``: neither fit nor predict draws from or reseeds a global RNG: Python's
+  ``random`` module, numpy's legacy global RNG (``np.random.seed``, ``np.random.normal``),
+  torch's default CPU generator (``torch.manual_seed``, ``torch.rand``; watched when torch
+  is imported). Their states are compared before and after.
+- ``rng_seeds``: every generator fit and predict build (``np.random.default_rng``,
+  ``np.random.RandomState`` and the bit generators, ``random.Random``, ``torch.Generator``)
+  has a seed that follows the run's: the suite fits three times (twice under the run's seed,
+  once under another) and watches where generators are built and from what; a generator
+  built from the same constant under both seeds (``default_rng(1234)``, a
+  ``torch.Generator`` never seeded) ignores the run's seed, which two seeds' predictions
+  cannot show; one built without a seed, or seeded differently under one run seed, is not
+  reproducible. A constant that is the model's own ``seed`` option (set) is allowed.
+- ``deterministic``: the two fits under the run's seed (fresh models, identically built
+  TrainSets, every global RNG in the same state beforehand) predict bit-identically, and one
+  fitted model predicts a batch twice alike. When the cause is another check's rule (a
+  generator without a seed, a write into the inputs, predict drawing from a global RNG) the
+  failure is that check's knock-on.
+- ``seed_declared``: a model whose predictions move with the run's seed, or that builds a
+  generator from ``train.context.seed``, declares ``Capabilities(seeded=True)`` (a run fits
+  it once per ``--seeds`` value; an undeclared one once, under whichever seed). Reading
+  ``train.context.seed`` with nothing depending on it is allowed (and said).
+- ``batch_order``: predicting a permuted batch gives the permuted predictions.
+- ``chunking``: predicting the batch in chunks (of 1, 2, 13, ... queries) gives the same
+  predictions as predicting it at once.
 - ``future``: a query's prediction depends on nothing at or after its target: (a) each user
   has two test targets in one batch, so the second query's history holds the first target's
   rating; changing the ratings and items of both targets leaves every first-target
@@ -35,6 +53,13 @@ The checks (``CHECKS``, in this order):
   validation targets, asked as test-like queries: earlier history, target item and time),
   the model does not return the target's own rating (the synthetic ratings are continuous,
   so a model reproducing more than half of them exactly is reading them, not predicting).
+
+One failure is reported once: a check whose failure follows from another check's rule says
+so (``CheckResult.knock_on``, a reason starting "knock-on of <check>:"): a comparison that
+fails because the model wrote into its inputs (``no_mutation``) or predicts a batch twice
+differently (``deterministic``), a fit or predict that raises (``fit_returns_self``,
+``output_shape``). A knock-on of a check that ran and passed is reported as this check's own
+failure. ``CheckReport.root_failures`` are the ones to fix first.
 
 Comparisons between two predictions of one fitted model (order, chunking, future) allow
 ``ATOL`` for float rounding (a batched matmul may sum in another order when the batch
@@ -56,22 +81,23 @@ rating (b) and the batch (a) are checked.
 The package: ``check_predictor`` lives here; ``report`` holds ``CHECKS``, ``QUICK_CHECKS``,
 ``CheckResult`` and ``CheckReport``; ``world`` the synthetic data (``synthetic_world``,
 ``SyntheticWorld``, ``SCALE``); ``suite`` the state the checks of one call share; ``checks``
-the checks themselves (and ``ATOL``). Every public name is importable from
+the checks themselves (and ``ATOL``), ``randomness`` the ones on randomness and ``watch``
+what they watch. Every public name is importable from
 ``predictors.testing``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 
-import numpy as np
-
 from predictors.contract import capabilities_of
 from predictors.testing.checks import _RUN, ATOL
 from predictors.testing.report import CHECKS, QUICK_CHECKS, CheckReport, CheckResult
-from predictors.testing.suite import _CheckFailed, _err, _Suite
+from predictors.testing.suite import _CheckFailed, _err, _KnockOn, _Suite
+from predictors.testing.watch import globals_kept
 from predictors.testing.world import SCALE, SyntheticWorld, synthetic_world
 
 __all__ = [
@@ -152,12 +178,21 @@ def check_predictor(
 
     suite = _Suite(make, name, cls, use_emb, seed, device)
     results: list[CheckResult] = []
-    saved = np.random.get_state()  # noqa: NPY002 - a model that draws from it leaves it as it was
-    try:
+    with globals_kept():  # a model that draws from a global RNG leaves it as it was
         _run_checks(suite, selected, quick, build_error, results)
-    finally:
-        np.random.set_state(saved)  # noqa: NPY002
-    return CheckReport(name, results)
+    return CheckReport(name, _roots_kept(results))
+
+
+def _roots_kept(results: list[CheckResult]) -> list[CheckResult]:
+    """A knock-on of a check that ran and passed is no knock-on: this check's own failure."""
+    passed = {r.name for r in results if r.passed}
+    out = []
+    for r in results:
+        if r.knock_on is not None and r.knock_on in passed:
+            prefix = f"knock-on of {r.knock_on}: "
+            r = dataclasses.replace(r, knock_on=None, reason=r.reason.removeprefix(prefix))
+        out.append(r)
+    return out
 
 
 def _run_checks(
@@ -175,13 +210,18 @@ def _run_checks(
             results.append(CheckResult(check, True, "not in the quick subset", 0.0, True))
             continue
         t0 = time.perf_counter()
+        of: str | None = None
         try:
             if build_error is not None and check != "capabilities":
                 raise _CheckFailed(f"{name}: building the model raised {build_error}")
             reason, ok = _RUN[check](suite), True
+        except _KnockOn as e:
+            reason, ok = str(e), False
+            if e.of != check:
+                of, reason = e.of, f"knock-on of {e.of}: {reason}"
         except _CheckFailed as e:
             reason, ok = str(e), False
         except Exception as e:  # a bug of the model that escaped the check's own handling
             reason, ok = f"{name}: check raised {_err(e)}", False
         reason = " ".join(reason.split())  # one line
-        results.append(CheckResult(check, ok, reason, time.perf_counter() - t0))
+        results.append(CheckResult(check, ok, reason, time.perf_counter() - t0, knock_on=of))

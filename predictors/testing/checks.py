@@ -1,6 +1,8 @@
-"""The conformance checks, one function per name of ``CHECKS`` (``_RUN``, in that order);
-each returns its one-line reason for passing or raises ``_CheckFailed`` with the reason for
-failing. The package docstring (``predictors.testing``) says what each one checks."""
+"""The conformance checks, one function per name of ``CHECKS`` (``_RUN``, in that order;
+the ones on randomness are in ``predictors.testing.randomness``); each returns its one-line
+reason for passing or raises ``_CheckFailed`` with the reason for failing (``_KnockOn`` when
+the failure follows from another check's rule). The package docstring
+(``predictors.testing``) says what each one checks."""
 
 from __future__ import annotations
 
@@ -15,10 +17,16 @@ import numpy as np
 from numpy.typing import NDArray
 
 from predictors.contract import capabilities_of
+from predictors.testing.randomness import (
+    _check_deterministic,
+    _check_global_rng,
+    _check_rng_seeds,
+    _check_seed_declared,
+)
 from predictors.testing.report import CHECKS
-from predictors.testing.suite import _CheckFailed, _err, _Suite
+from predictors.testing.suite import _CheckFailed, _diff_reason, _err, _KnockOn, _Suite
 from predictors.testing.world import _N_COLD, _N_ITEMS, SCALE, _inputs, _split
-from predictors.types import EventStore
+from predictors.types import EventStore, HistoryBatch
 
 ATOL = 1e-5  # tolerance of order/chunking/future comparisons (float rounding), rating units
 
@@ -173,60 +181,62 @@ def _check_output_in_scale(s: _Suite) -> str:
     return f"all inside [{SCALE.low}, {SCALE.high}]{note}"
 
 
-def _global_rng_state() -> tuple[Any, ...]:
-    st = np.random.get_state(legacy=False)  # noqa: NPY002 - probing the global RNG on purpose
-    return (st["state"]["key"].tobytes(), st["state"]["pos"], st["has_gauss"], st["gauss"])
+def _bytes(obj: Any) -> dict[str, bytes]:
+    return {k: v.tobytes() for k, v in _inputs(obj)}
 
 
-def _check_deterministic(s: _Suite) -> str:
-    saved = np.random.get_state()  # noqa: NPY002 - restored below
-    try:
-        np.random.seed(12345)  # noqa: NPY002 - a known state, to see whether the model draws
-        probe = _global_rng_state()
-        a, b = s.new(), s.new()
-        s.fit(a, s.world().train)
-        s.fit(b, s.world().train)
-        batch = s.world().test
-        pa, pb = s.values(a, batch), s.values(b, batch)
-        used_global = _global_rng_state() != probe
-    finally:
-        np.random.set_state(saved)  # noqa: NPY002
-    s.require_agree(
-        pa,
-        pb,
-        0.0,
-        context=f"two fits with context seed {s.seed}:",
-        after=" (it drew from numpy's global RNG)" if used_global else "",
-        expected="identical predictions (derive randomness from train.context.seed)",
-    )
-    if used_global:
-        raise _CheckFailed(
-            f"{s.name}: fit/predict drew from or reseeded numpy's global RNG; expected a local "
-            "np.random.default_rng(train.context.seed)"
+def _knock_on(
+    s: _Suite,
+    e: _CheckFailed,
+    model: Any,
+    inputs: list[tuple[Any, dict[str, bytes]]],
+    fresh: HistoryBatch,
+    ref: NDArray[np.float64],
+) -> _CheckFailed:
+    """What to raise for the failed comparison ``e``: a knock-on when the cause is another
+    check's rule (``model`` wrote into one of the ``inputs``, worlds given with their bytes
+    beforehand; or it predicts ``fresh``, a copy of the batch that gave ``ref``, otherwise
+    the second time), else ``e`` itself."""
+    seen = str(e).removeprefix(f"{s.name}: ").split("; expected")[0]
+    for world, before in inputs:
+        changed = [k for k, v in _inputs(world) if v.tobytes() != before[k]]
+        if changed:
+            return _KnockOn(
+                "no_mutation", f"{s.name}: {seen}, after fit/predict wrote into {changed[0]}"
+            )
+    if _diff_reason(s.values(model, fresh), ref, 0.0) is not None:
+        return _KnockOn(
+            "deterministic",
+            f"{s.name}: {seen}, but predicting the same batch twice already differs",
         )
-    return f"two fits with seed {s.seed} predict identically"
+    return e
 
 
 def _check_batch_order(s: _Suite) -> str:
     model = s.fresh_fitted()
-    batch = s.world().test
+    w = s.world()
+    before, batch, fresh = _bytes(w), w.test, s.world().test
     perm = np.random.default_rng([s.seed, 14]).permutation(len(batch))
     shuffled = batch.take(perm)
     whole = s.values(model, batch)
     permuted = s.values(model, shuffled)
-    s.require_agree(
-        permuted,
-        whole[perm],
-        ATOL,
-        context="on a permuted batch",
-        expected="each query's prediction to follow it (no dependence on batch order)",
-    )
+    try:
+        s.require_agree(
+            permuted,
+            whole[perm],
+            ATOL,
+            context="on a permuted batch",
+            expected="each query's prediction to follow it (no dependence on batch order)",
+        )
+    except _CheckFailed as e:
+        raise _knock_on(s, e, model, [(w, before)], fresh, whole) from None
     return f"permuted batch of {len(batch)} gives permuted predictions"
 
 
 def _check_chunking(s: _Suite) -> str:
     model = s.fresh_fitted()
-    batch = s.world().test
+    w = s.world()
+    before, batch, fresh = _bytes(w), w.test, s.world().test
     n = len(batch)
     cuts = [c for c in (1, 3, 16, n // 2, n - 1) if 0 < c < n]
     bounds = [0, *sorted(set(cuts)), n]
@@ -234,13 +244,16 @@ def _check_chunking(s: _Suite) -> str:
     whole = s.values(model, batch)
     parts = np.concatenate([s.values(model, c) for c in chunks])
     sizes = [len(c) for c in chunks]
-    s.require_agree(
-        parts,
-        whole,
-        ATOL,
-        context=f"predicted in chunks of {sizes},",
-        expected="the same predictions as for the whole batch",
-    )
+    try:
+        s.require_agree(
+            parts,
+            whole,
+            ATOL,
+            context=f"predicted in chunks of {sizes},",
+            expected="the same predictions as for the whole batch",
+        )
+    except _CheckFailed as e:
+        raise _knock_on(s, e, model, [(w, before)], fresh, whole) from None
     return f"chunks of {sizes} match the whole batch"
 
 
@@ -302,18 +315,23 @@ def _check_future(s: _Suite) -> str:
     for (k, va), (_, vb) in zip(_inputs(a), _inputs(b), strict=True):
         if k.startswith("train.") and not np.array_equal(va, vb):  # pragma: no cover
             raise AssertionError(f"predictors.testing: the two worlds differ in {k}")
+    inputs = [(a, _bytes(a)), (b, _bytes(b))]
+    fresh = s.world(n_test=2).test
     model = s.new()
     s.fit(model, a.train)
     pa = s.values(model, a.test)
     pb = s.values(model, b.test)
-    s.require_agree(
-        pa[first],
-        pb[first],
-        ATOL,
-        context="changing the ratings and items at or after a query's target (the target and "
-        "the later one in the same batch) changed the prediction:",
-        expected="a prediction from its own history only",
-    )
+    try:
+        s.require_agree(
+            pa[first],
+            pb[first],
+            ATOL,
+            context="changing the ratings and items at or after a query's target (the target "
+            "and the later one in the same batch) changed the prediction:",
+            expected="a prediction from its own history only",
+        )
+    except _CheckFailed as e:
+        raise _knock_on(s, e, model, inputs, fresh, pa) from None
     # (b) the target's own rating through the TrainSet, for test-like queries
     tq = a.train.train_queries()
     rows = np.linspace(0, len(tq.batch) - 1, num=min(300, len(tq.batch))).astype(np.int64)
@@ -344,10 +362,13 @@ _RUN: dict[str, Callable[[_Suite], str]] = {
     "output_shape": _check_output_shape,
     "output_finite": _check_output_finite,
     "output_in_scale": _check_output_in_scale,
+    "no_mutation": _check_no_mutation,
+    "global_rng": _check_global_rng,
+    "rng_seeds": _check_rng_seeds,
     "deterministic": _check_deterministic,
+    "seed_declared": _check_seed_declared,
     "batch_order": _check_batch_order,
     "chunking": _check_chunking,
-    "no_mutation": _check_no_mutation,
     "future": _check_future,
 }
 assert tuple(_RUN) == CHECKS

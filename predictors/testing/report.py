@@ -17,10 +17,13 @@ CHECKS: tuple[str, ...] = (
     "output_shape",
     "output_finite",
     "output_in_scale",
+    "no_mutation",
+    "global_rng",
+    "rng_seeds",
     "deterministic",
+    "seed_declared",
     "batch_order",
     "chunking",
-    "no_mutation",
     "future",
 )
 QUICK_CHECKS: tuple[str, ...] = (
@@ -34,13 +37,16 @@ QUICK_CHECKS: tuple[str, ...] = (
 @dataclass(frozen=True)
 class CheckResult:
     """One check's outcome: ``passed`` (a skipped check counts as passed), a one-line
-    ``reason`` and the wall-clock ``seconds`` it took."""
+    ``reason`` and the wall-clock ``seconds`` it took. ``knock_on``: for a failure that
+    follows from another check's failure, that check's name (its reason then starts with
+    "knock-on of <check>:"); None for a root cause."""
 
     name: str
     passed: bool
     reason: str
     seconds: float = 0.0
     skipped: bool = False
+    knock_on: str | None = None
 
     @property
     def status(self) -> Literal["PASS", "FAIL", "SKIP"]:
@@ -64,6 +70,11 @@ class CheckReport:
     def failures(self) -> list[CheckResult]:
         return [r for r in self.results if not r.passed]
 
+    @property
+    def root_failures(self) -> list[CheckResult]:
+        """The failures that are not knock-ons of another: the ones to fix first."""
+        return [r for r in self.failures if r.knock_on is None]
+
     def __getitem__(self, name: str) -> CheckResult:
         for r in self.results:
             if r.name == name:
@@ -82,10 +93,18 @@ class CheckReport:
         lines.insert(1, "  ".join("-" * w for w in widths) + "  " + "-" * 6)
         return "\n".join(line.rstrip() for line in lines)
 
+    def summary(self) -> str:
+        """One line: how many checks failed, and how many of those are root causes."""
+        n, roots = len(self.failures), self.root_failures
+        head = f"{self.model}: {n} of {len(self.results)} checks failed"
+        if n > len(roots):
+            head += f" ({n - len(roots)} of them knock-ons; root cause(s): "
+            head += ", ".join(r.name for r in roots) or "checks not run"
+            head += ")"
+        return head
+
     def __str__(self) -> str:
-        return f"{self.model}: {len(self.failures)} of {len(self.results)} checks failed\n" + (
-            self.table()
-        )
+        return self.summary() + "\n" + self.table()
 
     def raise_for_failures(self) -> None:
         """Raise ``AssertionError`` listing every failed check (nothing when all passed)."""

@@ -1,5 +1,6 @@
 """What the checks of one ``check_predictor`` call share (``_Suite``: the factory, the data
-settings, a lazily fitted model), how a check says it failed (``_CheckFailed``) and how
+settings, a lazily fitted model, a cache of watched fits), how a check says it failed
+(``_CheckFailed``, or ``_KnockOn`` when the failure follows from another check's) and how
 reasons word an exception (``_err``) and two predictions that differ (``_diff_reason``)."""
 
 from __future__ import annotations
@@ -18,6 +19,15 @@ from predictors.types import HistoryBatch, TrainSet
 
 class _CheckFailed(Exception):
     """A check's verdict: the message is the one-line reason."""
+
+
+class _KnockOn(_CheckFailed):
+    """A failure that follows from another check's (``of``): the model breaks that rule, and
+    this check cannot see past it. The message says what this check saw."""
+
+    def __init__(self, of: str, reason: str) -> None:
+        super().__init__(reason)
+        self.of = of
 
 
 class _Suite:
@@ -42,6 +52,7 @@ class _Suite:
         self._fitted: tuple[Any, Any] | None = None  # (model, what fit returned)
         self._fit_error: BaseException | None = None
         self._pred: Any = None
+        self.cache: dict[str, Any] = {}  # what other modules' checks share (watched fits)
 
     # data and models
     def world(self, n_test: int = 1) -> SyntheticWorld:
@@ -60,14 +71,14 @@ class _Suite:
         except _CheckFailed:
             raise
         except Exception as e:
-            raise _CheckFailed(f"{self.name}: fit() raised {_err(e)}") from e
+            raise _KnockOn("fit_returns_self", f"{self.name}: fit() raised {_err(e)}") from e
 
     def predict(self, model: Any, batch: HistoryBatch) -> Any:
         try:
             return model.predict(batch)
         except Exception as e:
-            raise _CheckFailed(
-                f"{self.name}: predict() on {len(batch)} queries raised {_err(e)}"
+            raise _KnockOn(
+                "output_shape", f"{self.name}: predict() on {len(batch)} queries raised {_err(e)}"
             ) from e
 
     def values(self, model: Any, batch: HistoryBatch) -> NDArray[np.float64]:
@@ -76,14 +87,16 @@ class _Suite:
         try:
             out = np.asarray(raw, dtype=np.float64).reshape(-1)
         except (TypeError, ValueError) as e:
-            raise _CheckFailed(
+            raise _KnockOn(
+                "output_shape",
                 f"{self.name}: predict() output is not numeric ({type(raw).__name__}); "
-                "cannot compare (see output_shape)"
+                "cannot compare (see output_shape)",
             ) from e
         if out.shape[0] != len(batch):
-            raise _CheckFailed(
+            raise _KnockOn(
+                "output_shape",
                 f"{self.name}: predict() returned {out.shape[0]} values for {len(batch)} "
-                "queries; cannot compare (see output_shape)"
+                "queries; cannot compare (see output_shape)",
             )
         return out
 
