@@ -55,7 +55,9 @@ class DataSource:
         "without a header: 'user=0,item=1,rating=2,timestamp=3'.",
     )
     sep: str | None = run_option(
-        None, help="Field separator of --ratings (default: the format's, or detected from the first lines)."
+        None,
+        help="Field separator of --ratings (default: the format's, or detected from the first "
+        "lines).",
     )
     header: bool | None = run_option(
         None,
