@@ -844,3 +844,45 @@ def test_the_suite_leaves_pythons_random_alone():
     check_predictor(ReseedsRandom)
     check_predictor(DrawsRandom)
     assert random.random() == expected
+
+
+_CONSTANT_PLUGIN = """
+import numpy as np
+
+
+class ConstantSeed:
+    name = "constant"
+
+    def get_config(self):
+        return {}
+
+    def fit(self, train):
+        self.mu_ = float(np.mean(train.events.rating))
+        self.offset_ = np.random.default_rng(1234).normal(0.0, 0.05, train.n_items)
+        return self
+
+    def predict(self, batch):
+        if not hasattr(self, "mu_"):
+            raise RuntimeError("not fitted")
+        return (self.mu_ + self.offset_[batch.target_item]).astype(np.float32)
+"""
+
+
+def test_bench_check_reports_the_root_cause_and_selects_checks(tmp_path):
+    from click.testing import CliRunner
+
+    from bench.cli import main
+
+    plugin = tmp_path / "constant.py"
+    plugin.write_text(_CONSTANT_PLUGIN)
+    r = CliRunner().invoke(main, ["check", f"{plugin}:ConstantSeed"])
+    assert r.exit_code == 1, r.output
+    line = next(x for x in r.output.splitlines() if x.startswith("rng_seeds"))
+    assert " FAIL " in line and "np.random.default_rng(1234) at constant.py:" in line
+    assert "constant: 1 of 16 checks failed" in r.output
+    r = CliRunner().invoke(main, ["check", f"{plugin}:ConstantSeed", "--check", "rng_seeds"])
+    assert r.exit_code == 1
+    rows = [x.split()[0] for x in r.output.splitlines() if x.split()[:1] in ([c] for c in CHECKS)]
+    assert rows == ["rng_seeds"], r.output
+    r = CliRunner().invoke(main, ["check", f"{plugin}:ConstantSeed", "--check", "seeds"])
+    assert r.exit_code == 2 and "unknown check(s) seeds" in r.output

@@ -23,15 +23,30 @@ from bench.text import shown
     help="Only the cheap checks (the ones `bench run` runs before benchmarking a plugin).",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the checks.")
-def check_cmd(models: tuple[str, ...], quick: bool, seed: int) -> None:
+@click.option(
+    "--check",
+    "only",
+    multiple=True,
+    metavar="NAME",
+    help="Run only this check (repeatable); the names are the table's first column.",
+)
+def check_cmd(models: tuple[str, ...], quick: bool, seed: int, only: tuple[str, ...]) -> None:
     """Run the conformance checks the built-in models pass on MODELS (FILE.py:Class,
     package.module:Class, an entry point or a built-in name, options on the name): fit
-    returns self, shape/dtype/range, determinism, batch-order and chunking invariance, no
-    mutation of inputs, blindness to the future, config round trip. Exits 1 on any failure."""
+    returns self, shape/dtype/range, no mutation of inputs, no global RNG, generators seeded
+    from the run's seed, determinism, a seeded model declared, batch-order and chunking
+    invariance, blindness to the future, config round trip. A failure that follows from
+    another is marked "knock-on of <check>". Exits 1 on any failure."""
     from predictors.registry import create, parse_spec
-    from predictors.testing import check_predictor
+    from predictors.testing import CHECKS, check_predictor
 
     out, console = _out(), _console()
+    unknown = [c for c in only if c not in CHECKS]
+    if unknown:
+        raise click.BadParameter(
+            f"unknown check(s) {', '.join(unknown)}; checks: {', '.join(CHECKS)}",
+            param_hint="--check",
+        )
     failed = 0
     for text in models:
         try:
@@ -41,12 +56,15 @@ def check_cmd(models: tuple[str, ...], quick: bool, seed: int) -> None:
             console.print(f"[bold red]error:[/] {shown(text)}: {shown(e)}")
             failed += 1
             continue
-        report = check_predictor(functools.partial(create, spec), seed=seed, quick=quick)
+        report = check_predictor(
+            functools.partial(create, spec), seed=seed, quick=quick, checks=only or None
+        )
         where = spec.source.describe() if spec.source is not None else "built-in"
         out.print(f"[bold]{shown(spec.label)}[/] ({shown(where)})")
         out.print(report.table(), markup=False, highlight=False, soft_wrap=True)
         if not report.passed:
             failed += 1
+            out.print(report.summary(), markup=False, highlight=False, soft_wrap=True)
     if failed:
         console.print(f"[red]{failed} of {len(models)} model(s) failed the checks[/]")
         sys.exit(1)
