@@ -27,6 +27,7 @@ from bench import stats
 from bench.errors import ResultsError
 from bench.results import ResultsDoc, check_reference, read_predictions, read_results
 from bench.runkey import RunKey
+from bench.spec import Statistics
 
 __all__ = [
     "PRIMARY",
@@ -179,7 +180,7 @@ def build_comparison(
     paths: Sequence[Path | ResultsDoc],
     *,
     reference: str | None = None,
-    n_resamples: int = 2000,
+    n_resamples: int = Statistics.resamples,  # a run's default
     confidence: float = 0.95,
     seed: int = 0,
     method: str = "auto",

@@ -8,6 +8,7 @@ import click
 
 from bench.cli.common import CONTEXT, _console, _fail, _out, _writing
 from bench.errors import BenchError, ConfigError
+from bench.spec import Statistics
 from bench.text import shown
 
 
@@ -23,7 +24,7 @@ from bench.text import shown
     default=None,
     help="Write the table to this file instead of the terminal.",
 )
-@click.option("--resamples", type=int, default=2000, show_default=True)
+@click.option("--resamples", type=int, default=Statistics.resamples, show_default=True)
 @click.option(
     "--ci-method",
     default="auto",
