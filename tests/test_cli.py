@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -243,10 +246,15 @@ def test_interrupted_run_keeps_finished_models_and_resumes(tmp_path, monkeypatch
     out = tmp_path / "o"
     original = baselines.Bias._fit
 
-    def interrupt(self, train):
-        raise KeyboardInterrupt
+    def interrupt(self, train):  # the user presses Ctrl-C while bias fits
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(5)  # the handler interrupts the sleep
 
     monkeypatch.setattr(baselines.Bias, "_fit", interrupt)
+    # as in a foreground process (a test runner started in the background inherits SIGINT
+    # ignored or blocked): Python's own handler, SIGINT deliverable
+    outer = signal.signal(signal.SIGINT, signal.default_int_handler)
+    mask = signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     args = [
         "run",
         "--ratings",
@@ -258,7 +266,11 @@ def test_interrupted_run_keeps_finished_models_and_resumes(tmp_path, monkeypatch
         "--resamples",
         "200",
     ]
-    r = CliRunner().invoke(main, args)
+    try:
+        r = CliRunner().invoke(main, args)
+    finally:
+        signal.signal(signal.SIGINT, outer)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     assert r.exit_code == 130
     path = next(out.glob("*.json"))
     doc = json.loads(path.read_text())
