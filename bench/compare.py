@@ -381,7 +381,11 @@ def _table_rows(c: Comparison, multi: bool) -> tuple[list[str], list[list[str]]]
                         else (_diff(r.diffs.get(m.name)), _mark(r.diffs.get(m.name)))
                     )
                 ),
-                "–" if r.n_fallback is None else f"{r.n_fallback:,}",
+                "–"
+                if r.status != "ok"
+                else "not reported"
+                if r.n_fallback is None
+                else f"{r.n_fallback:,}",
                 "–" if r.fit_s is None else f"{r.fit_s:.2f}",
             ]
         body.append(([r.run] if multi else []) + cells)

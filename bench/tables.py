@@ -28,7 +28,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bench import stats
-from bench.compare import PRIMARY, Comparison, interval_text, p_text, verdict_style
+from bench.compare import PRIMARY, Comparison, Row, interval_text, p_text, verdict_style
 
 __all__ = ["Col", "comparison_renderables", "fit_table", "print_comparison"]
 
@@ -171,14 +171,21 @@ def _main_columns(c: Comparison, p_below: bool, split: bool = False) -> list[Col
         ]
         drop = 0 if m is PRIMARY else OTHER_DIFFS
         cols.append(Col(f"Δ{m.label} vs {ref}", tuple(cells), drop=drop))
-    fallbacks = [
-        Text("–" if r.status != "ok" or r.n_fallback is None else f"{r.n_fallback:,}")
-        for r in c.rows
-    ]
+    fallbacks = [_fallbacks(r) for r in c.rows]
     fit_s = [Text("–" if r.status != "ok" or r.fit_s is None else f"{r.fit_s:.2f}") for r in c.rows]
     cols.append(Col("fallbacks", tuple(fallbacks), drop=FALLBACKS))
     cols.append(Col("fit s", tuple(fit_s), drop=FIT_S))
     return cols
+
+
+NOT_REPORTED = "not reported"
+
+
+def _fallbacks(r: Row) -> Text:
+    """A row's fallback count; a model that does not report them (a plain class) says so."""
+    if r.status != "ok":
+        return Text("–")
+    return Text(NOT_REPORTED if r.n_fallback is None else f"{r.n_fallback:,}")
 
 
 def _cross_columns(c: Comparison, p_below: bool, split: bool = False) -> list[Col]:

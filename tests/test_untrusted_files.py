@@ -294,12 +294,20 @@ def test_a_plain_class_reports_no_fallbacks(saved: Path):
     assert plain.fallback is not None and not plain.fallback.any()
 
 
-def test_compare_shows_not_reported_fallbacks_as_a_dash(saved: Path):
-    from bench.compare import build_comparison, render_markdown
+def test_compare_says_fallbacks_are_not_reported(saved: Path):
+    from rich.console import Console
 
-    text = render_markdown(build_comparison([saved]))
+    from bench.compare import build_comparison, render_markdown
+    from bench.tables import print_comparison
+
+    comparison = build_comparison([saved])
+    text = render_markdown(comparison)
     (row,) = [line for line in text.splitlines() if line.startswith("| plain")]
-    assert row.rstrip(" |").split("|")[-2].strip() == "–"
+    assert row.rstrip(" |").split("|")[-2].strip() == "not reported"
+    console = Console(width=200, record=True, emoji=False)
+    print_comparison(console, comparison)
+    (line,) = [x for x in console.export_text().splitlines() if x.lstrip().startswith("plain")]
+    assert "not reported" in line
 
 
 def test_an_older_file_without_the_flag_reads_its_count(copy: Path):
