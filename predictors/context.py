@@ -68,11 +68,13 @@ class RichProgress:
             TimeElapsedColumn,
         )
 
-        console = self.console if self.console is not None else Console(stderr=True)
+        console = self.console if self.console is not None else Console(stderr=True, emoji=False)
         if not console.is_terminal:
             yield lambda completed, **kw: None
             return
-        columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn()]
+        # the description is the model's text: shown as it is, never read as markup
+        bold = TextColumn("{task.description}", style="bold", markup=False)
+        columns = [bold, BarColumn(), MofNCompleteColumn()]
         columns += [TextColumn(f"{k} {{task.fields[{k}]}}") for k in fields]
         columns.append(TimeElapsedColumn())
         with Progress(*columns, console=console, transient=True) as progress:

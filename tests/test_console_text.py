@@ -135,3 +135,16 @@ def test_a_ratings_file_name_with_markup_is_shown_by_run_and_predict(tmp_path: P
     )
     assert r.exit_code == 0, r.output
     assert f"bias ({results.name}, dataset exp[old] :x:.csv)" in r.stdout
+
+
+def test_a_models_progress_description_is_shown_as_it_is() -> None:
+    """A model's progress bar (``RichProgress``) prints its description as text: markup and
+    emoji codes in it are neither styles nor emoji, and ``[/]`` does not raise."""
+    from rich.console import Console
+
+    from predictors.context import RichProgress
+
+    console = Console(force_terminal=True, width=100, record=True, emoji=False)
+    with RichProgress(console).bar("fit exp[old] :x: [/]", 3) as step:
+        step(2)
+    assert "fit exp[old] :x: [/]" in console.export_text()
