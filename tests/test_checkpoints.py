@@ -18,7 +18,6 @@ from rich.console import Console
 
 from bench import api
 from bench.checkpoints import (
-    CheckpointError,
     CheckpointTarget,
     checkpoint_dir,
     checkpoint_keys,
@@ -37,6 +36,7 @@ from predictors import persist
 from predictors.contract import Harnessed, Prediction, RunContext
 from predictors.registry import REGISTRY, ModelSpec, class_of, create
 from predictors.types import RatingScale
+from tests.helpers import edit_json, refused
 
 # quick options (tests/test_contract.py's FAST, and a short SVD++)
 FAST: dict[str, str] = {
@@ -186,61 +186,47 @@ def test_key_folder_is_safe_and_unique():
 
 
 # -- refusals ---------------------------------------------------------------------------
-def _refused(results: Path, key: str, **kw) -> str:
-    with pytest.raises(CheckpointError) as e:
-        load_checkpoint(results, key, **kw)
-    msg = str(e.value)
-    assert "\n" not in msg
-    return msg
-
-
 def _tamper(results: Path, key: str, name: str, where: tuple[str, ...], value: object) -> None:
     """Set ``where`` (a path of keys) in the JSON file ``name`` of ``key``'s checkpoint."""
-    path = checkpoint_dir(results, RunKey(key)) / name
-    doc = json.loads(path.read_text())
-    inner = doc
-    for k in where[:-1]:
-        inner = inner[k]
-    inner[where[-1]] = value
-    path.write_text(json.dumps(doc))
+    edit_json(checkpoint_dir(results, RunKey(key)) / name, where, value)
 
 
 def test_refuses_a_key_not_in_the_run(saved_run: Path):
-    msg = _refused(saved_run, "nope")
+    msg = refused(saved_run, "nope")
     assert "no model run 'nope'" in msg and "bias" in msg and "models with a checkpoint" in msg
 
 
 def test_refuses_a_run_saved_without_save_models(tmp_path: Path, monkeypatch):
     path = _run(tmp_path, ["bias"], monkeypatch, save=False)
-    assert "without --save-models" in _refused(path, "bias")
+    assert "without --save-models" in refused(path, "bias")
 
 
 def test_refuses_another_dataset(saved_run: Path):
-    msg = _refused(saved_run, "bias", dataset_hash="0" * 16)
+    msg = refused(saved_run, "bias", dataset_hash="0" * 16)
     assert "fitted on dataset" in msg and "0" * 16 in msg
 
 
 def test_refuses_changed_builtin_code(run_copy: Path):
     code = ("code", "files", "predictors.baselines")
     _tamper(run_copy, "bias", "checkpoint.json", code, "f" * 64)
-    msg = _refused(run_copy, "bias")
+    msg = refused(run_copy, "bias")
     assert "code changed" in msg and "baselines.py" in msg
 
 
 def test_refuses_a_checkpoint_of_another_run(run_copy: Path):
     _tamper(run_copy, "bias", "checkpoint.json", ("run_id",), "0123456789abcdef")
-    assert "belongs to another run" in _refused(run_copy, "bias")
+    assert "belongs to another run" in refused(run_copy, "bias")
 
 
 def test_refuses_a_corrupt_checkpoint(run_copy: Path):
     mf = checkpoint_dir(run_copy, RunKey("mf:factors=8:reg=0.05"))
     (mf / "arrays.npz").unlink()
-    msg = _refused(run_copy, "mf:factors=8:reg=0.05")
+    msg = refused(run_copy, "mf:factors=8:reg=0.05")
     assert msg.startswith("corrupt checkpoint") and "arrays.npz" in msg and "missing" in msg
 
     bias = checkpoint_dir(run_copy, RunKey("bias"))
     (bias / "state.json").write_text('{"format": "ratingbench.mo')
-    assert "not valid JSON" in _refused(run_copy, "bias")
+    assert "not valid JSON" in refused(run_copy, "bias")
 
     knn = checkpoint_dir(run_copy, RunKey("knn")) / "arrays.npz"
     with np.load(knn, allow_pickle=False) as npz:
@@ -248,19 +234,19 @@ def test_refuses_a_corrupt_checkpoint(run_copy: Path):
     first = next(iter(arrays))
     arrays[first] = np.zeros(3, dtype=np.int8)  # the wrong array
     np.savez(knn, **arrays)  # type: ignore[arg-type]
-    assert "the state says" in _refused(run_copy, "knn")
+    assert "the state says" in refused(run_copy, "knn")
 
 
 def test_refuses_a_config_the_class_rejects(run_copy: Path):
     _tamper(run_copy, "user-mean", "state.json", ("model", "config"), {"nope": 1})
-    msg = _refused(run_copy, "user-mean")
+    msg = refused(run_copy, "user-mean")
     assert "rejects the saved config" in msg and "nope" in msg
 
 
 def test_refuses_a_class_from_elsewhere(run_copy: Path):
     where = ("model", "state", "scale_", "class")
     _tamper(run_copy, "bias", "state.json", where, "subprocess:Popen")
-    assert "may not build" in _refused(run_copy, "bias")
+    assert "may not build" in refused(run_copy, "bias")
 
 
 def test_refuses_a_changed_plugin(tmp_path: Path, monkeypatch):
@@ -271,7 +257,7 @@ def test_refuses_a_changed_plugin(tmp_path: Path, monkeypatch):
     assert model.mean_ == pytest.approx(read_results(path).model("offset:shift=0.5").pred[0])
     assert meta["plugin"]["sha256"]
     file.write_text(PLUGIN + "\n# changed\n")
-    msg = _refused(path, "offset:shift=0.5")
+    msg = refused(path, "offset:shift=0.5")
     assert "code changed" in msg and "offset_model.py is not the file it was" in msg
 
 

@@ -18,11 +18,12 @@ from click.testing import CliRunner
 from rich.console import Console
 
 from bench import api, runner
-from bench.checkpoints import CheckpointError, checkpoint_dir, load_checkpoint
+from bench.checkpoints import checkpoint_dir
 from bench.cli import main
 from bench.errors import ResultsError
 from bench.results import read_results, resume_results
 from bench.runkey import RunKey
+from tests.helpers import edit_json, refused
 
 QUIET = Console(stderr=True, quiet=True)
 
@@ -71,23 +72,6 @@ def copy(saved: Path, tmp_path: Path) -> Path:
     return tmp_path / saved.name
 
 
-def _edit(path: Path, where: tuple[str | int, ...], value: object) -> None:
-    doc = json.loads(path.read_text())
-    inner = doc
-    for k in where[:-1]:
-        inner = inner[k]
-    inner[where[-1]] = value
-    path.write_text(json.dumps(doc))
-
-
-def _refused(results: Path, key: str = "bias") -> str:
-    with pytest.raises(CheckpointError) as e:
-        load_checkpoint(results, key)
-    msg = str(e.value)
-    assert "\n" not in msg
-    return msg
-
-
 def _cli(*args: object):
     return CliRunner().invoke(main, [str(a) for a in args])
 
@@ -105,8 +89,8 @@ def _one_line_error(res, *expected: str) -> None:
 def test_a_module_in_the_code_identity_is_never_imported(copy: Path, monkeypatch):
     meta = checkpoint_dir(copy, RunKey("bias")) / "checkpoint.json"
     monkeypatch.delitem(sys.modules, "this", raising=False)
-    _edit(meta, ("code", "files", "this"), None)
-    msg = _refused(copy)
+    edit_json(meta, ("code", "files", "this"), None)
+    msg = refused(copy, "bias")
     assert "code changed" in msg and "this is neither a module of Bias" in msg
     assert "this" not in sys.modules
 
@@ -118,7 +102,7 @@ def test_a_module_on_the_path_is_not_imported_by_predict(copy: Path, tmp_path: P
     (probe / "untrusted_probe.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
     monkeypatch.syspath_prepend(str(probe))
     meta = checkpoint_dir(copy, RunKey("bias")) / "checkpoint.json"
-    _edit(meta, ("code", "files", "untrusted_probe"), "0" * 64)
+    edit_json(meta, ("code", "files", "untrusted_probe"), "0" * 64)
     res = _cli("predict", copy, "--model", "bias", "--user", 1, "--movie", 1)
     _one_line_error(res, "code changed", "untrusted_probe")
     assert not marker.exists() and "untrusted_probe" not in sys.modules
@@ -139,15 +123,15 @@ def test_a_module_on_the_path_is_not_imported_by_predict(copy: Path, tmp_path: P
     ],
 )
 def test_wrong_types_in_checkpoint_json_are_one_line(copy: Path, where, value, expected):
-    _edit(checkpoint_dir(copy, RunKey("bias")) / "checkpoint.json", where, value)
-    msg = _refused(copy)
+    edit_json(checkpoint_dir(copy, RunKey("bias")) / "checkpoint.json", where, value)
+    msg = refused(copy, "bias")
     assert "checkpoint.json" in msg and expected in msg, msg
 
 
 def test_refusing_another_class_names_both_classes(copy: Path):
     folder = checkpoint_dir(copy, RunKey("bias"))
-    _edit(folder / "checkpoint.json", ("class",), "predictors.baselines:UserMean")
-    msg = _refused(copy)
+    edit_json(folder / "checkpoint.json", ("class",), "predictors.baselines:UserMean")
+    msg = refused(copy, "bias")
     assert "checkpoint.json: the checkpoint holds a predictors.baselines:UserMean, not a " in msg
     assert msg.count("predictors.baselines:Bias") == 1
 
@@ -157,7 +141,7 @@ def test_a_truncated_arrays_npz_is_one_line(copy: Path, cut: float):
     npz = checkpoint_dir(copy, RunKey("bias")) / "arrays.npz"
     data = npz.read_bytes()
     npz.write_bytes(data[: int(len(data) * cut)])
-    msg = _refused(copy)
+    msg = refused(copy, "bias")
     assert "arrays.npz: unreadable, truncated or corrupt" in msg
     res = _cli("predict", copy, "--model", "bias", "--user", 1, "--movie", 1)
     _one_line_error(res, "arrays.npz")
@@ -169,7 +153,7 @@ def test_a_corrupt_arrays_npz_member_is_one_line(copy: Path):
     for i in range(200, min(len(data) - 200, 400)):  # inside the first member's data
         data[i] ^= 0xFF
     npz.write_bytes(bytes(data))
-    assert "arrays.npz" in _refused(copy)
+    assert "arrays.npz" in refused(copy, "bias")
 
 
 @pytest.mark.parametrize(
@@ -182,8 +166,8 @@ def test_a_corrupt_arrays_npz_member_is_one_line(copy: Path):
     ],
 )
 def test_wrong_types_in_state_json_are_one_line(copy: Path, where, value, expected):
-    _edit(checkpoint_dir(copy, RunKey("bias")) / "state.json", where, value)
-    assert expected in _refused(copy)
+    edit_json(checkpoint_dir(copy, RunKey("bias")) / "state.json", where, value)
+    assert expected in refused(copy, "bias")
 
 
 # -- results: the sidecar is a plain name beside the file -----------------------------------
@@ -192,7 +176,7 @@ BAD_SIDECARS = ["/etc/passwd", "../x.predictions.parquet", "sub/x.parquet", ".."
 
 @pytest.mark.parametrize("name", BAD_SIDECARS)
 def test_a_sidecar_that_is_not_a_plain_name_is_refused(copy: Path, name):
-    _edit(copy, ("predictions_file",), name)
+    edit_json(copy, ("predictions_file",), name)
     with pytest.raises(ResultsError) as e:
         read_results(copy)
     want = "a string or null" if name == 5 else "a plain file name beside the results file"
@@ -212,13 +196,13 @@ def test_a_sidecar_that_is_not_a_plain_name_is_refused(copy: Path, name):
     ],
 )
 def test_every_command_refuses_a_sidecar_outside(copy: Path, command):
-    _edit(copy, ("predictions_file",), "../" + copy.with_suffix(".predictions.parquet").name)
+    edit_json(copy, ("predictions_file",), "../" + copy.with_suffix(".predictions.parquet").name)
     res = _cli(*(a.format(f=copy) for a in command))
     _one_line_error(res, "'predictions_file' must be a plain file name")
 
 
 def test_resume_refuses_a_sidecar_outside(copy: Path):
-    _edit(copy, ("predictions_file",), "/tmp/x.parquet")
+    edit_json(copy, ("predictions_file",), "/tmp/x.parquet")
     doc = json.loads(copy.read_text())
     with pytest.raises(ResultsError, match="'predictions_file' must be a plain file name"):
         resume_results(
@@ -271,7 +255,7 @@ def test_a_sidecar_column_of_the_wrong_type_is_one_line(copy: Path):
     ],
 )
 def test_wrong_types_in_a_results_file_are_one_line(copy: Path, where, value, expected):
-    _edit(copy, where, value)
+    edit_json(copy, where, value)
     with pytest.raises(ResultsError) as e:
         read_results(copy)
     msg = str(e.value)
@@ -322,6 +306,6 @@ def test_an_older_file_without_the_flag_reads_its_count(copy: Path):
 def test_a_class_named_by_the_state_is_not_imported(copy: Path, monkeypatch):
     monkeypatch.delitem(sys.modules, "predictors.device", raising=False)
     where = ("model", "state", "scale_", "class")
-    _edit(checkpoint_dir(copy, RunKey("bias")) / "state.json", where, "predictors.device:X")
-    assert "whose module the model's code has not loaded" in _refused(copy)
+    edit_json(checkpoint_dir(copy, RunKey("bias")) / "state.json", where, "predictors.device:X")
+    assert "whose module the model's code has not loaded" in refused(copy, "bias")
     assert "predictors.device" not in sys.modules
