@@ -573,7 +573,14 @@ class DrawsRandom(Plain):
         return (super().predict(batch) + random.random() * 1e-3).astype(np.float32)
 
 
-class ConstantSeed(Plain):
+class _PlusOffset(Plain):
+    """Plain plus the per-item offset ``offset_`` (n_items,) that a subclass's ``fit`` draws."""
+
+    def predict(self, batch):
+        return (super().predict(batch) + self.offset_[batch.target_item]).astype(np.float32)
+
+
+class ConstantSeed(_PlusOffset):
     """Noise from ``default_rng(1234)``: deterministic, and blind to the run's seed."""
 
     name = "constant-seed"
@@ -583,9 +590,6 @@ class ConstantSeed(Plain):
         super().fit(train)
         self.offset_ = np.random.default_rng(1234).normal(0.0, 0.05, train.n_items)
         return self
-
-    def predict(self, batch):
-        return (super().predict(batch) + self.offset_[batch.target_item]).astype(np.float32)
 
 
 class ConstantRandom(ConstantSeed):
@@ -600,7 +604,7 @@ class ConstantRandom(ConstantSeed):
         return self
 
 
-class UndeclaredSeed(Plain):
+class UndeclaredSeed(_PlusOffset):
     """Noise from ``default_rng(train.context.seed)``, without declaring seeded=True."""
 
     name = "undeclared-seed"
@@ -609,9 +613,6 @@ class UndeclaredSeed(Plain):
         super().fit(train)
         self.offset_ = np.random.default_rng(train.context.seed).normal(0.0, 0.05, train.n_items)
         return self
-
-    def predict(self, batch):
-        return (super().predict(batch) + self.offset_[batch.target_item]).astype(np.float32)
 
 
 class UndeclaredGenerator(Plain):
