@@ -212,6 +212,26 @@ def _knock_on(
     return e
 
 
+def _require_agree_or_knock_on(
+    s: _Suite,
+    model: Any,
+    inputs: list[tuple[Any, dict[str, bytes]]],
+    fresh: HistoryBatch,
+    ref: NDArray[np.float64],
+    got: NDArray[np.float64],
+    want: NDArray[np.float64],
+    *,
+    context: str,
+    expected: str,
+) -> None:
+    """``s.require_agree(got, want, ATOL, ...)``, its failure raised as ``_knock_on`` names it
+    (``inputs``, ``fresh`` and ``ref`` as there)."""
+    try:
+        s.require_agree(got, want, ATOL, context=context, expected=expected)
+    except _CheckFailed as e:
+        raise _knock_on(s, e, model, inputs, fresh, ref) from None
+
+
 def _check_batch_order(s: _Suite) -> str:
     model = s.fresh_fitted()
     w = s.world()
@@ -220,16 +240,17 @@ def _check_batch_order(s: _Suite) -> str:
     shuffled = batch.take(perm)
     whole = s.values(model, batch)
     permuted = s.values(model, shuffled)
-    try:
-        s.require_agree(
-            permuted,
-            whole[perm],
-            ATOL,
-            context="on a permuted batch",
-            expected="each query's prediction to follow it (no dependence on batch order)",
-        )
-    except _CheckFailed as e:
-        raise _knock_on(s, e, model, [(w, before)], fresh, whole) from None
+    _require_agree_or_knock_on(
+        s,
+        model,
+        [(w, before)],
+        fresh,
+        whole,
+        permuted,
+        whole[perm],
+        context="on a permuted batch",
+        expected="each query's prediction to follow it (no dependence on batch order)",
+    )
     return f"permuted batch of {len(batch)} gives permuted predictions"
 
 
@@ -244,16 +265,17 @@ def _check_chunking(s: _Suite) -> str:
     whole = s.values(model, batch)
     parts = np.concatenate([s.values(model, c) for c in chunks])
     sizes = [len(c) for c in chunks]
-    try:
-        s.require_agree(
-            parts,
-            whole,
-            ATOL,
-            context=f"predicted in chunks of {sizes},",
-            expected="the same predictions as for the whole batch",
-        )
-    except _CheckFailed as e:
-        raise _knock_on(s, e, model, [(w, before)], fresh, whole) from None
+    _require_agree_or_knock_on(
+        s,
+        model,
+        [(w, before)],
+        fresh,
+        whole,
+        parts,
+        whole,
+        context=f"predicted in chunks of {sizes},",
+        expected="the same predictions as for the whole batch",
+    )
     return f"chunks of {sizes} match the whole batch"
 
 
@@ -321,17 +343,18 @@ def _check_future(s: _Suite) -> str:
     s.fit(model, a.train)
     pa = s.values(model, a.test)
     pb = s.values(model, b.test)
-    try:
-        s.require_agree(
-            pa[first],
-            pb[first],
-            ATOL,
-            context="changing the ratings and items at or after a query's target (the target "
-            "and the later one in the same batch) changed the prediction:",
-            expected="a prediction from its own history only",
-        )
-    except _CheckFailed as e:
-        raise _knock_on(s, e, model, inputs, fresh, pa) from None
+    _require_agree_or_knock_on(
+        s,
+        model,
+        inputs,
+        fresh,
+        pa,
+        pa[first],
+        pb[first],
+        context="changing the ratings and items at or after a query's target (the target "
+        "and the later one in the same batch) changed the prediction:",
+        expected="a prediction from its own history only",
+    )
     # (b) the target's own rating through the TrainSet, for test-like queries
     tq = a.train.train_queries()
     rows = np.linspace(0, len(tq.batch) - 1, num=min(300, len(tq.batch))).astype(np.int64)
