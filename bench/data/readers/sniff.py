@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import re
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench.errors import DataError
@@ -77,50 +78,44 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def fits(
-    lines: Sequence[str],
-    sep: str,
-    quoting: bool,
-    names: Sequence[str],
-    positions: Mapping[str, int],
-    numeric_roles: frozenset[str],
-    header_only: bool,
-) -> bool:
+@dataclass(frozen=True)
+class Wanted:
+    """The columns a table's reader wants, as ``fits`` tests a separator against them."""
+
+    quoting: bool  # csv quoting (kept by ``splitter`` for one-character separators only)
+    names: tuple[str, ...]  # the column names a header line holds; () when read by position
+    positions: Mapping[str, int]  # role -> column position in a line without a header
+    numeric_roles: frozenset[str]  # the roles whose fields are numbers
+
+
+def fits(lines: Sequence[str], sep: str, want: Wanted, header_only: bool) -> bool:
     """Whether ``sep`` splits ``lines`` (the first lines of a file) into the wanted columns:
-    the first line holds every one of ``names``, or (unless ``header_only``) every line has
-    the same number of fields, beyond every position, with numbers at the numeric roles'."""
+    the first line holds every one of ``want.names``, or (unless ``header_only``) every line
+    has the same number of fields, beyond every position, with numbers at the numeric
+    roles'."""
     if not lines:
         return False
-    split = splitter(sep, quoting)
+    split = splitter(sep, want.quoting)
     first = split(lines[0])
-    if names and all(n in first for n in names):
+    if want.names and all(n in first for n in want.names):
         return True
     if header_only:
         return False
     rows = [split(line) for line in lines[:_SAMPLE_LINES]]
     n = len(rows[0])
-    if n < 2 or n <= max(positions.values(), default=0):
+    if n < 2 or n <= max(want.positions.values(), default=0):
         return False
-    return all(
-        len(r) == n
-        and all(_is_number(r[i]) for role, i in positions.items() if role in numeric_roles)
-        for r in rows
-    )
+    numeric = [i for role, i in want.positions.items() if role in want.numeric_roles]
+    return all(len(r) == n and all(_is_number(r[i]) for i in numeric) for r in rows)
 
 
 def detect_sep(
-    lines: Sequence[str],
-    default: str,
-    quoting: bool,
-    names: Sequence[str],
-    positions: Mapping[str, int],
-    numeric_roles: frozenset[str],
-    header_only: bool = False,
+    lines: Sequence[str], default: str, want: Wanted, header_only: bool = False
 ) -> str | None:
     """The separator of ``lines``: ``default`` when it fits, else the first candidate that does
     (csv quoting is kept only for one-character separators), else None."""
     for sep in dict.fromkeys((default, *SEP_CANDIDATES)):
-        if fits(lines, sep, quoting, names, positions, numeric_roles, header_only):
+        if fits(lines, sep, want, header_only):
             return sep
     return None
 
@@ -139,17 +134,10 @@ def head_lines(head: bytes, encoding: str | None, limit: int) -> list[str]:
     return [line for line in lines if line.strip()]
 
 
-def sep_advice(
-    lines: Sequence[str],
-    sep: str,
-    quoting: bool,
-    names: Sequence[str],
-    positions: Mapping[str, int],
-    numeric_roles: frozenset[str],
-) -> str:
+def sep_advice(lines: Sequence[str], sep: str, want: Wanted) -> str:
     """The part of an error that names ``--sep``: the separator that ``fits`` ``lines``, when
     one other than ``sep`` does, else how to give it."""
     for cand in SEP_CANDIDATES:
-        if cand != sep and fits(lines, cand, quoting, names, positions, numeric_roles, False):
+        if cand != sep and fits(lines, cand, want, False):
             return f"its fields look separated by {cand!r}, not {sep!r}: pass {sep_flag(cand)}"
     return f"if its fields are not separated by {sep!r}, pass the separator with --sep"

@@ -288,11 +288,10 @@ def plan_table(path: str | Path, defaults: Mapping[str, str], options: TableOpti
     quoting = (fmt == "csv") if opts.get("quoting") is None else bool(opts.get("quoting"))
     sep = _sep_for(fmt, opts.get("sep"))
     lines = sniff.head_lines(head, opts.get("encoding"), _HEAD_BYTES)
-    names = [] if positional else list(roles.values())
+    names = () if positional else tuple(roles.values())
+    want = sniff.Wanted(quoting, names, positions, _NUMERIC_ROLES)
     if opts.get("sep") is None:
-        found = sniff.detect_sep(
-            lines, sep, quoting, names, positions, _NUMERIC_ROLES, header_only=header is True
-        )
+        found = sniff.detect_sep(lines, sep, want, header_only=header is True)
         if found is not None and found != sep:
             sep = opts["sep"] = info["sep"] = found
             notes.append(
@@ -325,7 +324,7 @@ def plan_table(path: str | Path, defaults: Mapping[str, str], options: TableOpti
                 f"{sniff.visible(', '.join(first)) or '(none)'}"
                 + (f"; did you mean {near[0]!r}?" if near else "")
                 + "; "
-                + sniff.sep_advice(lines, sep, quoting, names, positions, _NUMERIC_ROLES)
+                + sniff.sep_advice(lines, sep, want)
                 + "; if the file has no header line, pass --no-header with the columns by "
                 f"position (--columns {_positions_text(positions)})"
             )
@@ -356,7 +355,7 @@ def plan_table(path: str | Path, defaults: Mapping[str, str], options: TableOpti
             f"{path}: not a valid {fmt} file (its first line has {n} column(s); Expected "
             f"{len(positions)} columns without a header line: {', '.join(positions)} in that "
             f"order; give the columns by position, e.g. --columns {_positions_text(positions)}"
-            f"; {sniff.sep_advice(lines, sep, quoting, names, positions, _NUMERIC_ROLES)})"
+            f"; {sniff.sep_advice(lines, sep, want)})"
         )
     beyond = {r: i for r, i in positions.items() if i >= n}
     if beyond:
