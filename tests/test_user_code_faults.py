@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import pickle
+import re
 import signal
 import subprocess
 import sys
@@ -355,3 +356,85 @@ def test_no_process_outlives_a_driver_killed_with_sigkill(tmp_path):
     finally:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    except OSError:
+        return ""
+
+
+def _names_session(pid: int, session: str) -> bool:
+    """Whether ``pid`` names the Ray session folder on its command line or in an open file."""
+    if session in _cmdline(pid):
+        return True
+    with contextlib.suppress(OSError):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                if os.readlink(fd).startswith(session + "/"):
+                    return True
+    return False
+
+
+@needs_ray
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the Ray reaper: Linux")
+def test_no_ray_process_outlives_a_driver_killed_with_sigkill(tmp_path):
+    # a local Ray instance: its DashboardAgent and RuntimeEnvAgent are reparented when the
+    # raylet dies; the reaper ends them (and everything else naming the session)
+    plugin = tmp_path / "blocks.py"
+    plugin.write_text(textwrap.dedent(BLOCKS))
+    argv = ["run", "--executor", "ray", "--dataset", "synthetic", "--users", "60"]
+    argv += ["--offline", "--check", "none", "--models", f"user-mean,{plugin}:Blocks:n=1"]
+    argv += ["--out", str(tmp_path / "o")]
+    code = "import sys; from bench.cli import main; sys.argv[0] = 'bench'; main()"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "RAY_USAGE_STATS_ENABLED": "0"}
+    env.pop("RAY_ADDRESS", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, *argv],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    seen: dict[int, str] = {}
+    try:
+        deadline = time.monotonic() + 180
+        session = None
+        while True:
+            assert proc.poll() is None and time.monotonic() < deadline, "no Ray job started"
+            family = {p: _cmdline(p) for p in _descendants(proc.pid)}
+            titles = " ".join(family.values())
+            found = re.search(r"--session-dir=(\S+/session_[^/\s]+)", titles)
+            agents = "ray::DashboardAgent" in titles and "ray::RuntimeEnvAgent" in titles
+            if found and agents and (tmp_path / "running-1").exists():
+                session = found.group(1)
+                break
+            time.sleep(0.2)
+        worker = int((tmp_path / "running-1").read_text())
+        members = {int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()}
+        members = {p for p in members if p != os.getpid() and _names_session(p, session)}
+        seen = {p: _cmdline(p) for p in set(family) | members | {worker}}
+        kinds = " ".join(seen.values())
+        for kind in ("raylet", "gcs_server", "ray::DashboardAgent", "ray::RuntimeEnvAgent"):
+            assert kind in kinds  # the test is not vacuous: Ray's processes were there
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        deadline = time.monotonic() + 20
+
+        def left() -> list[str]:
+            procs = [p for p in Path("/proc").iterdir() if p.name.isdigit()]
+            named = {int(p.name) for p in procs if _names_session(int(p.name), session)}
+            return [seen.get(p) or _cmdline(p) for p in sorted(set(seen) | named) if _alive(p)]
+
+        while left() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert left() == []
+    finally:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        for pid, title in seen.items():  # only what is still the process recorded
+            if _alive(pid) and _cmdline(pid) == title:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)

@@ -28,7 +28,8 @@ out of memory) has the job retried once on a fresh worker, then recorded failed;
 raises is recorded failed by ``fn`` itself. Ray is imported only by the Ray executor.
 
 Modules: ``base`` (the interface, ``Ranks``, Ctrl-C, torch threads), ``inputs``
-(``JobInputs``), ``serial``, ``processes``, ``ray``, ``ddp``.
+(``JobInputs``), ``serial``, ``processes``, ``ray``, ``reaper`` (a local Ray instance's
+processes end with the driver, SIGKILL included; Linux), ``ddp``.
 """
 
 from __future__ import annotations

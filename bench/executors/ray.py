@@ -22,6 +22,7 @@ from bench.executors.base import (
     torch_threads,
     worker_name,
 )
+from bench.executors.reaper import Reaper, watch
 from bench.memory import Copies
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -63,6 +64,19 @@ def probe_address(address: str, timeout: float = 5.0) -> None:
         ) from e
 
 
+def _reaper_for(ray: Any, context: Any) -> Reaper | None:
+    """The reaper of the local instance ``ray.init`` just started (``bench.executors.reaper``:
+    its processes end within seconds of the driver's death, SIGKILL included; Linux only).
+    None where Ray joined an instance already running (found through ``RAY_ADDRESS`` or
+    ``ray start``'s address file): that one is never touched."""
+    worker = getattr(getattr(ray, "_private", None), "worker", None)  # Ray's private API
+    node = getattr(worker, "_global_node", None)
+    session_dir = getattr(context, "address_info", {}).get("session_dir")
+    if node is None or not node.is_head() or not session_dir:
+        return None
+    return watch(session_dir, os.path.dirname(ray.__file__))
+
+
 @contextlib.contextmanager
 def _quiet_stderr(on: bool) -> Iterator[None]:
     """Hold back what Ray's C++ core writes to fd 2 while it tries an address (one warning a
@@ -90,7 +104,9 @@ def _quiet_stderr(on: bool) -> Iterator[None]:
 class RayExecutor(Executor):
     """Ray tasks on a cluster (``address``) or on a local instance over this machine's
     cores; the inputs are put in the object store once. Torch jobs on a CUDA device ask Ray
-    for a GPU. Ray started here is shut down at the end; one already running is reused."""
+    for a GPU. Ray started here is shut down at the end, and its processes end within seconds
+    of the driver's death, SIGKILL included (``reaper``, Linux); one already running is reused
+    and never touched."""
 
     name = "ray"
 
@@ -102,6 +118,7 @@ class RayExecutor(Executor):
         self._inflight: dict[Any, Job] = {}
         self._resources: dict[str, float] = {}
         self._interrupt = DeferredInterrupt()
+        self._reaper: Reaper | None = None
 
     def open(self) -> None:
         try:
@@ -118,7 +135,7 @@ class RayExecutor(Executor):
                 kw.update(num_cpus=self.workers or os.cpu_count(), _node_ip_address="127.0.0.1")
             try:
                 with _quiet_stderr(self.address is not None):
-                    ray.init(address=self.address, **kw)
+                    context = ray.init(address=self.address, **kw)
             except Exception as e:
                 where = self.address or "a local instance"
                 raise ConfigError(
@@ -126,6 +143,8 @@ class RayExecutor(Executor):
                     f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
                 ) from e
             self._owned = True
+            if self.address is None:
+                self._reaper = _reaper_for(ray, context)
         self._resources = dict(ray.cluster_resources())
         if not self.workers:
             self.workers = max(1, int(self._resources.get("CPU", 1)))
@@ -188,6 +207,9 @@ class RayExecutor(Executor):
         self._inflight.clear()
         if self._owned and ray.is_initialized():
             ray.shutdown()
+        if self._reaper is not None:  # it sweeps what shutdown left (nothing, normally)
+            self._reaper.close()
+            self._reaper = None
         self._owned = False
 
     def record(self, jobs: dict[str, dict[str, Any]]) -> dict[str, Any]:
