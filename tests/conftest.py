@@ -157,6 +157,20 @@ def modules_loaded_by(code: str, watched: list[str]) -> list[str]:
     return ast.literal_eval(out.stdout.strip())
 
 
+@pytest.fixture(scope="module")
+def ray_instance() -> Iterator[object]:
+    """One local Ray instance for a module's Ray runs (the executor reuses it); the test is
+    skipped without ray (the ray extra)."""
+    try:
+        import ray
+    except ImportError:
+        pytest.skip("ray not installed (the ray extra)")
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1")
+    yield ray
+    ray.shutdown()
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """The machine the suite ran on, at the end of the report: float32 results may round
     differently on another CPU, and a log that names the CPU says which one."""

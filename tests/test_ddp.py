@@ -13,19 +13,18 @@ draw their own masks, so the runs differ like two seeds."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 from click.testing import CliRunner
 
 from bench.cli import main
 from tests.conftest import REPO
+from tests.helpers import results_of
 
 PRED_TOL = 1e-4  # rating points, test predictions of a data-parallel vs a single-process fit
 VAL_TOL = 1e-5  # validation RMSE per epoch
@@ -79,12 +78,6 @@ SYNTH = ["--dataset", "synthetic", "--users", "300", "--resamples", "200", "--of
 MODELS = "user-mean,bias,attention:dropout=0:epochs=2:hidden=16"
 
 
-def _results(out: Path) -> tuple[dict, pd.DataFrame]:
-    (path,) = sorted(out.glob("*.json"))
-    side = pd.read_parquet(path.with_name(path.stem + ".predictions.parquet"))
-    return json.loads(path.read_text()), side
-
-
 def test_bench_run_ddp_matches_serial(tmp_path: Path) -> None:
     ddp_out, ser_out = tmp_path / "ddp", tmp_path / "serial"
     cmd = [sys.executable, "-m", "bench.cli", "run", *SYNTH, "--models", MODELS]
@@ -101,8 +94,8 @@ def test_bench_run_ddp_matches_serial(tmp_path: Path) -> None:
         main, ["run", *SYNTH, "--models", MODELS, "--torch-threads", "1", "--out", str(ser_out)]
     )
     assert serial.exit_code == 0, serial.output
-    doc, side = _results(ddp_out)  # exactly one results file: rank 1 wrote nothing
-    _, side0 = _results(ser_out)
+    doc, side = results_of(ddp_out)  # exactly one results file: rank 1 wrote nothing
+    _, side0 = results_of(ser_out)
     assert doc["status"] == "complete"
     ex = doc["executor"]
     assert (ex["name"], ex["world_size"], ex["backend"]) == ("ddp", 2, "gloo")
@@ -150,7 +143,7 @@ def test_ddp_run_with_a_failed_model_exits_1_and_keeps_the_others(tmp_path: Path
     )
     assert ran.returncode == 1, ran.stderr[-3000:]
     assert "ChildFailedError" not in ran.stderr  # rank 0 handed its status back cleanly
-    doc, _ = _results(out)
+    doc, _ = results_of(out)
     status = {m["run_key"]["model"]: m["status"] for m in doc["models"]}
     assert status["fails"] == "failed"
     assert status["attention:epochs=1:hidden=8"] == "ok"

@@ -23,18 +23,12 @@ from click.testing import CliRunner
 
 from bench.cli import main
 from tests.conftest import REPO
+from tests.helpers import needs_ray, results_of
 
 SYNTH = ["--dataset", "synthetic", "--users", "100", "--resamples", "200", "--offline"]
 # a seeded classic, a torch model on few epochs, two seeds: six jobs
 MODELS = "user-mean,bias,mf,attention:epochs=1"
 
-try:
-    import ray as _ray  # noqa: F401
-
-    HAVE_RAY = True
-except ImportError:
-    HAVE_RAY = False
-needs_ray = pytest.mark.skipif(not HAVE_RAY, reason="ray not installed (the ray extra)")
 
 # fit() SIGKILLs its own process: the first time only (a marker file), or every time
 DIES = """
@@ -110,27 +104,8 @@ class Threads(BasePredictor):
 """
 
 
-@pytest.fixture(scope="module")
-def ray_instance():
-    """One local Ray instance for the module's Ray runs (the executor reuses it)."""
-    if not HAVE_RAY:
-        pytest.skip("ray not installed (the ray extra)")
-    import ray
-
-    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1")
-    yield ray
-    ray.shutdown()
-
-
 def _run(out: Path, *args: str):
     return CliRunner().invoke(main, ["run", *SYNTH, *args, "--out", str(out)])
-
-
-def _results(out: Path) -> tuple[dict, pd.DataFrame]:
-    (path,) = sorted(out.glob("*.json"))
-    side = pd.read_parquet(path.with_name(path.stem + ".predictions.parquet"))
-    return json.loads(path.read_text()), side
 
 
 def _plugin(folder: Path, name: str, text: str) -> Path:
@@ -144,7 +119,7 @@ def serial(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, pd.DataFrame
     out = tmp_path_factory.mktemp("serial")
     r = _run(out, "--models", MODELS, "--seeds", "0,1")
     assert r.exit_code == 0, r.output
-    return _results(out)
+    return results_of(out)
 
 
 def _same_predictions(a: pd.DataFrame, b: pd.DataFrame) -> None:
@@ -179,7 +154,7 @@ def test_every_executor_gives_the_serial_predictions(serial, executor, tmp_path,
     args = ["--jobs", "2"] if executor == "processes" else ["--executor", "ray"]
     r = _run(tmp_path, "--models", MODELS, "--seeds", "0,1", *args)
     assert r.exit_code == 0, r.output
-    doc, side = _results(tmp_path)
+    doc, side = results_of(tmp_path)
     _same_predictions(serial[1], side)
     assert doc["executor"]["name"] == executor and serial[0]["executor"]["name"] == "serial"
     # the metrics (one resampling, the same predictions) agree too; only timings differ
@@ -202,7 +177,7 @@ def test_every_job_runs_on_the_drivers_torch_threads(executor, tmp_path, request
     args = {"serial": [], "processes": ["--jobs", "2"], "ray": ["--executor", "ray"]}[executor]
     r = _run(tmp_path / "o", "--models", f"user-mean,{plugin}:Threads", *args)
     assert r.exit_code == 0, r.output
-    doc, _ = _results(tmp_path / "o")
+    doc, _ = results_of(tmp_path / "o")
     want = torch.get_num_threads()
     assert doc["executor"]["torch_threads"] == want
     (rec,) = [m for m in doc["models"] if m["name"] == "threads"]
@@ -210,7 +185,7 @@ def test_every_job_runs_on_the_drivers_torch_threads(executor, tmp_path, request
     # and --torch-threads sets them everywhere
     r = _run(tmp_path / "t1", "--models", f"{plugin}:Threads", "--torch-threads", "1", *args)
     assert r.exit_code == 0, r.output
-    doc, _ = _results(tmp_path / "t1")
+    doc, _ = results_of(tmp_path / "t1")
     (rec,) = [m for m in doc["models"] if m["name"] == "threads"]
     assert rec["fit_info"]["torch_threads"] == 1 == doc["executor"]["torch_threads"]
 
@@ -224,7 +199,7 @@ def test_a_killed_worker_is_retried_once_then_its_job_fails(executor, tmp_path, 
     models = f"user-mean,bias,{plugin}:Dies,{plugin}:Dies:mode=always"
     r = _run(tmp_path / "o", "--models", models, *args)
     assert r.exit_code == 1, r.output  # one job failed
-    doc, side = _results(tmp_path / "o")
+    doc, side = results_of(tmp_path / "o")
     status = {m["name"] + ":" + str(m["options"]): m for m in doc["models"]}
     assert status["dies:{}"]["status"] == "ok"  # killed once, retried on a fresh worker
     always = status["dies:{'mode': 'always'}"]
@@ -345,7 +320,7 @@ def test_an_interrupted_parallel_run_keeps_its_finished_jobs_and_resumes(tmp_pat
     (tmp_path / "block").unlink()
     r = CliRunner().invoke(main, ["run", "--resume", str(path), "--jobs", "2"])
     assert r.exit_code == 0, r.output
-    doc, side = _results(out)
+    doc, side = results_of(out)
     assert doc["status"] == "complete" and all(m["status"] == "ok" for m in doc["models"])
     blocks = next(m["key"] for m in doc["models"] if m["name"] == "blocks")
     _same_predictions(serial[1], side.drop(columns=[f"pred:{blocks}", f"fallback:{blocks}"]))

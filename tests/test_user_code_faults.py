@@ -19,23 +19,16 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 from click.testing import CliRunner
 
 from bench.cli import main
 from tests.conftest import REPO, synthetic_world
+from tests.helpers import needs_ray, results_of
 
 SYNTH = ["--dataset", "synthetic", "--users", "100", "--resamples", "100", "--offline"]
 SYNTH += ["--check", "none"]
 
-try:
-    import ray as _ray  # noqa: F401
-
-    HAVE_RAY = True
-except ImportError:
-    HAVE_RAY = False
-needs_ray = pytest.mark.skipif(not HAVE_RAY, reason="ray not installed (the ray extra)")
 EXECUTORS = {
     "serial": [],
     "processes": ["--jobs", "2"],
@@ -115,29 +108,11 @@ def plugin(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def ray_instance():
-    if not HAVE_RAY:
-        pytest.skip("ray not installed (the ray extra)")
-    import ray
-
-    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1")
-    yield ray
-    ray.shutdown()
-
-
 def _run(out: Path, executor: str, request: pytest.FixtureRequest, *args: str):
     if executor == "ray":
         request.getfixturevalue("ray_instance")
     argv = ["run", *SYNTH, *EXECUTORS[executor], *args, "--out", str(out)]
     return CliRunner().invoke(main, argv)
-
-
-def _results(out: Path) -> tuple[dict, pd.DataFrame]:
-    (path,) = sorted(out.glob("*.json"))
-    side = pd.read_parquet(path.with_name(path.stem + ".predictions.parquet"))
-    return json.loads(path.read_text()), side
 
 
 @pytest.mark.parametrize("executor", ALL)
@@ -148,7 +123,7 @@ def test_anything_a_model_raises_fails_that_model_and_the_run_goes_on(
     models = ",".join([f"{plugin}:Raises:how={h}" for h in hows] + ["bias"])
     r = _run(tmp_path / "o", executor, request, "--models", models)
     assert r.exit_code == 1, r.output  # models failed: never 0
-    doc, side = _results(tmp_path / "o")
+    doc, side = results_of(tmp_path / "o")
     assert doc["status"] == "complete"
     by_key = {m["key"]: m for m in doc["models"]}
     assert by_key["bias"]["status"] == "ok" and "pred:bias" in side.columns
@@ -169,7 +144,7 @@ def test_a_worker_that_ends_itself_fails_its_job_without_a_retry(plugin, tmp_pat
     models = f"user-mean,{plugin}:Raises:how=libc,bias"
     r = _run(tmp_path / "o", "processes", request, "--models", models)
     assert r.exit_code == 1, r.output
-    doc, _ = _results(tmp_path / "o")
+    doc, _ = results_of(tmp_path / "o")
     by_key = {m["key"]: m for m in doc["models"]}
     rec = by_key["raises:how=libc"]
     assert rec["status"] == "failed"
@@ -197,11 +172,11 @@ def test_a_model_writing_into_the_ratings_cannot_change_the_next_models_results(
 ):
     r = _run(tmp_path / "alone", "serial", request, "--models", "bias")
     assert r.exit_code == 0, r.output
-    _, alone = _results(tmp_path / "alone")
+    _, alone = results_of(tmp_path / "alone")
     models = f"{plugin}:Centres,{plugin}:Centres:where=predict,bias"
     r = _run(tmp_path / "o", executor, request, "--models", models)
     assert r.exit_code == 1, r.output
-    doc, side = _results(tmp_path / "o")
+    doc, side = results_of(tmp_path / "o")
     by_key = {m["key"]: m for m in doc["models"]}
     assert by_key["bias"]["status"] == "ok"
     assert side["pred:bias"].to_numpy().tobytes() == alone["pred:bias"].to_numpy().tobytes()
@@ -218,7 +193,7 @@ def test_a_model_writing_into_the_ratings_cannot_change_the_next_models_results(
 def test_writes_into_the_validation_queries_and_embeddings_are_named(plugin, tmp_path, request):
     models = f"{plugin}:Centres:where=val,{plugin}:CentresEmbeddings:where=embeddings,user-mean"
     r = _run(tmp_path / "o", "serial", request, "--models", models)
-    doc, _ = _results(tmp_path / "o")
+    doc, _ = results_of(tmp_path / "o")
     errors = {m["key"]: m.get("error") for m in doc["models"]}
     assert "wrote into train.val.batch.hist_rating" in errors["centres:where=val"], r.output
     emb_error = errors["centres-embeddings:where=embeddings"]
