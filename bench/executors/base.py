@@ -119,10 +119,10 @@ def ctrl_c_pressed() -> bool:
     return _CTRL_C.is_set()
 
 
-class CtrlC:
-    """The SIGINT handler of a driver that runs jobs itself (``serial``): Ctrl-C raises
-    ``KeyboardInterrupt`` at once, as Python's own handler does, and is remembered, so that a
-    ``KeyboardInterrupt`` a model raises itself is told apart from it (``ctrl_c_pressed``)."""
+class _SigintHandler:
+    """A driver's SIGINT handler (``_handle``), installed from the main thread (``install``,
+    which also forgets an earlier Ctrl-C) unless the process ignores SIGINT, and the previous
+    handler put back by ``restore``."""
 
     def __init__(self) -> None:
         self._old: Any = None
@@ -138,13 +138,22 @@ class CtrlC:
         signal.signal(signal.SIGINT, self._handle)
 
     def _handle(self, signum: int, frame: Any) -> None:
-        _CTRL_C.set()
-        raise KeyboardInterrupt
+        raise NotImplementedError
 
     def restore(self) -> None:
         if self._old is not None:
             signal.signal(signal.SIGINT, self._old)
             self._old = None
+
+
+class CtrlC(_SigintHandler):
+    """The SIGINT handler of a driver that runs jobs itself (``serial``): Ctrl-C raises
+    ``KeyboardInterrupt`` at once, as Python's own handler does, and is remembered, so that a
+    ``KeyboardInterrupt`` a model raises itself is told apart from it (``ctrl_c_pressed``)."""
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        _CTRL_C.set()
+        raise KeyboardInterrupt
 
 
 #: prctl(2)'s option: the signal this process gets when the thread that created it ends
@@ -186,7 +195,7 @@ def died(job: Job, why: str, attempts: int) -> JobResult:
     return result.ran("(died)", attempts)
 
 
-class DeferredInterrupt:
+class DeferredInterrupt(_SigintHandler):
     """Ctrl-C while the driver waits on its workers, taken at a safe point.
 
     Python raises ``KeyboardInterrupt`` wherever the main thread happens to be; inside
@@ -197,18 +206,8 @@ class DeferredInterrupt:
     keeps ignoring it."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.requested = threading.Event()
-        self._old: Any = None
-
-    def install(self) -> None:
-        _CTRL_C.clear()
-        if threading.current_thread() is not threading.main_thread() or self._old is not None:
-            return
-        old = signal.getsignal(signal.SIGINT)
-        if old is signal.SIG_IGN:
-            return
-        self._old = old
-        signal.signal(signal.SIGINT, self._handle)
 
     def _handle(self, signum: int, frame: Any) -> None:
         _CTRL_C.set()
@@ -229,11 +228,6 @@ class DeferredInterrupt:
             done, _ = poll(timeout=WAIT_SLICE_S)
             if done:
                 return done
-
-    def restore(self) -> None:
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
-            self._old = None
 
 
 class Ranks(Protocol):
