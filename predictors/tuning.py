@@ -16,6 +16,7 @@ score queries while tuning (``knn``) subsample validation queries instead
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -103,16 +104,8 @@ def tuning_subset(train: TrainSet, *, max_events: int, seed: int) -> Tuning:
     t_pos = train.train_pos[t_keep] - ev.user_offsets[t_user] + offsets[t_user]
     v_rows = np.flatnonzero(keep[train.val.batch.user])
     val = Queries(batch=train.val.batch.take(v_rows), rating=train.val.rating[v_rows])
-    sub = TrainSet(
-        events=store,
-        train_user=t_user,
-        train_pos=t_pos,
-        val=val,
-        n_items=train.n_items,
-        scale=train.scale,
-        embeddings=train.embeddings,
-        context=train.context,
-        meta=dict(train.meta),
+    sub = dataclasses.replace(
+        train, events=store, train_user=t_user, train_pos=t_pos, val=val, meta=dict(train.meta)
     )
     info = {
         "on": "user subsample",
