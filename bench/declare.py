@@ -151,11 +151,11 @@ def _suggest(name: str, known: list[str]) -> str:
     return f" (did you mean {near[0]}?)" if near else ""
 
 
-def unknown_error(names: list[str], cls: type, what: str = "option") -> ConfigError:
+def unknown_error(names: list[str], cls: type) -> ConfigError:
     known = sorted(_leaf_map(cls))
     first = names[0]
     return ConfigError(
-        f"unknown run {what} {', '.join(names)}{_suggest(first, known)}; "
+        f"unknown run option {', '.join(names)}{_suggest(first, known)}; "
         f"known: {', '.join(known)}"
     )
 
@@ -226,19 +226,6 @@ def _build(cls: type[T], values: dict[str, Any], base: Any, known: dict[str, Lea
         elif base is not None:
             kwargs[f.name] = getattr(base, f.name)
     return cls(**kwargs)
-
-
-def _leaf_value(root: Any, name: str) -> Any:
-    leaf = _leaf_map(type(root))[name]
-    obj = root
-    for p in leaf.path:
-        obj = getattr(obj, p)
-    return getattr(obj, name)
-
-
-def leaf_values(root: Any) -> dict[str, Any]:
-    """Every leaf of the built tree ``root``, flat: public name -> value."""
-    return {name: _leaf_value(root, name) for name in _leaf_map(type(root))}
 
 
 # -- the record (results JSON) -----------------------------------------------------------
