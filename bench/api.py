@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 import pandas as pd
 
 from bench.errors import BenchError, ConfigError
-from bench.runkey import RunKey
 from bench.spec import Choices, RunSpec
 
 if TYPE_CHECKING:
     from bench.plan import RunOutcome
+    from bench.results import ResultsDoc
 from bench.stats import METRIC_TABLE
 
 __all__ = [
@@ -72,19 +72,33 @@ def make_spec(models: Models = "all", **choices: Any) -> RunSpec:
 
 @dataclass(frozen=True)
 class Results:
-    """A finished (or interrupted) run: its results file, read back."""
+    """A finished (or interrupted) run: its results file read back through the results
+    schema (``bench.results.ResultsDoc``: the typed records every command reads)."""
 
-    path: Path
-    doc: dict[str, Any]
-    predictions: pd.DataFrame  # one row per test query (the sidecar; empty when missing)
+    results: ResultsDoc
+
+    @property
+    def path(self) -> Path:
+        return self.results.path
+
+    @property
+    def doc(self) -> dict[str, Any]:
+        """The results JSON as written."""
+        return self.results.raw
+
+    @property
+    def predictions(self) -> pd.DataFrame:
+        """One row per test query (the sidecar; empty when missing)."""
+        frame = self.results.predictions
+        return frame if frame is not None else pd.DataFrame()
 
     @property
     def failed(self) -> list[str]:
-        return [m["key"] for m in self.doc["models"] if m.get("status") != "ok"]
+        return [str(m.key) for m in self.results if not m.finished]
 
     @property
     def complete(self) -> bool:
-        return self.doc.get("status") == "complete"
+        return self.results.status == "complete"
 
     @property
     def metrics(self) -> pd.DataFrame:
@@ -92,18 +106,17 @@ class Results:
         estimate, low, high, and the paired difference against the reference (diff,
         diff_low, diff_high, p_value, p_adjusted, verdict; empty for the reference)."""
         rows: list[dict[str, Any]] = []
-        for m in self.doc["models"]:
-            key = RunKey.from_record(m)
+        for m in self.results:
             base = {
-                "key": str(key),
-                "model": key.model,
-                "embedding": m.get("embedding"),
-                "seed": m.get("seed"),
-                "status": m.get("status"),
+                "key": str(m.key),
+                "model": m.key.model,
+                "embedding": m.embedding,
+                "seed": m.seed,
+                "status": m.status,
             }
             for metric in METRIC_TABLE:
-                iv = (m.get("metrics") or {}).get(metric.name) or {}
-                d = (m.get("vs_reference") or {}).get(metric.name) or {}
+                iv = m.metrics.get(metric.name) or {}
+                d = m.vs_reference.get(metric.name) or {}
                 rows.append(
                     {
                         **base,
@@ -140,12 +153,9 @@ class Results:
 
 def load(path: str | Path) -> Results:
     """A results file (and its predictions sidecar) read back as ``Results``."""
-    from bench.results import load_results, read_predictions
+    from bench.results import read_results
 
-    p = Path(path)
-    doc = load_results(p)
-    frame = read_predictions(p, doc)
-    return Results(path=p, doc=doc, predictions=frame if frame is not None else pd.DataFrame())
+    return Results(read_results(Path(path)))
 
 
 def recorded_spec(path: str | Path, *, command: list[str] | None = None) -> RunSpec:
