@@ -114,8 +114,15 @@ def is_section(tp: Any) -> bool:
     return isinstance(tp, type) and dataclasses.is_dataclass(tp)
 
 
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
 def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+    """The resolved annotations of ``cls``, resolved once per class (every section's
+    construction checks its fields through them)."""
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls)
+    return _HINTS[cls]
 
 
 def sections(cls: type) -> Iterator[tuple[str, type]]:
@@ -135,6 +142,16 @@ def leaves(cls: type, path: tuple[str, ...] = ()) -> Iterator[Leaf]:
             yield from leaves(tp, (*path, f.name))
         elif _KEY in f.metadata:
             yield Leaf(f.name, path, cls, f, f.metadata[_KEY], tp)
+
+
+def _own_leaves(cls: type) -> list[Leaf]:
+    """The run options ``cls`` holds itself (not those of its sections)."""
+    hints = _hints(cls)
+    return [
+        Leaf(f.name, (), cls, f, f.metadata[_KEY], hints[f.name])
+        for f in dataclasses.fields(cls)
+        if _KEY in f.metadata and not is_section(hints[f.name])
+    ]
 
 
 def _leaf_map(cls: type) -> dict[str, Leaf]:
@@ -185,26 +202,26 @@ def check_section(obj: Any) -> None:
     """Check every declared option of the section ``obj`` against its constraint; raises
     ``ConfigError`` "<flag> must be <what>, got <value>" (call it from ``__post_init__``)."""
     values = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
-    for leaf in leaves(type(obj)):
-        if leaf.path or not leaf.option.allowed:
+    for leaf in _own_leaves(type(obj)):  # a section below was checked when it was built
+        if not leaf.option.allowed:
             continue
         msg = option_error(leaf.flag, values[leaf.name], leaf.option.allowed, values)
         if msg is not None:
             raise ConfigError(msg.removeprefix("option "))
 
 
-def build(cls: type[T], given: Mapping[str, Any], *, base: T | None = None) -> T:
+def build(cls: type[T], given: Mapping[str, Any]) -> T:
     """The tree ``cls`` with the flat choices ``given`` (public names -> values: typed
-    values, or text that the options' parsers read) over the defaults, or over ``base``'s
-    values. A section class may declare ``presets`` (name -> a default instance) and
-    ``preset_by`` (the leaf that names the preset): its defaults are then the preset's.
+    values, or text that the options' parsers read) over the defaults. A section class may
+    declare ``presets`` (name -> a default instance) and ``preset_by`` (the leaf that names
+    the preset): its defaults are then the preset's.
     Raises ``ConfigError`` for an unknown name (with the nearest known one) or a bad value."""
     known = _leaf_map(cls)
     unknown = [k for k in given if k not in known]
     if unknown:
         raise unknown_error(unknown, cls)
     values = {k: _coerce(known[k], v) for k, v in given.items()}
-    return _build(cls, values, base, known)
+    return _build(cls, values, None, known)
 
 
 def _build(cls: type[T], values: dict[str, Any], base: Any, known: dict[str, Leaf]) -> T:
