@@ -30,6 +30,7 @@ from bench.errors import ConfigError
 from predictors.options import Alternative, OneOf, option_error
 
 __all__ = [
+    "IgnoredOptions",
     "Leaf",
     "RunOption",
     "build",
@@ -322,22 +323,27 @@ def section_from_record(cls: type, d: Mapping[str, Any], name: str) -> Any:
     return from_record(tp, sub if isinstance(sub, Mapping) else d)
 
 
+class IgnoredOptions(ConfigError):
+    """Options given to ``--resume`` that it would ignore (the recorded run decides them)."""
+
+
 # -- --resume ------------------------------------------------------------------------------
 
 
 def resume_changes(cls: type[T], spec: T, given: Mapping[str, Any]) -> T:
     """``spec`` (a recorded run) with the options ``given`` to ``--resume`` applied. Only
     options declared ``resume=True`` may be given; any other would be ignored, so it raises
-    ``ConfigError`` naming them. A section that declares ``resume_together = True`` takes
-    its resumable options together: giving one resets the others to their defaults (where
-    the jobs run: ``--jobs 2`` alone means local processes, whatever the run used)."""
+    ``IgnoredOptions`` naming them (a bad value of a resumable one: ``ConfigError``). A
+    section that declares ``resume_together = True`` takes its resumable options together:
+    giving one resets the others to their defaults (where the jobs run: ``--jobs 2`` alone
+    means local processes, whatever the run used)."""
     known = _leaf_map(cls)
     unknown = [k for k in given if k not in known]
     if unknown:
         raise unknown_error(unknown, cls)
     ignored = [known[k].flag for k in given if not known[k].option.resume]
     if ignored:
-        raise ConfigError(f"these options would be ignored: {', '.join(ignored)}")
+        raise IgnoredOptions(f"these options would be ignored: {', '.join(ignored)}")
     values = {k: _coerce(known[k], v) for k, v in given.items()}
     for leaf in known.values():
         if (

@@ -12,7 +12,7 @@ from rich.console import Console
 
 from bench.cli.common import CONTEXT, _console, _fail, _out
 from bench.cli.options import given, run_options
-from bench.declare import resume_changes
+from bench.declare import IgnoredOptions, resume_changes
 from bench.errors import BenchError, ConfigError
 from bench.spec import RunSpec, not_ddp_here
 from bench.text import shown
@@ -77,13 +77,13 @@ def run_cmd(ctx: click.Context, resume: Path | None, ddp: int | None, **_: Any) 
 def _resume_spec(path: Path, choices: dict[str, Any], command: tuple[str, ...]) -> RunSpec:
     """The spec of the run ``--resume`` finishes: every setting from its results file, with
     the resumable options given now (``bench.declare.resume_changes``); ``ConfigError``
-    names any other option given, which --resume would ignore."""
+    names any other option given, which --resume would ignore, or a bad value."""
     from bench import api
 
     spec = not_ddp_here(api.recorded_spec(path, command=list(command)))
     try:
         return resume_changes(RunSpec, spec, choices)
-    except ConfigError as e:
+    except IgnoredOptions as e:
         raise ConfigError(
             f"--resume takes every setting from {path}; {e} (leave them out, or use "
             "`bench rerun` / a new run)"
