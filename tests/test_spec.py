@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from bench import api
 from bench.cli import main
-from bench.declare import leaves, resume_changes, section_from_record
+from bench.declare import IgnoredOptions, leaves, resume_changes, section_from_record
 from bench.errors import ConfigError
 from bench.spec import RunSpec
 
@@ -142,8 +142,11 @@ def test_resume_accepts_only_the_options_that_say_where_and_takes_the_jobs_ones_
     serial = resume_changes(RunSpec, spec, {"jobs": 1})
     assert serial.execution.executor == "serial" and serial.execution.jobs == 1
     assert serial.execution.torch_threads == 3  # not a --resume option: kept
-    with pytest.raises(ConfigError, match="would be ignored: --resamples, --seeds"):
+    with pytest.raises(IgnoredOptions, match="would be ignored: --resamples, --seeds"):
         resume_changes(RunSpec, spec, {"resamples": 300, "seeds": "1"})
+    with pytest.raises(ConfigError, match="--jobs must be an integer >= 1, got 0") as bad:
+        resume_changes(RunSpec, spec, {"jobs": 0})  # resumable, but a bad value
+    assert not isinstance(bad.value, IgnoredOptions)
 
 
 def test_the_spec_is_frozen() -> None:
