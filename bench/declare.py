@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import types
 import typing
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -259,15 +260,22 @@ def _encode(v: Any) -> Any:
     return v
 
 
+def base_type(tp: Any) -> Any:
+    """An annotation without its ``None`` (``int | None`` -> int; others as they are)."""
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    if typing.get_origin(tp) in (typing.Union, types.UnionType) and len(args) == 1:
+        return args[0]
+    return tp
+
+
 def _decode(tp: Any, v: Any) -> Any:
     """A JSON value back to the annotated type (paths, tuples; optional types)."""
     if v is None:
         return None
-    args = [a for a in typing.get_args(tp) if a is not type(None)]
-    origin = typing.get_origin(tp)
-    if tp is Path or Path in args:
+    base = base_type(tp)
+    if base is Path:
         return Path(v)
-    if origin is tuple or (args and typing.get_origin(args[0]) is tuple):
+    if typing.get_origin(base) is tuple:
         return tuple(v)
     return v
 

@@ -5,27 +5,17 @@ help and default as declared. Every option's click default is None, so that what
 
 from __future__ import annotations
 
-import types
-import typing
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from bench.declare import Leaf, leaves
+from bench.declare import Leaf, base_type, leaves
 
 __all__ = ["given", "run_options"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _base(tp: Any) -> Any:
-    """The annotation without ``None`` (``int | None`` -> int)."""
-    args = [a for a in typing.get_args(tp) if a is not type(None)]
-    if typing.get_origin(tp) in (typing.Union, types.UnionType):
-        return args[0] if len(args) == 1 else tp
-    return tp
 
 
 def _shown(leaf: Leaf) -> str | None:
@@ -40,7 +30,7 @@ def _shown(leaf: Leaf) -> str | None:
 
 
 def _option(leaf: Leaf) -> click.Option:
-    tp = _base(leaf.type)
+    tp = base_type(leaf.type)
     decls = list(leaf.flags)
     kw: dict[str, Any] = {"default": None, "help": leaf.option.help, "envvar": leaf.option.envvar}
     if tp is bool:
